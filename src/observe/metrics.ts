@@ -1,0 +1,19 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * One registry for the process. Modules import the metric they update; the HTTP endpoint
+ * (observe/http) serves `registry`. Label values are bounded sets (VIPs, reasons), never free text.
+ */
+export const registry = new Registry();
+collectDefaultMetrics({ register: registry, prefix: 'vipd_process_' });
+
+export const metrics = {
+  holding: new Gauge({ name: 'vipd_vip_holding', help: '1 while this node holds the VIP', labelNames: ['vip'], registers: [registry] }),
+  transitions: new Counter({ name: 'vipd_vip_transitions_total', help: 'Holder state changes', labelNames: ['vip', 'to', 'reason'], registers: [registry] }),
+  takeoverSeconds: new Histogram({ name: 'vipd_takeover_seconds', help: 'From grant to first announcement sent', labelNames: ['vip'], buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers: [registry] }),
+  announcements: new Counter({ name: 'vipd_announcements_total', help: 'Gratuitous ARP / unsolicited NA frames sent', labelNames: ['vip', 'kind'], registers: [registry] }),
+  answers: new Counter({ name: 'vipd_answers_total', help: 'ARP replies / solicited NAs sent by the agent', labelNames: ['vip'], registers: [registry] }),
+  conflicts: new Counter({ name: 'vipd_conflicts_total', help: 'Another MAC seen claiming a VIP', labelNames: ['vip'], registers: [registry] }),
+  peerMessages: new Counter({ name: 'vipd_peer_messages_total', help: 'Peer messages by outcome', labelNames: ['outcome'], registers: [registry] }),
+  apiErrors: new Counter({ name: 'vipd_api_errors_total', help: 'Kubernetes API call failures', labelNames: ['op'], registers: [registry] }),
+};
