@@ -4,7 +4,11 @@
  * answering for the VIP by `until` even if no further verdict ever arrives.
  */
 export type Verdict =
-  | { kind: 'hold'; until: number; reason: string }
+  /**
+   * `previousHolder`: the node the elector knows held the VIP before (a failover). Absent on a cold
+   * start, when the holder may first probe the wire for a foreign owner; a failover never waits.
+   */
+  | { kind: 'hold'; until: number; reason: string; previousHolder?: string }
   | { kind: 'standby'; leader?: string; reason: string };
 
 export interface Elector {
