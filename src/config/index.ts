@@ -1,0 +1,189 @@
+/**
+ * Settings from the environment (kube-vip's names) and flags, validated as a whole.
+ * Flags beat the environment (kube-vip has it the other way round; vipd follows the usual rule,
+ * and kube-vip manifests only use the environment, so reused manifests behave the same).
+ *
+ * `loadConfig` is pure: it never looks at the host. `checkHost` (in ./host.ts) checks what needs
+ * the host (does the interface exist) before anything is touched.
+ */
+import { isIP } from 'node:net';
+import { ConfigError, KUBE_VIP_INERT, SETTINGS, settingDef, type PeerSpec, type RawSettings, type SettingKey } from './settings.js';
+
+export { ConfigError } from './settings.js';
+
+export interface VipSpec {
+  ip: string;
+  family: 4 | 6;
+  prefix: number;
+}
+
+export interface Config extends Omit<RawSettings, 'address' | 'subnet' | 'apiEndpoint' | 'healthUrl'> {
+  vips: VipSpec[];
+  apiEndpoint: string;
+  healthUrl: string;
+}
+
+const OUR_PREFIXES = ['vip_', 'cp_', 'svc_', 'lb_', 'bgp_', 'k8s_', 'prometheus_'];
+
+function kebab(s: string): string {
+  return s.replace(/_/g, '-').replace(/([a-z])([A-Z])/g, '$1-$2').toLowerCase();
+}
+
+/** Every spelling that names a setting, mapped to its key. */
+function names(): Map<string, SettingKey> {
+  const m = new Map<string, SettingKey>();
+  for (const key of Object.keys(SETTINGS) as SettingKey[]) {
+    const def = settingDef(key);
+    for (const n of [def.env, ...(def.aliases ?? [])]) m.set(n, key);
+  }
+  return m;
+}
+
+function flagNames(): Map<string, SettingKey> {
+  const m = new Map<string, SettingKey>();
+  for (const key of Object.keys(SETTINGS) as SettingKey[]) {
+    const def = settingDef(key);
+    const spellings = [def.env, kebab(def.env), ...(def.aliases ?? []).flatMap((a) => [a, kebab(a)]), ...(def.flags ?? [])];
+    for (const f of spellings) m.set(f, key);
+  }
+  return m;
+}
+
+/** Parses `--name=value`, `--name value` and bare boolean `--name`; returns the raw strings by key. */
+function parseFlags(argv: readonly string[]): Map<SettingKey, { name: string; value: string }> {
+  const known = flagNames();
+  const out = new Map<SettingKey, { name: string; value: string }>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    if (!arg.startsWith('--')) throw new ConfigError(arg, undefined, 'unexpected argument; settings are given as --name=value (see --help)');
+    const eq = arg.indexOf('=');
+    const name = arg.slice(2, eq === -1 ? undefined : eq);
+    const key = known.get(name);
+    if (!key) throw new ConfigError(`--${name}`, undefined, 'unknown setting (see --help for the list)');
+    let value: string;
+    if (eq !== -1) value = arg.slice(eq + 1);
+    else {
+      const next = argv[i + 1];
+      const dflt = settingDef(key).defaultText;
+      const isBool = dflt === 'true' || dflt === 'false';
+      if (isBool && (next === undefined || next.startsWith('--'))) value = 'true';
+      else if (next === undefined) throw new ConfigError(`--${name}`, undefined, 'needs a value');
+      else {
+        value = next;
+        i++;
+      }
+    }
+    out.set(key, { name: `--${name}`, value });
+  }
+  return out;
+}
+
+function checkEnv(env: Readonly<Record<string, string | undefined>>): Map<SettingKey, { name: string; value: string }> {
+  const known = names();
+  const out = new Map<SettingKey, { name: string; value: string }>();
+  for (const [name, value] of Object.entries(env)) {
+    if (value === undefined) continue;
+    const key = known.get(name);
+    if (key) {
+      const prev = out.get(key);
+      if (prev && prev.value !== value) throw new ConfigError(name, value, `conflicts with ${prev.name}=${JSON.stringify(prev.value)}; set only one of them`);
+      out.set(key, { name, value });
+      continue;
+    }
+    const inert = KUBE_VIP_INERT[name];
+    if (inert) {
+      if (!inert.includes(value.toLowerCase())) throw new ConfigError(name, value, `is a kube-vip feature vipd does not have; remove it or set it to ${inert[0]}`);
+      continue;
+    }
+    if (OUR_PREFIXES.some((p) => name.startsWith(p))) throw new ConfigError(name, value, 'unknown setting (see vipd run --help for the list)');
+  }
+  return out;
+}
+
+function validateVips(addresses: string[], prefixes: number[] | undefined): VipSpec[] {
+  if (prefixes && prefixes.length !== 1 && prefixes.length !== addresses.length) {
+    throw new ConfigError('vip_subnet', prefixes.join(','), `gives ${prefixes.length} prefix lengths for ${addresses.length} addresses; give one, or one per address`);
+  }
+  return addresses.map((ip, i) => {
+    const family = isIP(ip) === 6 ? 6 : 4;
+    const max = family === 6 ? 128 : 32;
+    const prefix = prefixes ? (prefixes.length === 1 ? prefixes[0]! : prefixes[i]!) : max;
+    if (prefix < 1 || prefix > max) {
+      throw new ConfigError('vip_subnet', String(prefix), `prefix length for ${ip} (IPv${family}) must be from 1 to ${max}`);
+    }
+    return { ip, family, prefix };
+  });
+}
+
+export interface LoadOptions {
+  /** `run` needs a VIP; `manifest` may be given one too, `help` needs none. */
+  requireVip?: boolean;
+}
+
+export function loadConfig(env: Readonly<Record<string, string | undefined>>, argv: readonly string[], opts: LoadOptions = {}): Config {
+  const fromEnv = checkEnv(env);
+  const fromFlags = parseFlags(argv);
+  const raw = {} as Record<SettingKey, unknown>;
+  for (const key of Object.keys(SETTINGS) as SettingKey[]) {
+    const given = fromFlags.get(key) ?? fromEnv.get(key);
+    const def = settingDef(key);
+    raw[key] = def.parse(given?.value, given?.name ?? def.env);
+  }
+  const r = raw as RawSettings;
+
+  if (opts.requireVip !== false && r.address.length === 0) {
+    throw new ConfigError('address', undefined, 'is required: the virtual IP to hold, for example address=198.18.0.100 (kube-vip\'s vip_address works too)');
+  }
+  const vips = validateVips(r.address, r.subnet);
+
+  if (r.leaderElection) {
+    if (!(r.leaseDuration > r.renewDeadline)) {
+      throw new ConfigError('vip_leaseduration', String(r.leaseDuration), `must be greater than vip_renewdeadline (${r.renewDeadline})`);
+    }
+    if (!(r.renewDeadline > 1.2 * r.retryPeriod)) {
+      throw new ConfigError('vip_renewdeadline', String(r.renewDeadline), `must be greater than 1.2 × vip_retryperiod (${r.retryPeriod})`);
+    }
+  }
+
+  if (r.peers.length > 0) {
+    if (!r.peers.some((p: PeerSpec) => p.name === r.nodeName)) {
+      throw new ConfigError('vip_peers', r.peers.map((p) => p.name).join(','), `must include this node (vip_nodename=${r.nodeName})`);
+    }
+    if (!r.peerKeyFile) throw new ConfigError('vip_peer_key_file', undefined, 'is required when vip_peers is set: peer messages are authenticated with a shared key');
+    if (r.peerElectionTimeoutMs < 3 * r.peerHeartbeatMs) {
+      throw new ConfigError('vip_peer_election_timeout_ms', String(r.peerElectionTimeoutMs), `must be at least 3 × vip_peer_heartbeat_ms (${r.peerHeartbeatMs})`);
+    }
+  } else if (r.peerBootstrap) {
+    throw new ConfigError('vip_peer_bootstrap', 'true', 'needs vip_peers: bootstrap lets this node hold the VIP alone only until its peers appear');
+  }
+
+  const { address: _a, subnet: _s, apiEndpoint, healthUrl, ...rest } = r;
+  const api = apiEndpoint ?? `https://127.0.0.1:${r.port}`;
+  return {
+    ...rest,
+    vips,
+    apiEndpoint: api,
+    healthUrl: healthUrl ?? `https://127.0.0.1:${r.port}/livez`,
+  };
+}
+
+/** Settings as environment variables (kube-vip names), for the manifest generator and round trips. */
+export function toEnv(config: Config): Record<string, string> {
+  const env: Record<string, string> = {
+    address: config.vips.map((v) => v.ip).join(','),
+    vip_subnet: config.vips.map((v) => v.prefix).join(','),
+  };
+  const skip = new Set<SettingKey>(['address', 'subnet']);
+  for (const key of Object.keys(SETTINGS) as SettingKey[]) {
+    if (skip.has(key)) continue;
+    const v = (config as unknown as Record<string, unknown>)[key];
+    if (v === undefined) continue;
+    if (key === 'peers') {
+      const peers = v as PeerSpec[];
+      if (peers.length) env[SETTINGS.peers.env] = peers.map((p) => `${p.name}=${isIP(p.host) === 6 ? `[${p.host}]` : p.host}:${p.port}`).join(',');
+      continue;
+    }
+    env[settingDef(key).env] = String(v);
+  }
+  return env;
+}

@@ -1,0 +1,212 @@
+/**
+ * Every setting vipd reads, in one table: its kube-vip name (the environment variable), its flag,
+ * default and meaning. `--help`, the manifest generator and docs/settings.md all come from here,
+ * so a setting cannot exist in one place and not another.
+ *
+ * Parsing is pure: raw strings in, typed values or a ConfigError out. Nothing here touches the host.
+ */
+import { isIP } from 'node:net';
+import { hostname } from 'node:os';
+
+export class ConfigError extends Error {
+  constructor(
+    readonly setting: string,
+    readonly value: string | undefined,
+    readonly rule: string,
+  ) {
+    super(value === undefined ? `invalid setting ${setting}: ${rule}` : `invalid setting ${setting}=${JSON.stringify(value)}: ${rule}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export type Group = 'vip' | 'election' | 'lease' | 'health' | 'peers' | 'observe';
+
+export interface Setting<T> {
+  /** kube-vip's environment variable name where one exists; vipd's own names follow its style. */
+  readonly env: string;
+  readonly aliases?: readonly string[];
+  /** Extra flag spellings (kube-vip's flags); `--<env>` and its kebab-case always work too. */
+  readonly flags?: readonly string[];
+  readonly group: Group;
+  readonly help: string;
+  /** Shown in --help and docs; undefined = no default. */
+  readonly defaultText?: string;
+  readonly parse: (raw: string | undefined, setting: string) => T;
+  /** True when kube-vip has this setting under the same name. */
+  readonly kubeVip?: boolean;
+}
+
+function fail(setting: string, raw: string | undefined, rule: string): never {
+  throw new ConfigError(setting, raw, rule);
+}
+
+const bool = (dflt: boolean) => (raw: string | undefined, s: string): boolean => {
+  if (raw === undefined || raw === '') return dflt;
+  const v = raw.toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(v)) return true;
+  if (['false', '0', 'no', 'off'].includes(v)) return false;
+  return fail(s, raw, 'must be true or false');
+};
+
+const int = (dflt: number | undefined, min: number, max: number, unit = '') => (raw: string | undefined, s: string): number => {
+  if (raw === undefined || raw === '') {
+    if (dflt === undefined) return fail(s, raw, 'is required');
+    return dflt;
+  }
+  if (!/^-?\d+$/.test(raw.trim())) fail(s, raw, `must be a whole number from ${min} to ${max}${unit}`);
+  const n = Number(raw);
+  if (n < min || n > max) fail(s, raw, `must be a whole number from ${min} to ${max}${unit}`);
+  return n;
+};
+
+/** Seconds as kube-vip writes them (integers) or with a fraction, for tests and tuned labs. */
+const seconds = (dflt: number, min: number, max: number) => (raw: string | undefined, s: string): number => {
+  if (raw === undefined || raw === '') return dflt;
+  const n = Number(raw.trim().replace(/s$/, ''));
+  if (!Number.isFinite(n) || n < min || n > max) fail(s, raw, `must be a number of seconds from ${min} to ${max}`);
+  return n;
+};
+
+const str = (dflt: string) => (raw: string | undefined): string => (raw === undefined || raw === '' ? dflt : raw);
+
+const optStr = (raw: string | undefined): string | undefined => (raw === undefined || raw === '' ? undefined : raw);
+
+const oneOf = <T extends string>(dflt: T, allowed: readonly T[]) => (raw: string | undefined, s: string): T => {
+  if (raw === undefined || raw === '') return dflt;
+  if (!(allowed as readonly string[]).includes(raw)) fail(s, raw, `must be one of ${allowed.join(', ')}`);
+  return raw as T;
+};
+
+const ipList = (raw: string | undefined, s: string): string[] => {
+  if (raw === undefined || raw.trim() === '') return [];
+  const ips = raw.split(',').map((x) => x.trim());
+  for (const ip of ips) {
+    if (isIP(ip) === 0) fail(s, raw, `"${ip}" is not an IPv4 or IPv6 address (a comma-separated list of IP addresses is allowed)`);
+  }
+  if (new Set(ips).size !== ips.length) fail(s, raw, 'lists the same address twice');
+  return ips;
+};
+
+const prefixList = (raw: string | undefined, s: string): number[] | undefined => {
+  if (raw === undefined || raw.trim() === '') return undefined;
+  return raw.split(',').map((p) => {
+    const t = p.trim().replace(/^\//, '');
+    if (!/^\d+$/.test(t)) fail(s, raw, 'must be a prefix length (0-32 for IPv4, 0-128 for IPv6), or a comma list of them, one per address');
+    return Number(t);
+  });
+};
+
+const interfaceName = (raw: string | undefined, s: string): string | undefined => {
+  if (raw === undefined || raw === '') return undefined;
+  // Linux IFNAMSIZ is 16 including the NUL; '/' and whitespace are never valid.
+  if (raw.length > 15 || /[\s/:]/.test(raw) || raw === '.' || raw === '..') fail(s, raw, 'must be a network interface name (1-15 characters, no spaces, "/" or ":")');
+  return raw;
+};
+
+const logLevel = (raw: string | undefined, s: string): string => {
+  if (raw === undefined || raw === '') return 'info';
+  // kube-vip uses slog numbers: -4 debug, 0 info, 4 warn, 8 error.
+  const numeric: Record<string, string> = { '-4': 'debug', '0': 'info', '4': 'warn', '8': 'error', '5': 'debug' };
+  if (numeric[raw]) return numeric[raw];
+  if (['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(raw)) return raw;
+  return fail(s, raw, 'must be one of debug, info, warn, error (or kube-vip\'s -4, 0, 4, 8)');
+};
+
+const listenAddress = (raw: string | undefined, s: string): string | undefined => {
+  if (raw === undefined) return ':2112';
+  if (raw === '') return undefined;
+  if (!/^(\[[0-9a-fA-F:.]+\]|[0-9.]*|[a-zA-Z0-9.-]*):\d{1,5}$/.test(raw) || Number(raw.slice(raw.lastIndexOf(':') + 1)) > 65535) {
+    fail(s, raw, 'must be [host]:port, for example :2112 or 127.0.0.1:2112, or empty to disable');
+  }
+  return raw;
+};
+
+export interface PeerSpec {
+  name: string;
+  host: string;
+  port: number;
+}
+
+const peerList = (raw: string | undefined, s: string): PeerSpec[] => {
+  if (raw === undefined || raw.trim() === '') return [];
+  const rule = 'must be a comma list of name=address:port, for example cp1=198.18.0.11:7946,cp2=198.18.0.12:7946 (IPv6: cp1=[2001:db8::11]:7946)';
+  const peers = raw.split(',').map((item) => {
+    const m = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)=(\[([0-9a-fA-F:]+)\]|([0-9.]+)):(\d{1,5})$/.exec(item.trim());
+    if (!m) return fail(s, raw, rule);
+    const host = m[4] ?? m[5] ?? '';
+    const port = Number(m[6]);
+    if (isIP(host) === 0 || port < 1 || port > 65535) return fail(s, raw, rule);
+    return { name: m[1] ?? '', host, port };
+  });
+  if (new Set(peers.map((p) => p.name)).size !== peers.length) fail(s, raw, 'names the same peer twice');
+  return peers;
+};
+
+const nodeName = (raw: string | undefined, s: string): string => {
+  const v = (raw === undefined || raw === '' ? hostname() : raw).toLowerCase();
+  if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(v)) fail(s, raw ?? v, 'must be a DNS-1123 name (the Kubernetes node name)');
+  return v;
+};
+
+/** The table. Order is the order of --help and docs. */
+export const SETTINGS = {
+  address: { env: 'address', aliases: ['vip_address'], flags: ['address', 'vip'], group: 'vip', kubeVip: true, help: 'The virtual IP(s) to hold: one address or a comma list (IPv4 and/or IPv6).', parse: ipList },
+  interface: { env: 'vip_interface', flags: ['interface'], group: 'vip', kubeVip: true, help: 'Interface to announce the VIP on. Unset: the interface the kernel routes the VIP\'s subnet through.', defaultText: '(route lookup)', parse: interfaceName },
+  subnet: { env: 'vip_subnet', aliases: ['vip_cidr'], flags: ['vipSubnet', 'cidr'], group: 'vip', kubeVip: true, help: 'Prefix length of the VIP address, one per address.', defaultText: '32 / 128', parse: prefixList },
+  arp: { env: 'vip_arp', flags: ['arp'], group: 'vip', kubeVip: true, help: 'Layer-2 mode (gratuitous ARP / unsolicited NA). vipd always works in layer 2; false is rejected.', defaultText: 'true', parse: (raw: string | undefined, s: string) => { const v = bool(true)(raw, s); if (!v) fail(s, raw, 'vipd only supports layer-2 announcement; set it to true or leave it unset'); return v; } },
+  port: { env: 'port', flags: ['port'], group: 'vip', kubeVip: true, help: 'Kubernetes API server port behind the VIP.', defaultText: '6443', parse: int(6443, 1, 65535) },
+  arpRate: { env: 'vip_arpRate', flags: ['arpRate'], group: 'vip', kubeVip: true, help: 'Milliseconds between refresh announcements while holding (after the takeover burst).', defaultText: '3000', parse: int(3000, 500, 600000, ' ms') },
+  responder: { env: 'vip_responder', group: 'vip', help: 'Who answers ARP/ND for the VIP. agent: the VIP sits on lo, the kernel is told not to answer (arp_ignore=1, arp_announce=2) and vipd answers only while its grant is live, so a killed or frozen agent is silent at once. kernel: the VIP sits on the interface with a kernel lifetime (vip_address_lifetime) that vipd keeps refreshing.', defaultText: 'agent', parse: oneOf('agent', ['agent', 'kernel'] as const) },
+  addressLifetime: { env: 'vip_address_lifetime', group: 'vip', help: 'kernel responder only: seconds the kernel keeps the VIP after the last refresh, which bounds how long a killed or frozen agent keeps answering.', defaultText: '2', parse: int(2, 1, 60, ' s') },
+  probeMs: { env: 'vip_probe_ms', group: 'vip', help: 'Cold start only: milliseconds to probe for another owner of the VIP before the first claim (0 disables). A failover never probes.', defaultText: '300', parse: int(300, 0, 2000, ' ms') },
+  claimOnConflict: { env: 'vip_claim_on_conflict', group: 'vip', help: 'Claim the VIP even when the cold-start probe found another owner. Default: report, do not claim, probe again later.', defaultText: 'false', parse: bool(false) },
+  conflictRetryMs: { env: 'vip_conflict_retry_ms', group: 'vip', help: 'Milliseconds between cold-start probes while another owner answers for the VIP.', defaultText: '2000', parse: int(2000, 100, 600000, ' ms') },
+  leaderElection: { env: 'vip_leaderelection', flags: ['leaderElection'], group: 'election', kubeVip: true, help: 'Elect one holder (Lease, and peers when vip_peers is set). false: hold the VIP unconditionally (standalone).', defaultText: 'false', parse: bool(false) },
+  nodeName: { env: 'vip_nodename', flags: ['nodeName'], group: 'election', kubeVip: true, help: 'This node\'s identity: Lease holderIdentity and peer id. The manifests fill it from spec.nodeName.', defaultText: '(hostname, lower-cased)', parse: nodeName },
+  controlPlane: { env: 'cp_enable', flags: ['controlplane'], group: 'election', kubeVip: true, help: 'Control-plane VIP: hold it only while the local API server answers /livez.', defaultText: 'false', parse: bool(false) },
+  leaseNamespace: { env: 'cp_namespace', flags: ['namespace'], group: 'lease', kubeVip: true, help: 'Namespace of the Lease.', defaultText: 'kube-system', parse: str('kube-system') },
+  leaseName: { env: 'vip_leasename', flags: ['leaseName'], group: 'lease', kubeVip: true, help: 'Name of the Lease.', defaultText: 'plndr-cp-lock', parse: str('plndr-cp-lock') },
+  leaseDuration: { env: 'vip_leaseduration', flags: ['leaseDuration'], group: 'lease', kubeVip: true, help: 'Seconds a candidate waits, after it last saw the Lease change, before taking it.', defaultText: '15', parse: seconds(15, 0.5, 3600) },
+  renewDeadline: { env: 'vip_renewdeadline', flags: ['renewDeadline'], group: 'lease', kubeVip: true, help: 'Seconds the holder keeps the VIP after the start of its last successful renew.', defaultText: '10', parse: seconds(10, 0.3, 3600) },
+  retryPeriod: { env: 'vip_retryperiod', flags: ['retryPeriod'], group: 'lease', kubeVip: true, help: 'Seconds between Lease attempts.', defaultText: '2', parse: seconds(2, 0.1, 600) },
+  kubeconfig: { env: 'k8s_config_file', flags: ['k8sConfigPath', 'kubeconfig'], group: 'lease', kubeVip: true, help: 'Kubeconfig used to reach the API (kubeadm: /etc/kubernetes/admin.conf, or super-admin.conf on the first node until init finishes). Re-read when it changes.', defaultText: '/etc/kubernetes/admin.conf', parse: str('/etc/kubernetes/admin.conf') },
+  apiEndpoint: { env: 'kubernetes_addr', group: 'lease', kubeVip: true, help: 'API endpoint the agent uses instead of the kubeconfig\'s server (which is usually the VIP itself). Default: this node\'s API server.', defaultText: 'https://127.0.0.1:<port>', parse: optStr },
+  healthUrl: { env: 'vip_health_url', group: 'health', help: 'Local API server health URL (control-plane mode).', defaultText: 'https://127.0.0.1:<port>/livez', parse: optStr },
+  healthIntervalMs: { env: 'vip_health_interval_ms', group: 'health', help: 'Milliseconds between health probes.', defaultText: '1000', parse: int(1000, 100, 60000, ' ms') },
+  healthFailures: { env: 'vip_health_failures', group: 'health', help: 'Consecutive failed probes before the node steps down.', defaultText: '3', parse: int(3, 1, 100) },
+  peers: { env: 'vip_peers', group: 'peers', help: 'Peer agents for etcd-less voting, name=address:port, including this node.', parse: peerList },
+  peerKeyFile: { env: 'vip_peer_key_file', group: 'peers', help: 'File holding the shared HMAC key for peer messages (at least 32 random bytes, raw or base64/hex).', parse: optStr },
+  peerHeartbeatMs: { env: 'vip_peer_heartbeat_ms', group: 'peers', help: 'Milliseconds between holder heartbeats.', defaultText: '100', parse: int(100, 10, 10000, ' ms') },
+  peerElectionTimeoutMs: { env: 'vip_peer_election_timeout_ms', group: 'peers', help: 'Milliseconds without a heartbeat before a peer campaigns (randomised up to twice this).', defaultText: '500', parse: int(500, 50, 60000, ' ms') },
+  peerBootstrap: { env: 'vip_peer_bootstrap', group: 'peers', help: 'First kubeadm init only: this single node may hold the VIP without a peer majority until a second peer is seen.', defaultText: 'false', parse: bool(false) },
+  stateDir: { env: 'vip_state_dir', group: 'observe', help: 'Directory for state that must survive an API outage (known API endpoints, learned peers).', defaultText: '/var/lib/vipd', parse: str('/var/lib/vipd') },
+  metricsAddress: { env: 'prometheus_server', group: 'observe', kubeVip: true, help: 'Listen address for /metrics, /healthz and /readyz; empty disables.', defaultText: ':2112', parse: listenAddress },
+  logLevel: { env: 'vip_loglevel', group: 'observe', kubeVip: true, help: 'Log level: debug, info, warn, error (kube-vip\'s numbers accepted).', defaultText: 'info', parse: logLevel },
+} satisfies Record<string, Setting<unknown>>;
+
+export type SettingKey = keyof typeof SETTINGS;
+export type RawSettings = { [K in SettingKey]: ReturnType<(typeof SETTINGS)[K]['parse']> };
+
+/**
+ * kube-vip settings that have no vipd equivalent. A kube-vip manifest can be reused as it is when
+ * they hold their inert value; any other value is refused rather than silently ignored.
+ */
+export const KUBE_VIP_INERT: Record<string, readonly string[]> = {
+  vip_ddns: ['false', ''],
+  dns_mode: ['first', ''],
+  dhcp_mode: ['ipv4', ''],
+  vip_bgp: ['false', ''],
+  bgp_enable: ['false', ''],
+  vip_routingtable: ['false', ''],
+  lb_enable: ['false', ''],
+  enable_node_labeling: ['false', ''],
+  vip_preserve_on_leadership_loss: ['false', ''],
+  svc_election: ['false', ''],
+  cp_detect: ['false', ''],
+  egress_withnftables: ['false', ''],
+};
+
+/** A setting's definition, widened so optional fields can be read uniformly. */
+export function settingDef(key: SettingKey): Setting<unknown> {
+  return SETTINGS[key] as Setting<unknown>;
+}

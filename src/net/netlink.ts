@@ -1,0 +1,216 @@
+/**
+ * Kernel address and link state through rtnetlink (npm `netlink`), nothing else.
+ *
+ * - Requests and notifications use separate sockets: a socket that joins multicast groups would
+ *   interleave notifications with request replies.
+ * - Adds use NLM_F_CREATE|NLM_F_REPLACE, so re-adding an address that is already there refreshes it
+ *   (and its lifetime) instead of failing with EEXIST.
+ * - Deleting an address that is not there is not an error: the caller wanted it gone.
+ */
+import { createRequire } from 'node:module';
+import { EventEmitter } from 'node:events';
+import ipaddr from 'ipaddr.js';
+import type { RtNetlinkSocket, rt } from 'netlink';
+
+const require = createRequire(import.meta.url);
+const netlink = require('netlink') as typeof import('netlink');
+const { createRtNetlink } = netlink;
+const { parseAddressMessage, parseLinkMessage } = netlink.rt;
+
+const NLM_F_REPLACE = 0x100;
+const NLM_F_CREATE = 0x400;
+const RTM_NEWLINK = 16;
+const RTM_NEWADDR = 20;
+const RTM_DELADDR = 21;
+const AF_INET = 2;
+const AF_INET6 = 10;
+/** The kernel's "forever" for address lifetimes. */
+const INFINITY_LIFE_TIME = 0xffffffff;
+
+export type Family = 4 | 6;
+
+export interface AddressSpec {
+  ifindex: number;
+  ip: string;
+  prefix: number;
+  /**
+   * Kernel-enforced lifetime in whole seconds (valid_lft = preferred_lft); the kernel deletes the
+   * address when it runs out unless it is added again. Omitted: permanent.
+   */
+  lifetimeSec?: number;
+}
+
+export interface KernelAddress {
+  ifindex: number;
+  ip: string;
+  prefix: number;
+  family: Family;
+  /** Remaining valid lifetime in seconds, undefined when permanent. */
+  validSec?: number;
+}
+
+export interface KernelLink {
+  index: number;
+  name: string;
+  /** Administratively up and carrier present. */
+  up: boolean;
+  mac: string;
+}
+
+export type NetlinkEvent =
+  | { type: 'addr-new' | 'addr-del'; address: KernelAddress }
+  | { type: 'link'; link: KernelLink };
+
+export function familyOf(ip: string): Family {
+  return ipaddr.parse(ip).kind() === 'ipv6' ? 6 : 4;
+}
+
+export function ipBytes(ip: string): Buffer {
+  return Buffer.from(ipaddr.parse(ip).toByteArray());
+}
+
+/** Canonical text form, so addresses from the kernel and from config compare equal. */
+export function canonicalIp(ip: string): string {
+  return ipaddr.parse(ip).toString();
+}
+
+function macText(buf: Buffer | undefined): string {
+  return buf ? [...buf].map((b) => b.toString(16).padStart(2, '0')).join(':') : '';
+}
+
+function toKernelAddress(msg: rt.AddressMessage): KernelAddress | null {
+  const raw = msg.attrs.local ?? msg.attrs.address;
+  if (!raw || msg.data.index === undefined || msg.data.prefixlen === undefined) return null;
+  const family: Family = msg.data.family === AF_INET6 ? 6 : 4;
+  const valid = msg.attrs.cacheInfo?.ifaValid;
+  return {
+    ifindex: msg.data.index,
+    ip: ipaddr.fromByteArray([...raw]).toString(),
+    prefix: msg.data.prefixlen,
+    family,
+    ...(valid !== undefined && valid !== INFINITY_LIFE_TIME ? { validSec: valid } : {}),
+  };
+}
+
+function toKernelLink(msg: rt.LinkMessage): KernelLink | null {
+  if (msg.data.index === undefined || msg.attrs.ifname === undefined) return null;
+  const f = msg.data.flags ?? {};
+  return { index: msg.data.index, name: msg.attrs.ifname, up: Boolean(f.up && f.lowerUp), mac: macText(msg.attrs.address) };
+}
+
+function isErrno(err: unknown, ...names: string[]): boolean {
+  const text = err instanceof Error ? err.message : String(err);
+  return names.some((n) => text.includes(n));
+}
+
+export class Rtnl {
+  private readonly sock: RtNetlinkSocket;
+
+  private constructor() {
+    this.sock = createRtNetlink();
+  }
+
+  static open(): Rtnl {
+    return new Rtnl();
+  }
+
+  async links(): Promise<KernelLink[]> {
+    const msgs = await this.sock.getLinks();
+    return msgs.map(toKernelLink).filter((l): l is KernelLink => l !== null);
+  }
+
+  async linkByName(name: string): Promise<KernelLink | undefined> {
+    return (await this.links()).find((l) => l.name === name);
+  }
+
+  async addresses(): Promise<KernelAddress[]> {
+    const msgs = await this.sock.getAddresses();
+    return msgs.map(toKernelAddress).filter((a): a is KernelAddress => a !== null);
+  }
+
+  async addAddress(spec: AddressSpec): Promise<void> {
+    const fam = familyOf(spec.ip);
+    const bytes = ipBytes(spec.ip);
+    const life = spec.lifetimeSec ?? INFINITY_LIFE_TIME;
+    await this.sock.newAddress(
+      { family: fam === 6 ? AF_INET6 : AF_INET, prefixlen: spec.prefix, index: spec.ifindex },
+      {
+        local: bytes,
+        address: bytes,
+        // NODAD: during a handover the old holder may still have the address for a moment; DAD
+        // would then mark ours dadfailed and leave it dead.
+        ...(fam === 6 ? { flags: { nodad: true } } : {}),
+        cacheInfo: { ifaPrefered: life, ifaValid: life },
+      },
+      { flags: NLM_F_CREATE | NLM_F_REPLACE },
+    );
+  }
+
+  /** Returns false when the address was not there. */
+  async delAddress(spec: Omit<AddressSpec, 'lifetimeSec'>): Promise<boolean> {
+    const fam = familyOf(spec.ip);
+    try {
+      await this.sock.delAddress(
+        { family: fam === 6 ? AF_INET6 : AF_INET, prefixlen: spec.prefix, index: spec.ifindex },
+        { local: ipBytes(spec.ip) },
+      );
+      return true;
+    } catch (err) {
+      if (isErrno(err, 'EADDRNOTAVAIL', 'ENOENT', 'ENODEV')) return false;
+      throw err;
+    }
+  }
+
+  /** The interface the kernel would use to reach `ip` (a route lookup, like `ip route get`). */
+  async routeInterface(ip: string): Promise<string | undefined> {
+    const fam = familyOf(ip);
+    const routes = await this.sock.getRoute({ family: fam === 6 ? AF_INET6 : AF_INET }, { dst: ipBytes(ip) });
+    const oif = routes[0]?.attrs.oif;
+    if (oif === undefined) return undefined;
+    return (await this.links()).find((l) => l.index === oif)?.name;
+  }
+
+  close(): void {
+    this.sock.socket.close();
+  }
+}
+
+/**
+ * Address and link notifications. Emits 'event' with a NetlinkEvent.
+ */
+export class NetlinkWatcher extends EventEmitter {
+  private readonly sock: RtNetlinkSocket;
+
+  constructor() {
+    super();
+    this.sock = createRtNetlink();
+    this.sock.addMembership('IPV4_IFADDR');
+    this.sock.addMembership('IPV6_IFADDR');
+    this.sock.addMembership('LINK');
+    // The parsed 'message' event drops the netlink header, and with it NEWADDR vs DELADDR,
+    // so read the raw messages and parse the payload ourselves.
+    this.sock.socket.on('message', (msgs) => {
+      for (const msg of msgs) {
+        try {
+          this.dispatch(msg.type, msg.data);
+        } catch {
+          // A payload we cannot parse tells us nothing we act on.
+        }
+      }
+    });
+  }
+
+  private dispatch(type: number, data: Buffer): void {
+    if (type === RTM_NEWADDR || type === RTM_DELADDR) {
+      const address = toKernelAddress(parseAddressMessage(data));
+      if (address) this.emit('event', { type: type === RTM_DELADDR ? 'addr-del' : 'addr-new', address } satisfies NetlinkEvent);
+    } else if (type === RTM_NEWLINK) {
+      const link = toKernelLink(parseLinkMessage(data));
+      if (link) this.emit('event', { type: 'link', link } satisfies NetlinkEvent);
+    }
+  }
+
+  close(): void {
+    this.sock.socket.close();
+  }
+}
