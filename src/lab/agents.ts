@@ -1,0 +1,122 @@
+/**
+ * Real vipd agents as child processes inside lab namespaces, for the tests, the demo and the
+ * benchmarks. Agents run from dist/ (`npm run build`), exactly as the image runs them.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Lab, LabHost } from './netns.js';
+
+/** The project root: the nearest folder above this module with a package.json. */
+export function projectRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('package.json not found above ' + fileURLToPath(import.meta.url));
+    dir = up;
+  }
+  return dir;
+}
+
+/** A compiled entry point of ours, e.g. distEntry('src/cli.js'). */
+export function distEntry(rel: string): string {
+  const file = join(projectRoot(), 'dist', rel);
+  if (!existsSync(file)) throw new Error(`${file} is missing: run npm run build first`);
+  return file;
+}
+
+export interface LogLine {
+  level: number;
+  time: string;
+  msg: string;
+  /** Local receive time (performance.now()) for ordering across agents. */
+  seenAt: number;
+  [field: string]: unknown;
+}
+
+export interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface AgentProcess {
+  host: LabHost;
+  child: ChildProcess;
+  readonly logs: LogLine[];
+  /** Non-JSON stderr (e.g. a config error line). */
+  readonly stderrText: () => string;
+  waitForLog(match: (l: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  exited: Promise<Exit>;
+  /** SIGTERM, then wait for exit. */
+  stop(timeoutMs?: number): Promise<Exit>;
+}
+
+export function startAgentProcess(lab: Lab, host: LabHost, env: Record<string, string>, args: readonly string[] = []): AgentProcess {
+  const child = lab.spawn(host, [process.execPath, distEntry('src/cli.js'), 'run', ...args], {
+    env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', vip_nodename: host.name, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: LogLine[] = [];
+  const waiters = new Set<() => void>();
+  let plain = '';
+  let partial = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    partial += chunk.toString('utf8');
+    const lines = partial.split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
+      if (!line.trim()) continue;
+      try {
+        const parsed = JSON.parse(line) as LogLine;
+        parsed.seenAt = performance.now();
+        logs.push(parsed);
+      } catch {
+        plain += line + '\n';
+      }
+    }
+    for (const w of waiters) w();
+  });
+  const exited = new Promise<Exit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  let hasExited = false;
+  void exited.then(() => {
+    hasExited = true;
+    for (const w of waiters) w();
+  });
+
+  const waitForLog = (match: (l: LogLine) => boolean, timeoutMs = 15_000): Promise<LogLine> =>
+    new Promise((resolve, reject) => {
+      let from = 0;
+      const check = (): void => {
+        for (; from < logs.length; from++) {
+          const l = logs[from]!;
+          if (match(l)) return done(() => resolve(l));
+        }
+        if (hasExited) done(() => reject(new Error(`agent on ${host.name} exited before the expected log line; stderr:\n${plain}${logs.slice(-10).map((l) => JSON.stringify(l)).join('\n')}`)));
+      };
+      const timer = setTimeout(() => done(() => reject(new Error(`timed out waiting for a log line from ${host.name}; last lines:\n${plain}${logs.slice(-10).map((l) => JSON.stringify(l)).join('\n')}`))), timeoutMs);
+      const done = (fn: () => void): void => {
+        clearTimeout(timer);
+        waiters.delete(check);
+        fn();
+      };
+      waiters.add(check);
+      check();
+    });
+
+  return {
+    host,
+    child,
+    logs,
+    stderrText: () => plain,
+    waitForLog,
+    exited,
+    async stop(timeoutMs = 10_000) {
+      if (!hasExited) child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      const exit = await exited;
+      clearTimeout(timer);
+      return exit;
+    },
+  };
+}
