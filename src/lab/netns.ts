@@ -253,8 +253,15 @@ export async function createLab(opts: LabOptions): Promise<Lab> {
           }
         : { 'net.ipv6.conf.all.disable_ipv6': '1', 'net.ipv6.conf.default.disable_ipv6': '1' };
       if (h.role === 'client') {
+        // Announcements must create neighbour entries, not only update them, so the client's
+        // table shows who announced last: gratuitous ARP (arp_accept) and unsolicited NA
+        // (accept_untracked_na, kernel ≥ 5.19).
         s['net.ipv4.conf.all.arp_accept'] = '1';
         s['net.ipv4.conf.default.arp_accept'] = '1';
+        if (ipv6) {
+          s['net.ipv6.conf.all.accept_untracked_na'] = '1';
+          s['net.ipv6.conf.default.accept_untracked_na'] = '1';
+        }
       }
       await setSysctls(h.ns, s);
     }
@@ -272,7 +279,7 @@ export async function createLab(opts: LabOptions): Promise<Lab> {
       await ipBatch(h.ns, cmds);
       // eth0 inherited `default`, but say it explicitly for the interface the product uses.
       if (ipv6) await setSysctls(h.ns, { 'net.ipv6.conf.eth0.accept_dad': '0' });
-      if (h.role === 'client') await setSysctls(h.ns, { 'net.ipv4.conf.eth0.arp_accept': '1' });
+      if (h.role === 'client') await setSysctls(h.ns, { 'net.ipv4.conf.eth0.arp_accept': '1', ...(ipv6 ? { 'net.ipv6.conf.eth0.accept_untracked_na': '1' } : {}) });
     }
     await waitPortsForwarding(switchNs, hosts.map((h) => h.port));
   } catch (err) {

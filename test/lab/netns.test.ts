@@ -96,6 +96,8 @@ describe.skipIf(!isRoot)('network lab', () => {
     }>;
     expect(br[0]!.linkinfo.info_data).toMatchObject({ stp_state: 0, forward_delay: 0, mcast_snooping: 0 });
     expect((await lab.exec(lab.client, ['cat', '/proc/sys/net/ipv4/conf/eth0/arp_accept'])).stdout.trim()).toBe('1');
+    expect((await lab.exec(lab.client, ['cat', '/proc/sys/net/ipv6/conf/eth0/accept_untracked_na'])).stdout.trim()).toBe('1');
+    expect((await lab.exec(lab.nodes[0]!, ['cat', '/proc/sys/net/ipv6/conf/eth0/accept_dad'])).stdout.trim()).toBe('0');
     // Nothing of the lab in the root namespace.
     const rootLinks = (await run(['ip', '-o', 'link', 'show'])).stdout;
     expect(rootLinks).not.toContain('sw-n1');
