@@ -14,6 +14,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { inNs, tool } from './exec.js';
 import { parsePcap, type PcapRecord } from './pcap.js';
 
@@ -151,8 +152,4 @@ function parseStats(stderr: string): CaptureStats {
     receivedByFilter: num(/(\d+) packets? received by filter/),
     droppedByKernel: num(/(\d+) packets? dropped by kernel/),
   };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

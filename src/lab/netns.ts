@@ -21,6 +21,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { inNs, run, runOk, tool, type RunOptions, type RunResult } from './exec.js';
 import { startCapture, type Capture } from './capture.js';
@@ -593,7 +594,6 @@ function pidExists(pid: number): boolean {
  * after the namespace was created (pid reuse) cannot be its creator.
  */
 async function ownerAlive(pid: number, nsName: string, bootMs: number | undefined): Promise<boolean> {
-  if (pid === process.pid) return true;
   if (!pidExists(pid)) return false;
   if (bootMs === undefined) return true;
   try {
@@ -616,8 +616,4 @@ async function bootTimeMs(): Promise<number | undefined> {
   } catch {
     return undefined;
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
