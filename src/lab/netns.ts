@@ -338,7 +338,6 @@ function makeLab(p: LabParts): Lab {
   let destroying: Promise<void> | undefined;
   let captureSeq = 0;
   let nftReady = false;
-  let blockRules: string[] = [];
 
   const resolveNs = (ref: HostRef): string => {
     if (typeof ref === 'string' && (ref === 'sw' || ref === 'switch' || ref === p.switchNs)) return p.switchNs;
@@ -438,7 +437,6 @@ function makeLab(p: LabParts): Lab {
         const others = gs.filter((_, j) => j !== i).flat();
         if (a.length > 0 && others.length > 0) rules.push(dropRule(a, others));
       }
-      blockRules = [];
       await applyRules(rules);
     },
 
@@ -447,13 +445,11 @@ function makeLab(p: LabParts): Lab {
       const f = from.map(host);
       const t = to.map(host);
       if (f.length === 0 || t.length === 0) return;
-      blockRules.push(dropRule(f, t));
-      await nft(blockRules[blockRules.length - 1]! + '\n');
+      await nft(dropRule(f, t) + '\n');
     },
 
     async heal() {
       alive();
-      blockRules = [];
       if (nftReady) await applyRules([]);
     },
 
