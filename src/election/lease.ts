@@ -376,7 +376,9 @@ export class LeaseElector implements Elector {
         this.incarnation = inc;
         this.beat = this.clock.now();
         try {
-          await this.loop(AbortSignal.any([signal, inc.signal]));
+          // A loop stuck in an await that ignores its signal is abandoned, not awaited: the
+          // watchdog's abort starts the next incarnation at once (the old one exits at its next check).
+          await Promise.race([this.loop(AbortSignal.any([signal, inc.signal])), abortedPromise(inc.signal)]);
         } catch (err) {
           if (signal.aborted) break;
           this.log.error({ lease: this.leaseName, err: errText(err) }, 'election loop threw; restarting it');
@@ -538,6 +540,8 @@ export class LeaseElector implements Elector {
       const rec = prev === undefined ? await this.store.create(spec, this.opSignal(signal)) : await this.store.update(prev.resourceVersion, spec, this.opSignal(signal));
       this.throttle.reset('acquiring the Lease');
       this.ingest(rec, 'write');
+      // An abandoned incarnation (watchdog) or shutdown: the Lease names us, the next loop re-acquires or releases it.
+      if (signal.aborted) return;
       if (!this.gateOpen()) {
         // The gate closed while the request was in flight: never hold, give it back.
         this.releasePending = true;
@@ -609,6 +613,13 @@ export class LeaseElector implements Elector {
     }
     await this.release(signal, 'shutting down');
   }
+}
+
+function abortedPromise(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    signal.addEventListener('abort', () => resolve(), { once: true });
+  });
 }
 
 function errText(err: unknown): string {
