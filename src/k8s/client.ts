@@ -105,10 +105,10 @@ export class AllEndpointsFailedError extends Error {
 /** HTTP status of an API error (generated client or our watch), if it was an HTTP answer. */
 export function httpStatus(err: unknown): number | undefined {
   if (err instanceof ApiException) return err.code;
-  if (typeof err === 'object' && err !== null) {
-    const o = err as { statusCode?: unknown; code?: unknown };
+  // Not `code`: DOMException (AbortError 20, TimeoutError 23) and Node errors use it for other things.
+  if (typeof err === 'object' && err !== null && !(err instanceof DOMException)) {
+    const o = err as { statusCode?: unknown };
     if (typeof o.statusCode === 'number') return o.statusCode;
-    if (typeof o.code === 'number') return o.code;
   }
   return undefined;
 }
