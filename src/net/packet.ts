@@ -1,0 +1,232 @@
+/**
+ * Raw Ethernet I/O through the AF_PACKET addon (native/afpacket.c, built by node-gyp on install).
+ *
+ * Invariants:
+ * - One kernel socket per (network namespace, interface), shared by every VIP on that interface
+ *   and reference-counted: it closes when the last user closes. Multicast memberships are counted
+ *   the same way, so two VIPs with the same solicited-node group do not undo each other.
+ * - The socket only ever delivers ARP and ICMPv6 NS/NA frames received on the interface (a BPF
+ *   filter in the kernel), never our own outgoing frames, never VLAN-tagged ones.
+ * - Frame callbacks run on the event loop, one frame at a time, with a Buffer the callee may keep.
+ * - `send` is synchronous: when it returns without throwing, the kernel has the frame.
+ */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { constants as osConstants } from 'node:os';
+import { macToBytes, macToString } from './frames.js';
+
+interface NativeHandle {
+  readonly __brand?: 'afpacket';
+}
+
+interface NativeAfPacket {
+  open(ifname: string, netnsPath: string | null, onFrame: (frame: Buffer) => void): { handle: NativeHandle; ifindex: number; mac: Buffer };
+  send(handle: NativeHandle, frame: Buffer): number;
+  membership(handle: NativeHandle, mac: Buffer, add: boolean): void;
+  close(handle: NativeHandle): void;
+}
+
+let native: NativeAfPacket | undefined;
+
+/** Loads build/Release/afpacket.node from the project root (works from src/ under vitest and from dist/). */
+function addon(): NativeAfPacket {
+  if (native) return native;
+  const require = createRequire(import.meta.url);
+  const candidates = ['../../build/Release/afpacket.node', '../../../build/Release/afpacket.node'];
+  const errors: string[] = [];
+  for (const c of candidates) {
+    try {
+      native = require(c) as NativeAfPacket;
+      return native;
+    } catch (e) {
+      errors.push(`${c}: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  throw new Error(`the AF_PACKET addon is not built; run \`npm run build:native\` (${errors.join('; ')})`);
+}
+
+export class PacketSocketError extends Error {
+  override name = 'PacketSocketError';
+  constructor(
+    message: string,
+    readonly ifname: string,
+    readonly code: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface InterfaceInfo {
+  index: number;
+  mac: string;
+}
+
+const IFNAME = /^[^/\s:]{1,15}$/;
+
+/** Index and MAC of an interface in this process's network namespace, from /sys/class/net. */
+export function interfaceInfo(ifname: string): InterfaceInfo {
+  if (!IFNAME.test(ifname) || ifname === '.' || ifname === '..') {
+    throw new PacketSocketError(`not an interface name: ${JSON.stringify(ifname)}`, ifname, 'EINVAL');
+  }
+  try {
+    const index = Number(readFileSync(`/sys/class/net/${ifname}/ifindex`, 'utf8').trim());
+    const mac = macToString(macToBytes(readFileSync(`/sys/class/net/${ifname}/address`, 'utf8').trim()));
+    return { index, mac };
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? 'EINVAL';
+    throw new PacketSocketError(`interface ${ifname}: ${code === 'ENOENT' ? 'no such interface' : (e as Error).message}`, ifname, code);
+  }
+}
+
+export interface PacketSocket {
+  readonly ifname: string;
+  readonly index: number;
+  /** The interface's MAC when the socket was opened. */
+  readonly mac: string;
+  /** Sends one whole Ethernet frame; throws PacketSocketError (code ENETDOWN, EAGAIN, ...) if the kernel refuses it. */
+  send(frame: Buffer): void;
+  /** Every received ARP / NS / NA frame; returns the unsubscribe function. */
+  onFrame(cb: (frame: Buffer) => void): () => void;
+  /** Accept frames to this Ethernet multicast group (needed on real NICs for NS to a solicited-node group). */
+  addMulticast(mac: string): void;
+  removeMulticast(mac: string): void;
+  /** Releases this user's listeners and groups; the kernel socket closes with its last user. Idempotent. */
+  close(): void;
+}
+
+export interface OpenOptions {
+  /** Network namespace: a name under /var/run/netns or an absolute path; default the current one. */
+  netns?: string;
+}
+
+interface Shared {
+  key: string;
+  handle: NativeHandle;
+  index: number;
+  mac: string;
+  users: Set<User>;
+  groups: Map<string, number>;
+}
+
+interface User {
+  listeners: Set<(frame: Buffer) => void>;
+  groups: Map<string, number>;
+}
+
+const shared = new Map<string, Shared>();
+
+function netnsPath(netns: string | undefined): string | null {
+  if (netns === undefined) return null;
+  return netns.includes('/') ? netns : `/var/run/netns/${netns}`;
+}
+
+function dispatch(s: Shared, frame: Buffer): void {
+  for (const u of [...s.users]) {
+    for (const cb of [...u.listeners]) {
+      try {
+        cb(frame);
+      } catch (e) {
+        // Same fate as a throwing EventEmitter listener, but the other listeners still get the frame.
+        queueMicrotask(() => {
+          throw e;
+        });
+      }
+    }
+  }
+}
+
+function errCode(e: unknown): string {
+  const c = (e as { code?: unknown }).code;
+  return typeof c === 'string' ? c : 'EIO';
+}
+
+export async function openPacketSocket(ifname: string, opts: OpenOptions = {}): Promise<PacketSocket> {
+  const key = `${opts.netns ?? ''}\0${ifname}`;
+  let s = shared.get(key);
+  if (!s) {
+    const lib = addon();
+    let opened: ReturnType<NativeAfPacket['open']>;
+    const holder: { s?: Shared } = {};
+    try {
+      opened = lib.open(ifname, netnsPath(opts.netns), (frame) => {
+        if (holder.s) dispatch(holder.s, frame);
+      });
+    } catch (e) {
+      throw new PacketSocketError(`${ifname}${opts.netns ? ` (netns ${opts.netns})` : ''}: ${(e as Error).message}`, ifname, errCode(e));
+    }
+    s = { key, handle: opened.handle, index: opened.ifindex, mac: macToString(opened.mac), users: new Set(), groups: new Map() };
+    holder.s = s;
+    shared.set(key, s);
+  }
+  const sh = s;
+  const user: User = { listeners: new Set(), groups: new Map() };
+  sh.users.add(user);
+  let closed = false;
+
+  const join = (mac: string, add: boolean): void => {
+    const norm = macToString(macToBytes(mac));
+    const before = sh.groups.get(norm) ?? 0;
+    const after = before + (add ? 1 : -1);
+    if (after < 0) return;
+    if (before === 0 && add) {
+      try {
+        addon().membership(sh.handle, macToBytes(norm), true);
+      } catch (e) {
+        throw new PacketSocketError(`${ifname}: join ${norm}: ${(e as Error).message}`, ifname, errCode(e));
+      }
+    }
+    if (after === 0 && !add) addon().membership(sh.handle, macToBytes(norm), false);
+    if (after === 0) sh.groups.delete(norm);
+    else sh.groups.set(norm, after);
+  };
+
+  return {
+    ifname,
+    index: sh.index,
+    mac: sh.mac,
+    send(frame: Buffer): void {
+      if (closed) throw new PacketSocketError(`${ifname}: socket closed`, ifname, 'EBADF');
+      const rc = addon().send(sh.handle, frame);
+      if (rc !== 0) throw new PacketSocketError(`${ifname}: send failed (errno ${rc})`, ifname, errnoName(rc));
+    },
+    onFrame(cb: (frame: Buffer) => void): () => void {
+      if (closed) return () => {};
+      user.listeners.add(cb);
+      return () => {
+        user.listeners.delete(cb);
+      };
+    },
+    addMulticast(mac: string): void {
+      if (closed) return;
+      join(mac, true);
+      const norm = macToString(macToBytes(mac));
+      user.groups.set(norm, (user.groups.get(norm) ?? 0) + 1);
+    },
+    removeMulticast(mac: string): void {
+      const norm = macToString(macToBytes(mac));
+      const n = user.groups.get(norm) ?? 0;
+      if (closed || n === 0) return;
+      if (n === 1) user.groups.delete(norm);
+      else user.groups.set(norm, n - 1);
+      join(norm, false);
+    },
+    close(): void {
+      if (closed) return;
+      closed = true;
+      user.listeners.clear();
+      sh.users.delete(user);
+      if (sh.users.size === 0) {
+        shared.delete(sh.key);
+        addon().close(sh.handle); // drops every membership with the socket
+        return;
+      }
+      for (const [g, n] of user.groups) for (let i = 0; i < n; i++) join(g, false);
+      user.groups.clear();
+    },
+  };
+}
+
+function errnoName(n: number): string {
+  for (const [name, v] of Object.entries(osConstants.errno)) if (v === n) return name;
+  return `errno ${n}`;
+}
