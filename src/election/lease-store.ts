@@ -9,7 +9,7 @@
  */
 import type { V1Lease } from '@kubernetes/client-node';
 import { httpStatus, type ApiClient } from '../k8s/client.js';
-import type { LeaseRecord, LeaseSpecWrite } from './lease-state.js';
+import { isNewerVersion, type LeaseRecord, type LeaseSpecWrite } from './lease-state.js';
 
 export type LeaseWatchEvent = { type: 'upsert'; record: LeaseRecord } | { type: 'deleted' };
 
@@ -114,8 +114,15 @@ export class ApiLeaseStore implements LeaseStore {
     };
   }
 
+  /**
+   * Remembers the newest object seen (reads, writes and watch events alike), whose labels and
+   * annotations the next update carries over: an update built on an older copy would wipe
+   * another writer's changes even though its resourceVersion is current.
+   */
   private keep(l: V1Lease): LeaseRecord {
-    this.last = l;
+    const rv = l.metadata?.resourceVersion ?? '';
+    const prev = this.last?.metadata?.resourceVersion;
+    if (prev === undefined || rv === prev || isNewerVersion(rv, prev)) this.last = l;
     return toRecord(l as LeaseLike);
   }
 
@@ -170,7 +177,8 @@ export class ApiLeaseStore implements LeaseStore {
       // No resourceVersion: the stream starts with the current object as ADDED.
       { fieldSelector: `metadata.name=${this.name}`, timeoutSeconds: this.o.watchTimeoutSeconds ?? 300 },
       (type, object) => {
-        if (type === 'ADDED' || type === 'MODIFIED') onEvent({ type: 'upsert', record: toRecord(object as LeaseLike) });
+        // Raw JSON has the typed object's field names; keep() only copies metadata and spec fields.
+        if (type === 'ADDED' || type === 'MODIFIED') onEvent({ type: 'upsert', record: this.keep(object as V1Lease) });
         else if (type === 'DELETED') onEvent({ type: 'deleted' });
       },
       signal,

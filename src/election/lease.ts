@@ -60,6 +60,8 @@ export interface LeaseElectorOptions extends LeaseTimingInput {
   releaseTimeoutMs?: number;
   /** The loop is restarted when it makes no progress for this long; default 2·renewDeadline + 3·retryPeriod. */
   watchdogMs?: number;
+  /** Clear the holder when run()'s signal aborts (client-go ReleaseOnCancel); default true. */
+  releaseOnCancel?: boolean;
   /** Watch the Lease (default true); polling every retryPeriod…2.2·retryPeriod always runs as the fallback. */
   watch?: boolean;
   clock?: Clock;
@@ -110,6 +112,7 @@ export class LeaseElector implements Elector {
   private readonly releaseTimeoutMs: number;
   private readonly watchdogMs: number;
   private readonly useWatch: boolean;
+  private readonly releaseOnCancel: boolean;
   private readonly listeners = new Set<(v: Verdict) => unknown>();
   private readonly throttle: Throttle;
 
@@ -117,10 +120,13 @@ export class LeaseElector implements Elector {
   private obs: Observation | undefined;
   private absent = false;
   private lastVerdict: Verdict | undefined;
+  /** The last non-empty holder seen other than us: who a takeover is from when the record is already released. */
+  private lastOtherHolder: string | undefined;
   private deadlineTimer: NodeJS.Timeout | undefined;
   /** Aborted when a grant ends, so renews in flight stop with it. */
   private holdAbort = new AbortController();
   private releasePending = false;
+  private releaseReason = '';
   private nextPollAt = 0;
   private beat = 0;
   private wakers = new Set<() => void>();
@@ -145,6 +151,7 @@ export class LeaseElector implements Elector {
     this.releaseTimeoutMs = o.releaseTimeoutMs ?? Math.min(this.timing.renewDeadlineMs, 5_000);
     this.watchdogMs = o.watchdogMs ?? 2 * this.timing.renewDeadlineMs + 3 * this.timing.retryPeriodMs;
     this.useWatch = o.watch ?? true;
+    this.releaseOnCancel = o.releaseOnCancel ?? true;
     this.throttle = new Throttle(this.clock, Math.max(10_000, this.timing.leaseDurationMs));
   }
 
@@ -231,8 +238,8 @@ export class LeaseElector implements Elector {
     this.holdAbort = new AbortController();
     this.role = { kind: 'holding', until, since: now, nextRenewAt: sentAt + this.timing.retryPeriodMs };
     this.armDeadline(until);
-    const from = previous?.holder && previous.holder !== this.identity ? previous.holder : undefined;
-    const reason = `acquired Lease ${this.leaseName} (${how}${from ? ` from ${from}` : ''})`;
+    const from = previous?.holder ? (previous.holder !== this.identity ? previous.holder : undefined) : previous ? this.lastOtherHolder : undefined;
+    const reason = `acquired Lease ${this.leaseName} (${how}${from ? ` by ${from}` : ''})`;
     this.emit({ kind: 'hold', until, reason });
     this.log.info({ lease: this.leaseName, node: this.identity, reason, from, untilInMs: Math.round(until - now) }, 'Lease acquired');
     this.events?.record({
@@ -270,8 +277,11 @@ export class LeaseElector implements Elector {
     this.deadlineTimer = setTimeout(fire, Math.max(0, Math.ceil(until - this.clock.now())));
   }
 
-  /** Ends a grant: standby first (synchronously), then everything else. */
-  private stepDown(reason: string, eventReason: 'LeaseLost' | 'LeaseReleased'): void {
+  /**
+   * Ends a grant: standby first (synchronously), then everything else. `LeaseLost` is involuntary
+   * (Warning event); `StepDown` is chosen (gate, shutdown) and the release that follows records it.
+   */
+  private stepDown(reason: string, kind: 'LeaseLost' | 'StepDown'): void {
     if (this.role.kind !== 'holding') return;
     const heldMs = Math.round(this.clock.now() - this.role.since);
     this.role = { kind: 'candidate' };
@@ -281,8 +291,12 @@ export class LeaseElector implements Elector {
     const leader = this.obs?.record.holder;
     const other = leader && leader !== this.identity ? leader : undefined;
     this.emit(other ? { kind: 'standby', leader: other, reason } : { kind: 'standby', reason });
-    this.log.warn({ lease: this.leaseName, node: this.identity, reason, heldMs }, eventReason === 'LeaseLost' ? 'Lease lost; standing by' : 'stepping down');
-    this.events?.record({ type: eventReason === 'LeaseLost' ? 'Warning' : 'Normal', reason: eventReason, action: 'StepDown', note: `${this.identity}: ${reason}` });
+    if (kind === 'LeaseLost') {
+      this.log.warn({ lease: this.leaseName, node: this.identity, reason, heldMs }, 'Lease lost; standing by');
+      this.events?.record({ type: 'Warning', reason: 'LeaseLost', action: 'StepDown', note: `${this.identity}: ${reason}` });
+    } else {
+      this.log.info({ lease: this.leaseName, node: this.identity, reason, heldMs }, 'stepping down');
+    }
     this.wake();
   }
 
@@ -292,6 +306,7 @@ export class LeaseElector implements Elector {
     const prevHolder = this.obs?.record.holder;
     const { obs, changed } = observe(this.obs, record, this.clock.now());
     this.obs = obs;
+    if (obs.record.holder && obs.record.holder !== this.identity) this.lastOtherHolder = obs.record.holder;
     this.absent = false;
     if (source === 'watch') this.watchLagSince = undefined;
     if (!changed) return;
@@ -433,8 +448,11 @@ export class LeaseElector implements Elector {
 
   private onGate(healthy: boolean, reason: string): void {
     if (!healthy) {
-      if (this.role.kind === 'holding') this.stepDown(`health gate closed: ${reason}`, 'LeaseReleased');
-      if (this.obs?.record.holder === this.identity) this.releasePending = true;
+      if (this.role.kind === 'holding') this.stepDown(`health gate closed: ${reason}`, 'StepDown');
+      if (this.obs?.record.holder === this.identity) {
+        this.releasePending = true;
+        this.releaseReason = `health gate closed: ${reason}`;
+      }
     } else {
       this.releasePending = false;
     }
@@ -492,7 +510,7 @@ export class LeaseElector implements Elector {
   private async candidateStep(signal: AbortSignal): Promise<void> {
     const now = this.clock.now();
     if (this.releasePending) {
-      await this.release(signal, 'health gate closed');
+      await this.release(signal, this.releaseReason);
       if (this.releasePending) await this.sleepOrWake(this.timing.retryPeriodMs / 2, signal);
       return;
     }
@@ -545,6 +563,7 @@ export class LeaseElector implements Elector {
       if (!this.gateOpen()) {
         // The gate closed while the request was in flight: never hold, give it back.
         this.releasePending = true;
+        this.releaseReason = 'health gate closed while acquiring';
         return;
       }
       this.becomeHolder(sentAt, prev, how);
@@ -601,10 +620,10 @@ export class LeaseElector implements Elector {
 
   private async shutdown(): Promise<void> {
     this.pendingListeners = [];
-    if (this.role.kind === 'holding') this.stepDown('shutting down', 'LeaseReleased');
+    if (this.role.kind === 'holding') this.stepDown('shutting down', 'StepDown');
     if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
     this.deadlineTimer = undefined;
-    if (this.obs?.record.holder !== this.identity) return;
+    if (!this.releaseOnCancel || this.obs?.record.holder !== this.identity) return;
     const signal = AbortSignal.timeout(this.releaseTimeoutMs);
     if (this.pendingListeners.length > 0) {
       // The holder unbinds first; only then may another node be told the VIP is free.
