@@ -246,6 +246,18 @@ describe('LeaseElector (in-memory Lease)', () => {
     await waitFor(() => a.holding(), 3000, 'a holds again after the restart');
   });
 
+  it('a hung watch (connected, silent) is detected from the polls and restarted', async () => {
+    const m = new MemoryLease();
+    const a = start(m, 'a');
+    await waitFor(() => a.holding(), 2000, 'a holds');
+    const b = start(m, 'b');
+    await waitFor(() => b.view.watchStarts === 1, 1000, 'b watching');
+    b.view.watchMuted = true;
+    await waitFor(() => b.logs.some((l) => l.includes('not delivering changes')), 3000, 'hung watch detected');
+    await waitFor(() => b.view.watchStarts >= 2, 2000, 'watch restarted');
+    expect(b.holding()).toBe(false);
+  });
+
   it('transient errors never end run(); the node keeps campaigning', async () => {
     const m = new MemoryLease();
     const a = start(m, 'a');

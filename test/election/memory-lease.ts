@@ -43,6 +43,9 @@ export class MemoryView implements LeaseStore {
   /** Requests hang and ignore their AbortSignal (a wedged client). */
   wedged = false;
   failNext: Error | undefined;
+  /** The watch stays connected but delivers nothing (a hung stream); counts watch starts. */
+  watchMuted = false;
+  watchStarts = 0;
   private thaw = new Set<() => void>();
 
   constructor(
@@ -102,8 +105,9 @@ export class MemoryView implements LeaseStore {
 
   async watch(onEvent: (ev: LeaseWatchEvent) => void, signal: AbortSignal): Promise<void> {
     await this.gate(signal);
+    this.watchStarts++;
     const deliver = (ev: LeaseWatchEvent) => {
-      if (!this.frozen && !signal.aborted) onEvent(ev);
+      if (!this.frozen && !this.watchMuted && !signal.aborted) onEvent(ev);
     };
     if (this.m.record) onEvent({ type: 'upsert', record: { ...this.m.record } });
     this.m.watchers.add(deliver);
