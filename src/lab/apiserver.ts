@@ -103,7 +103,10 @@ export interface ControlPlaneOptions {
   certIps?: string[];
   /** Folder with kube-apiserver and etcd; default: KUBEBUILDER_ASSETS or the .cache/k8s build. */
   assetsDir?: string;
-  /** Service ClusterIP range; default 198.19.240.0/20 (never routed: there is no kube-proxy). */
+  /**
+   * Service ClusterIP range; default 198.19.240.0/20, or 2001:db8:ffff:ffff::/112 when every server
+   * binds an IPv6 address. Never routed: there is no kube-proxy.
+   */
   serviceCidr?: string;
   /** RBAC manifest applied as admin once the API is ready; default manifests/rbac.yaml; false: none. */
   rbacManifest?: string | false;
@@ -156,6 +159,7 @@ export interface HttpResult {
 }
 
 const DEFAULT_SERVICE_CIDR = '198.19.240.0/20';
+const DEFAULT_SERVICE_CIDR_V6 = '2001:db8:ffff:ffff::/112';
 const SA_ISSUER = 'https://kubernetes.default.svc.cluster.local';
 const ALWAYS_DNS = ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local'];
 const STOP_GRACE_MS = 15_000;
@@ -426,15 +430,30 @@ async function commonFreePort(addresses: string[], avoid: number[] = []): Promis
   throw new Error(`no port free on all of ${addresses.join(', ')}`);
 }
 
-/** The first address of an IPv4 CIDR: the `kubernetes` Service's ClusterIP. */
-function firstServiceIp(cidr: string): string | undefined {
-  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\/(\d+)$/.exec(cidr);
-  if (!m) return undefined;
-  const n = ((Number(m[1]) << 24) | (Number(m[2]) << 16) | (Number(m[3]) << 8) | Number(m[4])) >>> 0;
-  const bits = Number(m[5]);
-  const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
-  const first = ((n & mask) + 1) >>> 0;
-  return [first >>> 24, (first >>> 16) & 255, (first >>> 8) & 255, first & 255].join('.');
+/** The first address of a Service CIDR: the `kubernetes` Service's ClusterIP. */
+export function firstServiceIp(cidr: string): string | undefined {
+  const [base, bitsText] = cidr.split('/');
+  const bits = Number(bitsText);
+  if (!base || !Number.isInteger(bits)) return undefined;
+  if (net.isIPv4(base)) {
+    if (bits < 0 || bits > 32) return undefined;
+    const n = base.split('.').reduce((acc, part) => (acc << 8n) | BigInt(Number(part)), 0n);
+    const first = ((n >> BigInt(32 - bits)) << BigInt(32 - bits)) + 1n;
+    return [24n, 16n, 8n, 0n].map((shift) => String((first >> shift) & 255n)).join('.');
+  }
+  if (net.isIPv6(base)) {
+    if (bits < 0 || bits > 128 || base.includes('.')) return undefined;
+    const [head, tail] = base.includes('::') ? base.split('::') : [base, undefined];
+    const h = head ? head.split(':') : [];
+    const t = tail ? tail.split(':') : [];
+    const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+    const n = groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n);
+    const first = ((n >> BigInt(128 - bits)) << BigInt(128 - bits)) + 1n;
+    const out: string[] = [];
+    for (let i = 7; i >= 0; i--) out.push(((first >> BigInt(16 * i)) & 0xffffn).toString(16));
+    return out.join(':'); // uncompressed, which every parser accepts
+  }
+  return undefined;
 }
 
 function isLoopback(address: string): boolean {
@@ -522,7 +541,9 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   const assets = opts.assetsDir ?? requireApiAssets();
   const readyTimeoutMs = opts.readyTimeoutMs ?? 120_000;
   const specs = opts.servers?.length ? opts.servers : [{}];
-  const serviceCidr = opts.serviceCidr ?? DEFAULT_SERVICE_CIDR;
+  // The Service range must be of the advertised addresses' family.
+  const allV6 = specs.every((s) => s.bindAddress !== undefined && net.isIPv6(s.bindAddress));
+  const serviceCidr = opts.serviceCidr ?? (allV6 ? DEFAULT_SERVICE_CIDR_V6 : DEFAULT_SERVICE_CIDR);
 
   const dir = await mkdtemp(join(tmpdir(), `vipd-cp-${process.pid}-`));
   liveDirs.add(dir);

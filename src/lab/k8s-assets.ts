@@ -3,7 +3,8 @@
  * layout: one folder holding both, named by KUBEBUILDER_ASSETS).
  *
  * Order: KUBEBUILDER_ASSETS if it holds both executables, else a finished build under
- * `.cache/k8s/<version>/` made by `npm run k8s:assets` (finished = has the `.complete` stamp the
+ * `.cache/k8s/<version>/` (or $VIPD_K8S_CACHE/<version>/, as for the script) made by
+ * `npm run k8s:assets` (finished = has the `.complete` stamp the
  * script writes before renaming the folder into place). Never starts a build: that takes minutes
  * and belongs to `npm run k8s:assets` / .ci/run, not to a test run.
  *
@@ -17,7 +18,7 @@ export type ApiAssets = { dir: string } | { skip: string };
 
 /** The one line that tells a person how to get the API suites to run. */
 export const API_ASSETS_HINT =
-  'run `npm run k8s:assets` (builds them with Go once, ~15 min) or set KUBEBUILDER_ASSETS to a folder holding kube-apiserver and etcd';
+  'run `npm run k8s:assets` (a one-time Go build, about 6 min) or set KUBEBUILDER_ASSETS to a folder holding kube-apiserver and etcd';
 
 const STAMP = '.complete';
 
@@ -76,7 +77,7 @@ export function apiAssets(env: NodeJS.ProcessEnv = process.env, root: string = p
   const fromEnv = env.KUBEBUILDER_ASSETS;
   if (fromEnv && hasApiBinaries(fromEnv)) return { dir: resolve(fromEnv) };
 
-  const cache = join(root, '.cache', 'k8s');
+  const cache = env.VIPD_K8S_CACHE ?? join(root, '.cache', 'k8s');
   let finished: string[] = [];
   try {
     finished = readdirSync(cache)

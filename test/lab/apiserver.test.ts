@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import * as net from 'node:net';
@@ -16,7 +16,7 @@ import {
   type V1Lease,
 } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startControlPlane, type ApiServerHandle, type ControlPlane } from '../../src/lab/apiserver.js';
+import { startControlPlane, sweepOrphanedControlPlanes, type ApiServerHandle, type ControlPlane } from '../../src/lab/apiserver.js';
 import { apiAssets, assetsFolderName, pinnedAssetVersions, projectRoot } from '../../src/lab/k8s-assets.js';
 import { describeWithApi } from './with-api.js';
 
@@ -225,6 +225,35 @@ describeWithApi('control plane: three kube-apiservers sharing one etcd on loopba
     await cp.destroy();
     await expectNothingLeft(fp, cp.dir);
   });
+});
+
+describeWithApi('control plane whose owner was killed', () => {
+  // The owner is a separate node running the compiled harness (npm test builds first).
+  const dist = join(projectRoot(), 'dist', 'src', 'lab', 'apiserver.js');
+  it.skipIf(!existsSync(dist))('is swept by the next start: its processes ended, its folder removed', async () => {
+    const owner = spawn(
+      process.execPath,
+      ['--input-type=module', '-e', `const m = await import(${JSON.stringify(dist)}); const cp = await m.startControlPlane({ rbacManifest: false }); console.log(JSON.stringify({ pids: [cp.etcd.pid, cp.servers[0].pid], dir: cp.dir }));`],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const line = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      owner.stdout.on('data', (c: Buffer) => {
+        out += c.toString();
+        if (out.includes('\n')) resolve(out.trim());
+      });
+      owner.once('exit', (code) => reject(new Error(`owner exited early (${code})`)));
+    });
+    const { pids, dir } = JSON.parse(line) as { pids: number[]; dir: string };
+    owner.kill('SIGKILL'); // no exit hook runs: the processes are orphans now
+    await new Promise((r) => owner.once('exit', r));
+    for (const pid of pids) expect(gone(pid)).toBe(false);
+
+    sweepOrphanedControlPlanes();
+    for (let i = 0; i < 40 && !pids.every(gone); i++) await new Promise((r) => setTimeout(r, 250));
+    for (const pid of pids) expect(gone(pid), `orphan ${pid} still there`).toBe(true);
+    expect(existsSync(dir)).toBe(false);
+  }, 180_000);
 });
 
 const sh = (argv: string[]): Promise<string> =>
