@@ -318,20 +318,28 @@ function short(reason: string): string {
  * interface (0 and 3 would answer for `lo`'s VIP); arp_announce 2 = always use the best local
  * address of the outgoing interface. The effective value is the max of `all` and the interface.
  */
+export class StrictArpError extends Error {
+  override name = 'StrictArpError';
+}
+
 export async function ensureStrictArp(ifname: string, log: Logger): Promise<void> {
   const base = '/proc/sys/net/ipv4/conf';
-  for (const scope of ['all', ifname]) {
-    const ignorePath = `${base}/${scope}/arp_ignore`;
-    const ignore = Number((await readFile(ignorePath, 'utf8')).trim());
-    if (ignore === 0 || ignore === 3) {
-      await writeFile(ignorePath, '1');
-      log.info({ iface: scope, from: ignore, to: 1 }, 'set arp_ignore so only vipd answers ARP for the VIP');
+  const want: Array<{ path: string; ok: (v: number) => boolean; value: number }> = [
+    ...['all', ifname].map((scope) => ({ path: `${base}/${scope}/arp_ignore`, ok: (v: number) => v !== 0 && v !== 3, value: 1 })),
+    { path: `${base}/all/arp_announce`, ok: (v: number) => v >= 2, value: 2 },
+  ];
+  for (const w of want) {
+    const current = Number((await readFile(w.path, 'utf8')).trim());
+    if (w.ok(current)) continue;
+    try {
+      await writeFile(w.path, String(w.value));
+    } catch (err) {
+      // Containers usually mount /proc/sys read-only; the host must then be set up once.
+      const sysctl = w.path.replace('/proc/sys/', '').replaceAll('/', '.');
+      throw new StrictArpError(
+        `vip_responder=agent needs ${sysctl}=${w.value} (it is ${current}) and /proc/sys is not writable here (${(err as NodeJS.ErrnoException).code ?? String(err)}); set it on the host (sysctl.d), run privileged, or use vip_responder=kernel`,
+      );
     }
-  }
-  const announcePath = `${base}/all/arp_announce`;
-  const announce = Number((await readFile(announcePath, 'utf8')).trim());
-  if (announce < 2) {
-    await writeFile(announcePath, '2');
-    log.info({ from: announce, to: 2 }, 'set arp_announce so the kernel never sources ARP from the VIP');
+    log.info({ sysctl: w.path, from: current, to: w.value }, 'set so that only vipd answers ARP for the VIP');
   }
 }
