@@ -1,0 +1,84 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { arpRequest, garpRequest, solicitedNodeMac } from '../../src/net/frames.js';
+import { interfaceInfo, openPacketSocket, PacketSocketError, type PacketSocket } from '../../src/net/packet.js';
+import { createWire, sleep, VIP4, VIP6, type Wire } from './wire.js';
+
+describe('interfaceInfo', () => {
+  it('reads index and MAC from /sys, names the interface when it is missing', () => {
+    expect(interfaceInfo('lo')).toEqual({ index: 1, mac: '00:00:00:00:00:00' });
+    expect(() => interfaceInfo('vipd-nope0')).toThrow(/vipd-nope0: no such interface/);
+    expect(() => interfaceInfo('../etc')).toThrow(PacketSocketError);
+  });
+});
+
+describe.skipIf(process.getuid?.() !== 0)('AF_PACKET socket on a real wire', () => {
+  let wire: Wire;
+  const open: PacketSocket[] = [];
+  const sock = async (host: 'a' | 'b' | 'c'): Promise<PacketSocket> => {
+    const s = await openPacketSocket('eth0', { netns: wire[host].ns });
+    open.push(s);
+    return s;
+  };
+  beforeAll(async () => {
+    wire = await createWire();
+  });
+  afterAll(() => {
+    for (const s of open) s.close();
+    wire?.destroy();
+  });
+
+  it('errors name the interface and carry the errno code', async () => {
+    await expect(openPacketSocket('nope0', { netns: wire.a.ns })).rejects.toMatchObject({ name: 'PacketSocketError', code: 'ENODEV' });
+    await expect(openPacketSocket('lo', { netns: wire.a.ns })).rejects.toThrow(/not an Ethernet interface/);
+  });
+
+  it('delivers ARP and NS/NA only, never our own frames; shares one kernel socket per interface', async () => {
+    const a1 = await sock('a');
+    const a2 = await sock('a');
+    const c = await sock('c');
+    expect(a1.mac).toBe(wire.a.mac);
+    expect(a1.index).toBe(a2.index);
+    const got1: Buffer[] = [];
+    const got2: Buffer[] = [];
+    const gotC: Buffer[] = [];
+    a1.onFrame((f) => got1.push(f));
+    const off2 = a2.onFrame((f) => got2.push(f));
+    c.onFrame((f) => gotC.push(f));
+
+    const ipv4 = Buffer.from(garpRequest(wire.c.mac, VIP4));
+    ipv4.writeUInt16BE(0x0800, 12); // not ARP any more: filtered in the kernel
+    c.send(ipv4);
+    c.send(arpRequest({ mac: wire.c.mac, senderIp: wire.c.ip4, target: VIP4 }));
+    await sleep(100);
+    // Background ND from the young interfaces may arrive too; IPv4 never does.
+    const types = (fs: Buffer[]): number[] => fs.map((f) => f.readUInt16BE(12));
+    const arp = (fs: Buffer[]): Buffer[] => fs.filter((f) => f.readUInt16BE(12) === 0x0806);
+    expect(types(got1).every((t) => t === 0x0806 || t === 0x86dd)).toBe(true);
+    expect(arp(got1)).toHaveLength(1);
+    expect(arp(got2)).toHaveLength(1);
+    expect(arp(gotC)).toEqual([]); // its own frame is not looped back
+
+    off2();
+    a2.close();
+    c.send(arpRequest({ mac: wire.c.mac, senderIp: wire.c.ip4, target: VIP4 }));
+    await sleep(100);
+    expect(arp(got1)).toHaveLength(2); // the other user still receives
+    expect(arp(got2)).toHaveLength(1);
+    expect(() => a2.send(garpRequest(wire.a.mac, VIP4))).toThrow(/socket closed/);
+  });
+
+  it('multicast membership is counted per group and released with the last user', async () => {
+    const group = solicitedNodeMac(VIP6);
+    const maddr = (): string => wire.exec(wire.b.ns, ['ip', 'maddr', 'show', 'dev', 'eth0']);
+    const x = await sock('b');
+    const y = await sock('b');
+    x.addMulticast(group);
+    y.addMulticast(group);
+    expect(maddr()).toContain(group);
+    x.removeMulticast(group);
+    expect(maddr()).toContain(group);
+    y.close();
+    expect(maddr()).not.toContain(group);
+    x.close();
+  });
+});
