@@ -1,0 +1,418 @@
+/**
+ * Service IP allocation as one pure function: pools + what each Service holds and asks for →
+ * what each Service gets, or why it waits. The controller persists the result; it never
+ * allocates anywhere else.
+ *
+ * Guarantees (property-tested in test/services/ipam.test.ts):
+ * - An address goes to at most one Service, except allowed sharing: same namespace,
+ *   allow-share on for it, same externalTrafficPolicy, every Service on the address lists ports
+ *   and no (port, protocol) pair appears twice.
+ * - Every address handed out lies in the pool of the Service's namespace, or is a control-plane
+ *   VIP the Service asked for by name.
+ * - A Service's current addresses are kept while they stay valid (in its pool, of a family it
+ *   wants, matching its request, not in conflict); nothing is reshuffled to make room. Among two
+ *   current holders in conflict the earlier Service (priority, then key) keeps the address.
+ * - A request (annotation or spec.loadBalancerIP) is honoured exactly or not at all: no partial
+ *   grant, no substitute address. An address some Service asked for is never handed out
+ *   automatically, so a waiting request is not overtaken.
+ * - Same input → same output, whatever the order of `claims`; feeding the output back as
+ *   `current` changes nothing. Free addresses are taken lowest first (highest first with
+ *   search-order=desc), so released ones are reused; pools are never enumerated.
+ */
+import { canonicalAddr, familyName, formatAddr, parseAddr, type Addr, type AddrRange, type Family } from './addr.js';
+import { allowShareFor, describePool, poolContains, poolFor, poolHasFamily, poolRanges, type Pool, type PoolConfig } from './pools.js';
+
+export type IpFamilyPolicy = 'SingleStack' | 'PreferDualStack' | 'RequireDualStack';
+
+export interface ServicePort {
+  readonly port: number;
+  /** TCP, UDP or SCTP; Kubernetes defaults to TCP. */
+  readonly protocol: string;
+}
+
+export interface ServiceClaim {
+  /** `namespace/name`. */
+  readonly key: string;
+  readonly namespace: string;
+  /** Orders conflicts: smaller first (the creation timestamp in RFC 3339 sorts correctly). Ties: key. */
+  readonly priority: string;
+  /** spec.ipFamilies in order; may be empty. */
+  readonly families: readonly Family[];
+  readonly policy: IpFamilyPolicy;
+  /** Requested addresses as written (annotation kube-vip.io/loadbalancerIPs, else spec.loadBalancerIP). */
+  readonly requested: readonly string[];
+  /** Where `requested` came from, for messages, e.g. `annotation kube-vip.io/loadbalancerIPs`. */
+  readonly requestSource?: string;
+  readonly ports: readonly ServicePort[];
+  readonly externalTrafficPolicy: 'Cluster' | 'Local';
+  /** Addresses vipd recorded for this Service before (its own record, never another controller's status). */
+  readonly current: readonly string[];
+}
+
+export type PendingReason =
+  | 'exhausted'
+  | 'requested-ip-out-of-pool'
+  | 'requested-ip-in-use'
+  | 'no-pool-for-namespace'
+  | 'family-unavailable'
+  | 'invalid-request';
+
+export interface MissingFamily {
+  readonly family: Family;
+  readonly reason: 'exhausted' | 'family-unavailable';
+  readonly message: string;
+}
+
+export type Outcome =
+  /** `ips`: canonical, in the Service's family order. `missing`: PreferDualStack families it could not get. */
+  | { readonly kind: 'assigned'; readonly ips: readonly string[]; readonly missing: readonly MissingFamily[] }
+  | { readonly kind: 'pending'; readonly reason: PendingReason; readonly message: string };
+
+export interface AllocationInput {
+  /** undefined = no pool configuration at all (ConfigMap absent): current addresses are kept, nothing new is given. */
+  readonly pools: PoolConfig | undefined;
+  readonly claims: readonly ServiceClaim[];
+  /** Never handed out automatically; a Service that names one gets it (it rides on the control-plane holder). */
+  readonly controlPlaneVips?: readonly string[];
+  /** In use outside vipd (e.g. another controller's Services): never handed out, a request for one waits. */
+  readonly reserved?: readonly string[];
+}
+
+const DUAL: readonly Family[] = [4, 6];
+
+interface Holding {
+  readonly claim: ServiceClaim;
+  readonly ports: ReadonlySet<string>;
+}
+
+interface Ctx {
+  readonly input: AllocationInput;
+  readonly cp: ReadonlySet<string>;
+  readonly reserved: ReadonlySet<string>;
+  readonly requestedByAnyone: ReadonlySet<string>;
+  /** ip → Services holding it. */
+  readonly held: Map<string, Holding[]>;
+  /** namespace → addresses held by its Services (for sharing). */
+  readonly byNamespace: Map<string, Set<string>>;
+  /** `poolKey|family|order` → next address to try; only ever moves past used addresses. */
+  readonly cursors: Map<string, bigint>;
+}
+
+const portKey = (p: ServicePort): string => `${p.protocol.toUpperCase()}/${p.port}`;
+
+export function compareClaims(a: ServiceClaim, b: ServiceClaim): number {
+  return a.priority < b.priority ? -1 : a.priority > b.priority ? 1 : a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+}
+
+/** Families a Service may hold, in its order (SingleStack holds one of them). */
+function allowedFamilies(c: ServiceClaim): readonly Family[] {
+  const fams = [...new Set(c.families)];
+  if (c.policy === 'SingleStack') return fams.length > 0 ? [fams[0] as Family] : DUAL;
+  // The API server always lists both families for RequireDualStack; be safe if it did not.
+  if (c.policy === 'RequireDualStack') return [...new Set([...fams, ...DUAL])];
+  return fams.length > 0 ? fams : DUAL;
+}
+
+type Requests = { kind: 'none' } | { kind: 'ok'; byFamily: Map<Family, string> } | { kind: 'bad'; reason: PendingReason; message: string };
+
+function parseRequests(c: ServiceClaim): Requests {
+  const list = c.requested.map((s) => s.trim()).filter((s) => s !== '');
+  if (list.length === 0) return { kind: 'none' };
+  const src = c.requestSource ?? 'requested addresses';
+  const byFamily = new Map<Family, string>();
+  for (const raw of list) {
+    const ip = canonicalAddr(raw);
+    if (ip === undefined) return { kind: 'bad', reason: 'invalid-request', message: `${src}: "${raw}" is not an IP address (host names are not supported)` };
+    if (ip === '0.0.0.0' || ip === '::') return { kind: 'bad', reason: 'invalid-request', message: `${src}: "${raw}" asks for DHCP, which vipd does not do; name an address from the pool or leave it empty` };
+    const f = (parseAddr(ip) as Addr).family;
+    const prev = byFamily.get(f);
+    if (prev !== undefined && prev !== ip) {
+      return { kind: 'bad', reason: 'invalid-request', message: `${src}: two ${familyName(f)} addresses (${prev}, ${ip}); a Service gets at most one address per family` };
+    }
+    byFamily.set(f, ip);
+  }
+  const allowed = allowedFamilies(c);
+  for (const f of byFamily.keys()) {
+    if (!allowed.includes(f)) {
+      return { kind: 'bad', reason: 'family-unavailable', message: `${src}: asks for ${familyName(f)} but the Service's ipFamilies allow ${allowed.map(familyName).join(', ')}` };
+    }
+  }
+  if (c.policy === 'SingleStack' && byFamily.size > 1) {
+    return { kind: 'bad', reason: 'family-unavailable', message: `${src}: a SingleStack Service gets one address, ${byFamily.size} were asked for` };
+  }
+  if (c.policy === 'RequireDualStack' && byFamily.size < 2) {
+    return { kind: 'bad', reason: 'family-unavailable', message: `${src}: a RequireDualStack Service needs one IPv4 and one IPv6 address; only ${[...byFamily.keys()].map(familyName).join('')} was asked for` };
+  }
+  return { kind: 'ok', byFamily };
+}
+
+/** Why `claim` may not hold `ip` next to its current holders, or undefined if it may. */
+function conflict(ctx: Ctx, claim: ServiceClaim, ip: string): string | undefined {
+  const holders = ctx.held.get(ip) ?? [];
+  if (holders.length === 0) return undefined;
+  const others = holders.map((h) => h.claim.key).join(', ');
+  const first = holders[0] as Holding;
+  if (first.claim.namespace !== claim.namespace) return `${ip} is used by ${others} (sharing is only within a namespace)`;
+  if (!ctx.input.pools || !allowShareFor(ctx.input.pools, claim.namespace)) return `${ip} is used by ${others} (allow-share is off for namespace ${claim.namespace})`;
+  if (first.claim.externalTrafficPolicy !== claim.externalTrafficPolicy) return `${ip} is used by ${others} with externalTrafficPolicy ${first.claim.externalTrafficPolicy}`;
+  if (claim.ports.length === 0) return `${ip} is used by ${others} (a Service without ports cannot share)`;
+  if (holders.some((h) => h.ports.size === 0)) return `${ip} is used by ${others}, which has no ports and cannot share`;
+  for (const p of claim.ports) {
+    const k = portKey(p);
+    const clash = holders.find((h) => h.ports.has(k));
+    if (clash) return `${ip} is used by ${clash.claim.key} on port ${k}`;
+  }
+  return undefined;
+}
+
+function hold(ctx: Ctx, claim: ServiceClaim, ip: string): void {
+  const list = ctx.held.get(ip) ?? [];
+  list.push({ claim, ports: new Set(claim.ports.map(portKey)) });
+  ctx.held.set(ip, list);
+  let ns = ctx.byNamespace.get(claim.namespace);
+  if (!ns) ctx.byNamespace.set(claim.namespace, (ns = new Set()));
+  ns.add(ip);
+}
+
+function release(ctx: Ctx, claim: ServiceClaim, ip: string): void {
+  const list = (ctx.held.get(ip) ?? []).filter((h) => h.claim !== claim);
+  if (list.length > 0) {
+    ctx.held.set(ip, list);
+    return;
+  }
+  ctx.held.delete(ip);
+  ctx.byNamespace.get(claim.namespace)?.delete(ip);
+  // A freed address may sit behind a cursor; let every cursor of its family look again.
+  const a = parseAddr(ip) as Addr;
+  for (const [k, v] of ctx.cursors) {
+    const [, fam, order] = k.split('|');
+    if (Number(fam) !== a.family) continue;
+    if (order === 'asc' ? a.value < v : a.value > v) ctx.cursors.set(k, a.value);
+  }
+}
+
+function isUsed(ctx: Ctx, family: Family, value: bigint): boolean {
+  const ip = formatAddr({ family, value });
+  return ctx.held.has(ip) || ctx.reserved.has(ip) || ctx.cp.has(ip) || ctx.requestedByAnyone.has(ip);
+}
+
+/** Lowest (or highest) free address of `family` in `pool`. Walks only over used addresses, never the pool. */
+function findFree(ctx: Ctx, pool: Pool, family: Family): string | undefined {
+  const order = ctx.input.pools?.searchOrder ?? 'asc';
+  const ranges: AddrRange[] = poolRanges(pool, family);
+  if (order === 'desc') ranges.reverse();
+  const ck = `${pool.key}|${family}|${order}`;
+  const cursor = ctx.cursors.get(ck);
+  for (const r of ranges) {
+    let v = order === 'asc' ? r.first : r.last;
+    if (cursor !== undefined) {
+      if (order === 'asc' ? cursor > r.last : cursor < r.first) continue;
+      if (order === 'asc' ? cursor > v : cursor < v) v = cursor;
+    }
+    while (order === 'asc' ? v <= r.last : v >= r.first) {
+      if (!isUsed(ctx, family, v)) {
+        ctx.cursors.set(ck, v);
+        return formatAddr({ family, value: v });
+      }
+      v = order === 'asc' ? v + 1n : v - 1n;
+    }
+  }
+  ctx.cursors.set(ck, order === 'asc' ? (ranges.at(-1)?.last ?? 0n) + 1n : (ranges.at(-1)?.first ?? 0n) - 1n);
+  return undefined;
+}
+
+/** An IPv4 address a Service of this namespace already holds that `claim` may share. */
+function findShared(ctx: Ctx, claim: ServiceClaim, pool: Pool): string | undefined {
+  if (!ctx.input.pools || !allowShareFor(ctx.input.pools, claim.namespace)) return undefined;
+  const desc = ctx.input.pools.searchOrder === 'desc';
+  let best: Addr | undefined;
+  for (const ip of ctx.byNamespace.get(claim.namespace) ?? []) {
+    const a = parseAddr(ip) as Addr;
+    if (a.family !== 4 || ctx.cp.has(ip) || ctx.reserved.has(ip) || !poolContains(pool, a)) continue;
+    if ((ctx.held.get(ip) ?? []).some((h) => h.claim === claim)) continue;
+    if (conflict(ctx, claim, ip) !== undefined) continue;
+    if (!best || (desc ? a.value > best.value : a.value < best.value)) best = a;
+  }
+  return best && formatAddr(best);
+}
+
+/** May `claim` hold `ip` at all (ignoring other holders)? Undefined = yes, else the reason. */
+function eligibility(ctx: Ctx, claim: ServiceClaim, ip: string, requested: boolean): { reason: PendingReason; message: string } | undefined {
+  if (ctx.cp.has(ip)) {
+    return requested ? undefined : { reason: 'requested-ip-in-use', message: `${ip} is the control-plane VIP; a Service gets it only by asking for it` };
+  }
+  if (ctx.reserved.has(ip)) return { reason: 'requested-ip-in-use', message: `${ip} is in use outside vipd` };
+  const pools = ctx.input.pools;
+  if (!pools) return requested ? { reason: 'no-pool-for-namespace', message: 'no address pools are configured (the kubevip ConfigMap is missing)' } : undefined;
+  const pool = poolFor(pools, claim.namespace);
+  if (!pool) return { reason: 'no-pool-for-namespace', message: `no pool for namespace ${claim.namespace} (set cidr-${claim.namespace}, range-${claim.namespace}, cidr-global or range-global)` };
+  if (!poolContains(pool, parseAddr(ip) as Addr)) {
+    return { reason: 'requested-ip-out-of-pool', message: `${ip} is not in ${describePool(pool)}, the pool for namespace ${claim.namespace}` };
+  }
+  return undefined;
+}
+
+function orderIps(claim: ServiceClaim, byFamily: ReadonlyMap<Family, string>): string[] {
+  const order = [...new Set([...claim.families, 4, 6])] as Family[];
+  return order.filter((f) => byFamily.has(f)).map((f) => byFamily.get(f) as string);
+}
+
+/** Allocate. The result has one entry per claim, in (priority, key) order. */
+export function allocate(input: AllocationInput): Map<string, Outcome> {
+  // A Service that ends up waiting gives back what it held, but by then Services processed
+  // before it could not use those addresses. Rerun without such Services' current addresses
+  // until nothing is given back late: the result is then the same as rerunning on it.
+  const ignoreCurrent = new Set<string>();
+  for (;;) {
+    const { outcomes, gaveBack } = allocateOnce(input, ignoreCurrent);
+    if (gaveBack.length === 0) return outcomes;
+    for (const k of gaveBack) ignoreCurrent.add(k);
+  }
+}
+
+function allocateOnce(input: AllocationInput, ignoreCurrent: ReadonlySet<string>): { outcomes: Map<string, Outcome>; gaveBack: string[] } {
+  const claims = [...input.claims].sort(compareClaims);
+  const gaveBack: string[] = [];
+  const canon = (list: readonly string[] | undefined) => new Set((list ?? []).map(canonicalAddr).filter((s): s is string => s !== undefined));
+  const requests = new Map<ServiceClaim, Requests>(claims.map((c) => [c, parseRequests(c)]));
+  const requestedByAnyone = new Set<string>();
+  for (const r of requests.values()) if (r.kind === 'ok') for (const ip of r.byFamily.values()) requestedByAnyone.add(ip);
+  const ctx: Ctx = {
+    input,
+    cp: canon(input.controlPlaneVips),
+    reserved: canon(input.reserved),
+    requestedByAnyone,
+    held: new Map(),
+    byNamespace: new Map(),
+    cursors: new Map(),
+  };
+  const kept = new Map<ServiceClaim, Map<Family, string>>(claims.map((c) => [c, new Map()]));
+  const outcomes = new Map<string, Outcome>();
+  const keptInA = new Map<ServiceClaim, ReadonlySet<string>>();
+
+  // A: keep what each Service already holds while it stays valid; earlier Services first.
+  for (const c of claims) {
+    const req = requests.get(c) as Requests;
+    if (req.kind === 'bad') continue;
+    const mine = kept.get(c) as Map<Family, string>;
+    const allowed = allowedFamilies(c);
+    for (const raw of ignoreCurrent.has(c.key) ? [] : c.current) {
+      const ip = canonicalAddr(raw);
+      if (ip === undefined) continue;
+      const f = (parseAddr(ip) as Addr).family;
+      if (mine.has(f) || !allowed.includes(f)) continue;
+      if (c.policy === 'SingleStack' && mine.size > 0) continue;
+      if (req.kind === 'ok' && req.byFamily.get(f) !== ip) continue;
+      // If another Service asked for this address by name, the holder still keeps it (no
+      // reshuffle) and the asker waits with requested-ip-in-use.
+      if (eligibility(ctx, c, ip, req.kind === 'ok') !== undefined) continue;
+      if (conflict(ctx, c, ip) !== undefined) continue;
+      hold(ctx, c, ip);
+      mine.set(f, ip);
+    }
+    if (mine.size > 0) keptInA.set(c, new Set(mine.values()));
+  }
+
+  // B: requests, exactly or not at all.
+  for (const c of claims) {
+    const req = requests.get(c) as Requests;
+    if (req.kind === 'none') continue;
+    const mine = kept.get(c) as Map<Family, string>;
+    if (req.kind === 'bad') {
+      outcomes.set(c.key, { kind: 'pending', reason: req.reason, message: req.message });
+      continue;
+    }
+    let failure: { reason: PendingReason; message: string } | undefined;
+    for (const [f, ip] of req.byFamily) {
+      if (mine.get(f) === ip) continue;
+      const why = eligibility(ctx, c, ip, true);
+      if (why) {
+        failure = { reason: why.reason, message: `${c.requestSource ?? 'requested'} ${ip}: ${why.message}` };
+        break;
+      }
+      const clash = conflict(ctx, c, ip);
+      if (clash) {
+        failure = { reason: 'requested-ip-in-use', message: `${c.requestSource ?? 'requested'} ${ip}: ${clash}` };
+        break;
+      }
+      hold(ctx, c, ip);
+      mine.set(f, ip);
+    }
+    if (failure) {
+      if ((keptInA.get(c)?.size ?? 0) > 0) gaveBack.push(c.key);
+      for (const ip of mine.values()) release(ctx, c, ip);
+      mine.clear();
+      outcomes.set(c.key, { kind: 'pending', ...failure });
+    } else {
+      outcomes.set(c.key, { kind: 'assigned', ips: orderIps(c, mine), missing: [] });
+    }
+  }
+
+  // C: everything else from the namespace's pool.
+  for (const c of claims) {
+    if ((requests.get(c) as Requests).kind !== 'none') continue;
+    const mine = kept.get(c) as Map<Family, string>;
+    const pools = input.pools;
+    const pool = pools && poolFor(pools, c.namespace);
+    if (!pools || !pool || pool.ranges.length === 0) {
+      if (mine.size > 0 && !pools) {
+        outcomes.set(c.key, { kind: 'assigned', ips: orderIps(c, mine), missing: [] });
+        continue;
+      }
+      const message = !pools
+        ? 'no address pools are configured (the kubevip ConfigMap is missing)'
+        : !pool
+          ? `no pool for namespace ${c.namespace} (set cidr-${c.namespace}, range-${c.namespace}, cidr-global or range-global in the kubevip ConfigMap)`
+          : `${describePool(pool)}, the pool for namespace ${c.namespace}, has no valid entries`;
+      if (mine.size > 0) gaveBack.push(c.key);
+      for (const ip of mine.values()) release(ctx, c, ip);
+      outcomes.set(c.key, { kind: 'pending', reason: 'no-pool-for-namespace', message });
+      continue;
+    }
+    let wanted: readonly Family[];
+    if (c.policy === 'SingleStack') {
+      const first = mine.keys().next().value ?? c.families[0] ?? (poolHasFamily(pool, 4) ? 4 : 6);
+      wanted = [first];
+    } else {
+      wanted = allowedFamilies(c);
+    }
+    const missing: MissingFamily[] = [];
+    const unavailable = (f: Family): MissingFamily => ({
+      family: f,
+      reason: 'family-unavailable',
+      message: `${describePool(pool)}, the pool for namespace ${c.namespace}, has no ${familyName(f)} addresses`,
+    });
+    // RequireDualStack: a family the pool lacks fails before anything is taken, so the reason
+    // does not depend on what other Services happen to hold.
+    const lacking = c.policy === 'RequireDualStack' ? wanted.filter((f) => !poolHasFamily(pool, f)) : [];
+    if (lacking.length > 0) missing.push(...lacking.map(unavailable));
+    for (const f of lacking.length > 0 ? [] : wanted) {
+      if (mine.has(f)) continue;
+      if (!poolHasFamily(pool, f)) {
+        missing.push(unavailable(f));
+        continue;
+      }
+      const ip = (f === 4 ? findShared(ctx, c, pool) : undefined) ?? findFree(ctx, pool, f);
+      if (ip === undefined) {
+        missing.push({ family: f, reason: 'exhausted', message: `${describePool(pool)}, the pool for namespace ${c.namespace}, has no free ${familyName(f)} address` });
+        continue;
+      }
+      hold(ctx, c, ip);
+      mine.set(f, ip);
+    }
+    const ok = c.policy === 'RequireDualStack' ? missing.length === 0 : mine.size > 0;
+    if (ok) {
+      outcomes.set(c.key, { kind: 'assigned', ips: orderIps(c, mine), missing: c.policy === 'PreferDualStack' ? missing : [] });
+    } else {
+      if ((keptInA.get(c)?.size ?? 0) > 0) gaveBack.push(c.key);
+      for (const ip of mine.values()) release(ctx, c, ip);
+      mine.clear();
+      const m = missing[0] as MissingFamily;
+      outcomes.set(c.key, { kind: 'pending', reason: m.reason, message: missing.map((x) => x.message).join('; ') });
+    }
+  }
+
+  const sorted = new Map<string, Outcome>();
+  for (const c of claims) sorted.set(c.key, outcomes.get(c.key) as Outcome);
+  return { outcomes: sorted, gaveBack };
+}
