@@ -146,7 +146,10 @@ export interface ControlPlane {
   kubeconfigFor(server: ApiServerHandle | string, auth?: 'admin' | { token: string }): Promise<string>;
   /** Server-side apply of a YAML manifest (one or more documents) as admin. */
   apply(yaml: string, via?: ApiServerHandle): Promise<void>;
-  /** A raw admin request (path like /api/v1/namespaces), via the server's namespace if it has one. */
+  /**
+   * A raw admin request (path like /api/v1/namespaces), made inside the server's namespace if it has
+   * one. Bodies are sent as JSON, except PATCH, which is a server-side apply (apply-patch+yaml).
+   */
   request(method: string, path: string, body?: unknown, via?: ApiServerHandle): Promise<HttpResult>;
   /** Stop every process and remove the folder. Safe to call twice. */
   destroy(): Promise<void>;
