@@ -107,6 +107,8 @@ main() {
     exit 0
   fi
 
+  # Holding the lock, no other build runs: any .build-* left is from a killed run.
+  rm -rf "$CACHE"/.build-*
   WORK="$(mktemp -d "$CACHE/.build-XXXXXX")"
   trap 'rm -rf "$WORK"' EXIT
   mkdir -p "$WORK/bin"
