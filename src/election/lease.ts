@@ -26,6 +26,7 @@
 import type { Clock } from '../clock.js';
 import { monotonicClock } from '../clock.js';
 import type { HealthGate } from '../health/livez.js';
+import { withSignal } from '../k8s/abort.js';
 import type { EventSink } from '../k8s/events.js';
 import { createLogger, type Logger } from '../observe/log.js';
 import type { Elector, Verdict } from './types.js';
@@ -348,10 +349,9 @@ export class LeaseElector implements Elector {
     }
   }
 
-  private opSignal(signal: AbortSignal, extra?: AbortSignal): AbortSignal {
-    const s = [signal, AbortSignal.timeout(this.opTimeoutMs)];
-    if (extra) s.push(extra);
-    return AbortSignal.any(s);
+  /** One store operation under the loop's signal, the op timeout and (for renews) the grant. */
+  private op<T>(signal: AbortSignal, fn: (s: AbortSignal) => Promise<T>, extra?: AbortSignal): Promise<T> {
+    return withSignal([signal, extra], this.opTimeoutMs, fn);
   }
 
   private failed(what: string, err: unknown): void {
@@ -361,7 +361,7 @@ export class LeaseElector implements Elector {
   private async poll(signal: AbortSignal): Promise<void> {
     this.nextPollAt = this.clock.now() + jitteredRetry(this.timing.retryPeriodMs, this.random());
     try {
-      const r = await this.store.get(this.opSignal(signal));
+      const r = await this.op(signal, (s) => this.store.get(s));
       this.throttle.reset('reading the Lease');
       if (r === undefined) {
         if (this.role.kind === 'holding') this.stepDown(`Lease ${this.leaseName} does not exist any more`, 'LeaseLost');
@@ -393,7 +393,7 @@ export class LeaseElector implements Elector {
         try {
           // A loop stuck in an await that ignores its signal is abandoned, not awaited: the
           // watchdog's abort starts the next incarnation at once (the old one exits at its next check).
-          await Promise.race([this.loop(AbortSignal.any([signal, inc.signal])), abortedPromise(inc.signal)]);
+          await withSignal([signal, inc.signal], undefined, (s) => Promise.race([this.loop(s), abortedPromise(inc.signal)]));
         } catch (err) {
           if (signal.aborted) break;
           this.log.error({ lease: this.leaseName, err: errText(err) }, 'election loop threw; restarting it');
@@ -424,7 +424,7 @@ export class LeaseElector implements Elector {
       const ctl = new AbortController();
       this.watchCtl = ctl;
       try {
-        await this.store.watch((ev) => this.onWatchEvent(ev), AbortSignal.any([signal, ctl.signal]));
+        await withSignal([signal, ctl.signal], undefined, (s) => this.store.watch((ev) => this.onWatchEvent(ev), s));
         this.throttle.reset('watching the Lease');
       } catch (err) {
         if (signal.aborted) break;
@@ -485,7 +485,8 @@ export class LeaseElector implements Elector {
     const sentAt = this.clock.now();
     const holdSignal = this.holdAbort.signal;
     try {
-      const rec = await this.store.update(prev.resourceVersion, claimSpec(prev, this.identity, this.wall(), this.timing.leaseDurationMs), this.opSignal(signal, holdSignal));
+      const spec = claimSpec(prev, this.identity, this.wall(), this.timing.leaseDurationMs);
+      const rec = await this.op(signal, (s) => this.store.update(prev.resourceVersion, spec, s), holdSignal);
       this.throttle.reset('renewing the Lease');
       this.ingest(rec, 'write');
       if (this.role.kind === 'holding' && !holdSignal.aborted) this.extend(sentAt);
@@ -555,7 +556,7 @@ export class LeaseElector implements Elector {
     const sentAt = this.clock.now();
     const spec = claimSpec(prev, this.identity, this.wall(), this.timing.leaseDurationMs);
     try {
-      const rec = prev === undefined ? await this.store.create(spec, this.opSignal(signal)) : await this.store.update(prev.resourceVersion, spec, this.opSignal(signal));
+      const rec = await this.op(signal, (s) => (prev === undefined ? this.store.create(spec, s) : this.store.update(prev.resourceVersion, spec, s)));
       this.throttle.reset('acquiring the Lease');
       this.ingest(rec, 'write');
       // An abandoned incarnation (watchdog) or shutdown: the Lease names us, the next loop re-acquires or releases it.
@@ -594,7 +595,8 @@ export class LeaseElector implements Elector {
       }
       const sentAt = this.clock.now();
       try {
-        const r = await this.store.update(rec.resourceVersion, releaseSpec(rec, this.wall()), this.opSignal(signal));
+        const spec = releaseSpec(rec, this.wall());
+        const r = await this.op(signal, (s) => this.store.update(rec.resourceVersion, spec, s));
         this.ingest(r, 'write');
         this.releasePending = false;
         this.log.info({ lease: this.leaseName, node: this.identity, reason: why, tookMs: Math.round(this.clock.now() - sentAt) }, 'Lease released');

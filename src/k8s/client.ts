@@ -38,6 +38,7 @@ import {
   type Observable,
 } from '@kubernetes/client-node';
 import { monotonicClock, type Clock } from '../clock.js';
+import { withSignal } from './abort.js';
 import { createLogger, type Logger } from '../observe/log.js';
 import { metrics } from '../observe/metrics.js';
 
@@ -398,13 +399,11 @@ export class ApiClient {
 
   /** One endpoint, with the credential fallback logic. */
   private async attempt<T>(op: string, endpoint: string, fn: (apis: Apis) => Promise<T>, options: CallOptions): Promise<T> {
-    const run = (creds: Credentials): Promise<T> => {
-      const signals = [AbortSignal.timeout(options.timeoutMs ?? this.opts.requestTimeoutMs)];
-      if (options.signal) signals.push(options.signal);
-      const signal = AbortSignal.any(signals);
-      const c = this.clientsFor(endpoint, creds);
-      return fn({ endpoint, coordination: c.coordination, core: c.core, discovery: c.discovery, events: c.events, opts: { httpApi: signalled(this.baseHttp, signal) } });
-    };
+    const run = (creds: Credentials): Promise<T> =>
+      withSignal([options.signal], options.timeoutMs ?? this.opts.requestTimeoutMs, (signal) => {
+        const c = this.clientsFor(endpoint, creds);
+        return fn({ endpoint, coordination: c.coordination, core: c.core, discovery: c.discovery, events: c.events, opts: { httpApi: signalled(this.baseHttp, signal) } });
+      });
     const now = this.clock.now();
     if (this.usingFallback && this.primary && this.fallback && now - this.lastPrimaryTry >= this.opts.credentialRecheckMs) {
       this.lastPrimaryTry = now;
