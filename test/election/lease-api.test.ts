@@ -8,6 +8,7 @@ import { ApiClient, normalizeEndpoint } from '../../src/k8s/client.js';
 import { EventRecorder } from '../../src/k8s/events.js';
 import { ApiLeaseStore } from '../../src/election/lease-store.js';
 import { LeaseElector } from '../../src/election/lease.js';
+import { setupLeaseElection } from '../../src/election/lease-setup.js';
 import type { Verdict } from '../../src/election/types.js';
 import { LivezProbe, type HealthGate } from '../../src/health/livez.js';
 import { startControlPlane, type ApiServerHandle, type ControlPlane } from '../../src/lab/apiserver.js';
@@ -387,4 +388,38 @@ describeWithApi('Lease elector against kube-apiserver', (assetsDir) => {
       probeClient.close();
     }
   }, 120_000);
+
+  it('setupLeaseElection: kubeconfig naming the VIP, local endpoint + livez gate, acquires, then releases on abort', async () => {
+    nextLease();
+    const s0 = cp.servers[0]!;
+    const token = await cp.serviceAccountToken();
+    const vipKubeconfig = await cp.kubeconfigFor('https://198.18.0.100:6443', { token }); // never dialed
+    const setup = await setupLeaseElection({
+      identity: 'wired',
+      namespace: 'kube-system',
+      name: lease,
+      timing: { leaseDurationMs: LD, renewDeadlineMs: RD, retryPeriodMs: RP },
+      kubeconfigPath: vipKubeconfig,
+      localEndpoint: s0.url,
+      discoverEndpoints: false,
+      livez: { intervalMs: 200 },
+      log,
+    });
+    const verdicts: Verdict[] = [];
+    setup.elector.onVerdict((v) => {
+      verdicts.push(v);
+    });
+    const ac = new AbortController();
+    const running = setup.run(ac.signal);
+    await waitFor(() => verdicts.at(-1)?.kind === 'hold', 10_000, 'wired holds');
+    expect(setup.probe?.healthy()).toBe(true);
+    expect((await readLease()).holder).toBe('wired');
+    ac.abort();
+    await running;
+    expect(verdicts.at(-1)?.kind).toBe('standby');
+    expect((await readLease()).holder).toBe('');
+    const ev = await cp.request('GET', `/apis/events.k8s.io/v1/namespaces/kube-system/events?fieldSelector=regarding.name=${lease}`);
+    const reasons = (JSON.parse(ev.body) as { items: Array<{ reason: string }> }).items.map((i) => i.reason).sort();
+    expect(reasons).toEqual(['LeaseAcquired', 'LeaseReleased']);
+  }, 60_000);
 });
