@@ -75,6 +75,8 @@ export interface ApiLeaseStoreOptions {
   requestTimeoutMs?: number;
   /** Server-side watch timeout, so streams rotate even when nothing happens. */
   watchTimeoutSeconds?: number;
+  /** A stream that delivers nothing for this long is dropped and re-opened (default 60 s). */
+  watchIdleTimeoutMs?: number;
 }
 
 export class ApiLeaseStore implements LeaseStore {
@@ -182,7 +184,10 @@ export class ApiLeaseStore implements LeaseStore {
         else if (type === 'DELETED') onEvent({ type: 'deleted' });
       },
       signal,
-      this.o.requestTimeoutMs === undefined ? {} : { connectTimeoutMs: this.o.requestTimeoutMs },
+      {
+        idleTimeoutMs: this.o.watchIdleTimeoutMs ?? 60_000,
+        ...(this.o.requestTimeoutMs === undefined ? {} : { connectTimeoutMs: this.o.requestTimeoutMs }),
+      },
     );
   }
 }

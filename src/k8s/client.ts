@@ -560,6 +560,8 @@ export class ApiClient {
         res.on('error', (e) => finish(connected ? new WatchEndedError(`watch stream: ${e.message}`) : e));
       });
       req.on('error', (e) => finish(e));
+      // A peer that vanished without a RST (host down) would otherwise hold a silent stream forever.
+      req.on('socket', (sock) => sock.setKeepAlive(true, 10_000));
       signal.addEventListener('abort', onAbort, { once: true });
       req.end();
     });
