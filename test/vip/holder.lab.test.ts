@@ -9,6 +9,8 @@ import { createLab, type Lab, type LabHost } from '../../src/lab/netns.js';
 import type { Capture } from '../../src/lab/netns.js';
 import { parseFrame, garpRequest, type ParsedFrame } from '../../src/net/frames.js';
 import { openPacketSocket } from '../../src/net/packet.js';
+import { Prober } from '../../src/lab/prober.js';
+import { lastAnswerFrom, linger } from '../../src/lab/twoholders.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn('test/vip/holder.lab.test.ts: skipped, network namespaces need root');
@@ -239,5 +241,60 @@ describe.skipIf(!isRoot)('bad input touches nothing', () => {
     expect(text).toMatch(message);
     expect((await lab.exec(n1, ['ip', '-o', 'addr'])).stdout).toBe(before);
     expect(await lab.exec(n1, ['sysctl', '-n', 'net.ipv4.conf.all.arp_ignore'])).toMatchObject({ stdout: '0\n' });
+  });
+});
+
+describe.skipIf(!isRoot)('a killed or frozen agent stops answering (DESIGN rule 1)', () => {
+  let lab: Lab;
+  beforeAll(async () => {
+    lab = await createLab({ nodes: 1 });
+  });
+  afterAll(async () => {
+    await lab?.destroy();
+  });
+
+  /**
+   * Runs the agent, probes the VIP every 10 ms from the client, applies `signal` and returns how
+   * long after it the node still answered (ms) for each VIP.
+   */
+  async function lingerAfter(signal: 'SIGKILL' | 'SIGSTOP', env: Record<string, string>): Promise<Record<string, number>> {
+    const n1 = lab.nodes[0]!;
+    const vips = [lab.vip4, lab.vip6];
+    const a = startAgentProcess(lab, n1, { address: vips.join(','), ...env });
+    const prober = await Prober.open({ ifname: 'eth0', vips, intervalMs: 10, netns: lab.client.ns, srcIp4: lab.client.ipv4, srcIp6: lab.client.ipv6 });
+    try {
+      for (const vip of vips) await a.waitForLog((l) => l.msg === 'holding VIP' && l.vip === vip);
+      prober.start();
+      await sleep(500);
+      for (const vip of vips) expect(lastAnswerFrom(prober.records(vip), n1.mac)).not.toBeNull();
+      const at = performance.timeOrigin + performance.now();
+      a.child.kill(signal);
+      await sleep(4000);
+      prober.stop();
+      return Object.fromEntries(vips.map((vip) => [vip, linger(prober.records(vip), n1.mac, at)]));
+    } finally {
+      prober.close();
+      if (signal === 'SIGSTOP') a.child.kill('SIGCONT');
+      await a.stop();
+      // kill -9 leaves the VIP behind by design; the next start (or this) cleans it.
+      await lab.exec(n1, ['ip', 'addr', 'flush', 'dev', 'lo', 'scope', 'global']);
+      await lab.exec(n1, ['ip', 'addr', 'del', `${lab.vip4}/32`, 'dev', 'eth0']);
+      await lab.exec(n1, ['ip', 'addr', 'del', `${lab.vip6}/128`, 'dev', 'eth0']);
+    }
+  }
+
+  it.each(['SIGKILL', 'SIGSTOP'] as const)('agent responder: %s silences the node at once', async (signal) => {
+    const l = await lingerAfter(signal, {});
+    console.log(`linger after ${signal}, responder agent (ms):`, JSON.stringify(l));
+    // Nothing but the agent answers, so the bound is the prober's own resolution.
+    for (const ms of Object.values(l)) expect(ms).toBeLessThan(50);
+  });
+
+  it.each(['SIGKILL', 'SIGSTOP'] as const)('kernel responder: %s is bounded by the address lifetime', async (signal) => {
+    const l = await lingerAfter(signal, { vip_responder: 'kernel', vip_address_lifetime: '1' });
+    console.log(`linger after ${signal}, responder kernel, lifetime 1 s (ms):`, JSON.stringify(l));
+    // The kernel expires addresses on whole seconds from the last refresh (refreshed every 250 ms),
+    // checked by a timer with up to a second of slack: lifetime + 1 s.
+    for (const ms of Object.values(l)) expect(ms).toBeLessThan(2000);
   });
 });
