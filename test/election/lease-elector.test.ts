@@ -9,7 +9,7 @@ import { LeaseElector, type LeaseElectorOptions } from '../../src/election/lease
 import type { Verdict } from '../../src/election/types.js';
 import type { HealthGate } from '../../src/health/livez.js';
 import type { EventInput } from '../../src/k8s/events.js';
-import { MemoryLease, type MemoryView } from './memory-lease.js';
+import { MemoryLease, type MemoryView } from './lease-memory.js';
 
 const now = () => performance.now();
 
