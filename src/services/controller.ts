@@ -1,0 +1,405 @@
+/**
+ * The services controller: watches Services, EndpointSlices and the pool ConfigMap; on the
+ * allocator node, allocates (pure `allocate`) and writes each Service's status; on every node,
+ * computes the service IPs THIS node should hold (pure `plan`) and tells its listeners.
+ *
+ * Invariants and assumptions:
+ * - One allocator at a time: only a node told so by setAllocator() writes (the agent wires it
+ *   to the control-plane Lease verdict; with a `hold` verdict, writes stop at its `until`).
+ *   Every write is guarded by the Service's resourceVersion, so a stale or overlapping allocator
+ *   gets 409 rather than overwriting; allocation is deterministic, so two allocators with the
+ *   same view write the same thing. If two ever did hand one address to two Services, the next
+ *   allocation keeps it for the earlier Service and moves the other.
+ * - The allocator acts only on a full view: all three caches listed at least once.
+ * - vipd's record of what it allocated is the `vipd.io/Allocated` condition in the Service's
+ *   status (see model.ts); a restart re-reads it, so nothing is reshuffled.
+ * - Announcements come from that record only, never from `status.loadBalancer.ingress`.
+ * - Until setMembers() is called this node announces nothing: with no membership, every node
+ *   would think it is alone and all would announce.
+ * - No per-Service Lease: API writes happen when Services or pools change, not at steady state.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { setHeaderOptions, type V1ConfigMap, type V1EndpointSlice } from '@kubernetes/client-node';
+import { monotonicClock, type Clock } from '../clock.js';
+import type { Verdict } from '../election/types.js';
+import { describeError, httpStatus, type ApiClient } from '../k8s/client.js';
+import { EventRecorder, type EventInput } from '../k8s/events.js';
+import { createLogger, type Logger } from '../observe/log.js';
+import { ipsForNode, plan, type Plan } from './announce-plan.js';
+import { allocate, type Outcome } from './ipam.js';
+import {
+  DEFAULT_CLASS_FILTER,
+  allocatedCondition,
+  externalTrafficPolicy,
+  ingressIps,
+  isManaged,
+  readyEndpointNodes,
+  recordedIps,
+  serviceKey,
+  toClaim,
+  type ClassFilter,
+  type EndpointSliceLike,
+  type ServiceLike,
+} from './model.js';
+import { formatProblem, parsePools, type PoolConfig } from './pools.js';
+import { Reflector } from './reflector.js';
+import { PENDING_REASONS, releasePatch, statusPatch, type StatusPatch } from './status.js';
+
+export interface ServicesControllerOptions {
+  client: ApiClient;
+  /** This node's name (as in members). */
+  nodeName: string;
+  /** svc_namespace: only Services (and their EndpointSlices) in this namespace; '' = all. */
+  namespace?: string;
+  classFilter?: ClassFilter;
+  /** The kube-vip-cloud-provider ConfigMap; default kube-system/kubevip. */
+  poolConfigMap?: { namespace: string; name: string };
+  /** Control-plane VIPs: never handed out; a Service naming one rides on the control-plane holder. */
+  controlPlaneVips?: readonly string[];
+  /** Coalesces bursts of changes into one reconcile. Default 50 ms. */
+  debounceMs?: number;
+  /** Parallel status writes. Default 4. */
+  writeConcurrency?: number;
+  /** Bound on a list (all endpoints). Default 30 s. */
+  listTimeoutMs?: number;
+  clock?: Clock;
+  log?: Logger;
+}
+
+export type ServiceEventSink = (svc: ServiceLike, ev: EventInput) => void;
+
+interface SliceLite extends EndpointSliceLike {
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string; labels?: Record<string, string> };
+}
+
+interface ConfigMapLite {
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string };
+  data?: Record<string, string>;
+}
+
+type ServiceObj = ServiceLike & { metadata?: ServiceLike['metadata'] & { managedFields?: unknown } };
+
+type AllocatorState = { kind: 'off' } | { kind: 'on'; until: number };
+
+export class ServicesController {
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private readonly filter: ClassFilter;
+  private readonly services: Reflector<ServiceObj>;
+  private readonly slices: Reflector<SliceLite>;
+  private readonly configMaps: Reflector<ConfigMapLite>;
+  private readonly cm: { namespace: string; name: string };
+  private allocator: AllocatorState = { kind: 'off' };
+  private members: readonly string[] | undefined;
+  private desiredIps: readonly string[] = [];
+  private lastPlan: Plan = { units: [], onControlPlaneVip: new Map() };
+  private readonly listeners = new Set<(ips: readonly string[]) => void>();
+  private readonly warned = new Map<string, string>();
+  private lastPoolProblems = '';
+  private wake: (() => void) | undefined;
+  private dirty = true;
+  private eventSink: ServiceEventSink;
+  private readonly inflight = new Set<string>();
+
+  constructor(private readonly o: ServicesControllerOptions) {
+    this.log = o.log ?? createLogger(undefined, { mod: 'services' });
+    this.clock = o.clock ?? monotonicClock;
+    this.filter = o.classFilter ?? DEFAULT_CLASS_FILTER;
+    this.cm = o.poolConfigMap ?? { namespace: 'kube-system', name: 'kubevip' };
+    const ns = o.namespace ?? '';
+    const listTimeoutMs = o.listTimeoutMs ?? 30_000;
+    this.services = new Reflector<ServiceObj>({
+      name: 'services',
+      client: o.client,
+      log: this.log,
+      requestTimeoutMs: listTimeoutMs,
+      list: (a) => (ns ? a.core.listNamespacedService({ namespace: ns }, a.opts) : a.core.listServiceForAllNamespaces({}, a.opts)) as Promise<{ items: ServiceObj[] }>,
+      watchPath: ns ? `/api/v1/namespaces/${ns}/services` : '/api/v1/services',
+      transform: (s) => {
+        if (s.metadata?.managedFields) {
+          const { managedFields: _drop, ...meta } = s.metadata;
+          return { ...s, metadata: meta };
+        }
+        return s;
+      },
+    });
+    this.slices = new Reflector<SliceLite>({
+      name: 'endpointslices',
+      client: o.client,
+      log: this.log,
+      requestTimeoutMs: listTimeoutMs,
+      list: (a) =>
+        (ns ? a.discovery.listNamespacedEndpointSlice({ namespace: ns }, a.opts) : a.discovery.listEndpointSliceForAllNamespaces({}, a.opts)) as Promise<{
+          items: V1EndpointSlice[];
+        }> as Promise<{ items: SliceLite[] }>,
+      watchPath: ns ? `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices` : '/apis/discovery.k8s.io/v1/endpointslices',
+      // Only what ETP Local needs: which nodes have ready endpoints of which Service.
+      transform: (s) => ({
+        metadata: {
+          ...(s.metadata?.name !== undefined ? { name: s.metadata.name } : {}),
+          ...(s.metadata?.namespace !== undefined ? { namespace: s.metadata.namespace } : {}),
+          ...(s.metadata?.resourceVersion !== undefined ? { resourceVersion: s.metadata.resourceVersion } : {}),
+          labels: { 'kubernetes.io/service-name': s.metadata?.labels?.['kubernetes.io/service-name'] ?? '' },
+        },
+        ...(s.addressType !== undefined ? { addressType: s.addressType } : {}),
+        endpoints: (s.endpoints ?? []).map((e) => ({
+          ...(e.nodeName !== undefined ? { nodeName: e.nodeName } : {}),
+          ...(e.conditions?.ready !== undefined ? { conditions: { ready: e.conditions.ready } } : {}),
+        })),
+      }),
+    });
+    const fieldSelector = `metadata.name=${this.cm.name}`;
+    this.configMaps = new Reflector<ConfigMapLite>({
+      name: 'configmaps',
+      client: o.client,
+      log: this.log,
+      requestTimeoutMs: listTimeoutMs,
+      list: (a) => a.core.listNamespacedConfigMap({ namespace: this.cm.namespace, fieldSelector }, a.opts) as Promise<{ items: V1ConfigMap[] }> as Promise<{ items: ConfigMapLite[] }>,
+      watchPath: `/api/v1/namespaces/${this.cm.namespace}/configmaps`,
+      watchQuery: { fieldSelector },
+    });
+    const recorders = new Map<string, EventRecorder>();
+    this.eventSink = (svc, ev) => {
+      const ref = { apiVersion: 'v1', kind: 'Service', namespace: svc.metadata?.namespace ?? '', name: svc.metadata?.name ?? '', ...(svc.metadata?.uid ? { uid: svc.metadata.uid } : {}) };
+      let r = recorders.get(serviceKey(svc));
+      if (!r) {
+        r = new EventRecorder({ client: o.client, regarding: () => ref, instance: o.nodeName, controller: 'vipd.io/services', log: this.log, maxPending: 4 });
+        recorders.set(serviceKey(svc), r);
+      }
+      r.record(ev);
+      if (recorders.size > 10_000) recorders.clear();
+    };
+    for (const r of [this.services, this.slices, this.configMaps]) r.onChange(() => this.poke());
+  }
+
+  /** Replace where Service Events go (tests); default: Kubernetes Events via the API. */
+  setEventSink(sink: ServiceEventSink): void {
+    this.eventSink = sink;
+  }
+
+  /**
+   * Whether this node allocates and writes status. `true`/`false`, or an elector verdict: `hold`
+   * allows writes until its `until` (monotonic), `standby` stops them.
+   */
+  setAllocator(v: boolean | Verdict): void {
+    const next: AllocatorState =
+      v === true ? { kind: 'on', until: Infinity } : v === false || v.kind === 'standby' ? { kind: 'off' } : { kind: 'on', until: v.until };
+    const wasOn = this.allocating();
+    this.allocator = next;
+    if (!wasOn && this.allocating()) this.log.info({ node: this.o.nodeName }, 'this node now allocates service IPs');
+    if (wasOn && !this.allocating()) this.log.info({ node: this.o.nodeName }, 'this node no longer allocates service IPs');
+    this.poke();
+  }
+
+  /** Live, healthy members that may announce service IPs (node names). */
+  setMembers(members: readonly string[]): void {
+    this.members = [...new Set(members)].sort();
+    this.poke();
+  }
+
+  /** Called with the full set of service IPs this node should hold whenever it changes. */
+  onDesired(fn: (ips: readonly string[]) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  desired(): readonly string[] {
+    return this.desiredIps;
+  }
+
+  plan(): Plan {
+    return this.lastPlan;
+  }
+
+  synced(): boolean {
+    return this.services.synced && this.slices.synced && this.configMaps.synced;
+  }
+
+  private allocating(): boolean {
+    return this.allocator.kind === 'on' && this.clock.now() < this.allocator.until;
+  }
+
+  private retryTimer: NodeJS.Timeout | undefined;
+
+  private retrySoon(): void {
+    if (this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.poke();
+    }, 2_000);
+    this.retryTimer.unref();
+  }
+
+  private poke(): void {
+    this.dirty = true;
+    this.wake?.();
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    const loops = [this.services.run(signal), this.slices.run(signal), this.configMaps.run(signal), this.reconcileLoop(signal)];
+    try {
+      await Promise.all(loops);
+    } finally {
+      if (this.retryTimer) clearTimeout(this.retryTimer);
+      this.retryTimer = undefined;
+    }
+  }
+
+  private async reconcileLoop(signal: AbortSignal): Promise<void> {
+    const debounceMs = this.o.debounceMs ?? 50;
+    while (!signal.aborted) {
+      if (!this.dirty) {
+        // Wake on a change, or when an allocator grant's deadline passes.
+        const until = this.allocator.kind === 'on' ? this.allocator.until - this.clock.now() : Infinity;
+        await new Promise<void>((resolve) => {
+          const t = Number.isFinite(until) ? setTimeout(resolve, Math.max(0, until) + 1) : undefined;
+          const done = () => {
+            if (t) clearTimeout(t);
+            signal.removeEventListener('abort', done);
+            this.wake = undefined;
+            resolve();
+          };
+          this.wake = done;
+          signal.addEventListener('abort', done, { once: true });
+        });
+        if (signal.aborted) break;
+      }
+      await sleep(debounceMs, undefined, { signal }).catch(() => undefined);
+      if (signal.aborted) break;
+      this.dirty = false;
+      try {
+        await this.reconcile(signal);
+      } catch (err) {
+        if (signal.aborted) break;
+        this.log.error({ err: describeError(err) }, 'services reconcile failed; retrying in 2 s');
+        this.retrySoon();
+      }
+    }
+  }
+
+  private pools(): PoolConfig | undefined {
+    const cm = this.configMaps.get(this.cm.namespace, this.cm.name);
+    if (!cm) return undefined;
+    const pools = parsePools(cm.data ?? {});
+    const problems = pools.problems.map(formatProblem).join('\n');
+    if (problems !== this.lastPoolProblems) {
+      this.lastPoolProblems = problems;
+      for (const p of pools.problems) this.log[p.severity === 'error' ? 'error' : 'warn']({ configmap: `${this.cm.namespace}/${this.cm.name}` }, formatProblem(p));
+    }
+    return pools;
+  }
+
+  /** One pass: announcements on every node; allocation and status writes on the allocator. */
+  private async reconcile(signal: AbortSignal): Promise<void> {
+    if (!this.services.synced || !this.slices.synced) return;
+    const all = this.services.list();
+    const managed = all.filter((s) => (this.o.namespace ? s.metadata?.namespace === this.o.namespace : true) && isManaged(s, this.filter));
+    this.announce(managed);
+    if (!this.allocating() || !this.configMaps.synced) return;
+
+    const managedKeys = new Set(managed.map(serviceKey));
+    // Addresses another controller wrote into an unmanaged LoadBalancer Service: never hand them out.
+    const reserved = all
+      .filter((s) => !managedKeys.has(serviceKey(s)) && s.spec?.type === 'LoadBalancer' && !allocatedCondition(s))
+      .flatMap((s) => ingressIps(s));
+    const outcomes = allocate({ pools: this.pools(), claims: managed.map(toClaim), controlPlaneVips: this.o.controlPlaneVips ?? [], reserved });
+
+    const writes: Array<{ svc: ServiceObj; patch: StatusPatch; outcome?: Outcome }> = [];
+    const now = new Date();
+    for (const svc of managed) {
+      const outcome = outcomes.get(serviceKey(svc));
+      if (!outcome) continue;
+      this.report(svc, outcome);
+      const patch = statusPatch(svc, outcome, now);
+      if (patch) writes.push({ svc, patch, outcome });
+    }
+    for (const svc of all) {
+      if (managedKeys.has(serviceKey(svc))) continue;
+      const patch = releasePatch(svc);
+      if (patch) writes.push({ svc, patch });
+    }
+    await this.writeAll(writes, signal);
+  }
+
+  private announce(managed: readonly ServiceObj[]): void {
+    const p = plan({
+      services: managed.map((s) => ({ key: serviceKey(s), ips: recordedIps(s), externalTrafficPolicy: externalTrafficPolicy(s) })),
+      readyEndpointNodes: readyEndpointNodes(this.slices.list()),
+      members: this.members ?? [],
+      controlPlaneVips: this.o.controlPlaneVips ?? [],
+    });
+    this.lastPlan = p;
+    const mine = this.members === undefined ? [] : ipsForNode(p, this.o.nodeName);
+    if (mine.length === this.desiredIps.length && mine.every((ip, i) => ip === this.desiredIps[i])) return;
+    this.log.info({ node: this.o.nodeName, ips: mine, before: this.desiredIps }, 'service IPs this node should hold changed');
+    this.desiredIps = mine;
+    for (const fn of this.listeners) {
+      try {
+        fn(mine);
+      } catch (err) {
+        this.log.error({ err: describeError(err) }, 'desired-IPs listener threw');
+      }
+    }
+  }
+
+  /** Warning Events for waiting Services (once per distinct reason and message), Normal on allocation. */
+  private report(svc: ServiceObj, outcome: Outcome): void {
+    const key = serviceKey(svc);
+    let text: string;
+    let ev: EventInput | undefined;
+    if (outcome.kind === 'pending') {
+      text = `pending|${outcome.reason}|${outcome.message}`;
+      ev = { type: 'Warning', reason: PENDING_REASONS[outcome.reason], action: 'Allocate', note: outcome.message };
+    } else {
+      text = `assigned|${outcome.ips.join(',')}|${outcome.missing.map((m) => m.message).join(';')}`;
+      const before = recordedIps(svc);
+      const changed = before.join(',') !== outcome.ips.join(',');
+      if (outcome.missing.length > 0) {
+        ev = { type: 'Warning', reason: PENDING_REASONS[outcome.missing[0]!.reason], action: 'Allocate', note: `allocated ${outcome.ips.join(', ')}; ${outcome.missing.map((m) => m.message).join('; ')}` };
+      } else if (changed) {
+        ev = { type: 'Normal', reason: 'Allocated', action: 'Allocate', note: `allocated ${outcome.ips.join(', ')}` };
+      }
+    }
+    if (this.warned.get(key) === text) return;
+    this.warned.set(key, text);
+    if (outcome.kind === 'pending') this.log.warn({ svc: key, reason: outcome.reason }, outcome.message);
+    if (ev) this.eventSink(svc, ev);
+  }
+
+  private async writeAll(writes: Array<{ svc: ServiceObj; patch: StatusPatch }>, signal: AbortSignal): Promise<void> {
+    const queue = writes.filter((w) => !this.inflight.has(serviceKey(w.svc)));
+    const workers = Array.from({ length: Math.min(this.o.writeConcurrency ?? 4, queue.length) }, async () => {
+      for (let w = queue.shift(); w; w = queue.shift()) {
+        if (signal.aborted || !this.allocating()) return;
+        await this.write(w.svc, w.patch, signal);
+      }
+    });
+    await Promise.all(workers);
+  }
+
+  private async write(svc: ServiceObj, patch: StatusPatch, signal: AbortSignal): Promise<void> {
+    const key = serviceKey(svc);
+    const name = svc.metadata?.name ?? '';
+    const namespace = svc.metadata?.namespace ?? '';
+    this.inflight.add(key);
+    try {
+      await this.o.client.call(
+        'services.status.patch',
+        (a) => a.core.patchNamespacedServiceStatus({ name, namespace, body: patch }, setHeaderOptions('Content-Type', 'application/merge-patch+json', a.opts)),
+        { signal },
+      );
+      this.log.info({ svc: key, ingress: patch.status.loadBalancer?.ingress?.map((i) => i.ip) ?? null }, 'service status written');
+    } catch (err) {
+      const code = httpStatus(err);
+      if (code === 409 || code === 404) {
+        // Changed or gone since we read it: the watch brings the new version and we decide again.
+        this.log.debug({ svc: key, code }, 'service changed under us; will reconcile again');
+      } else {
+        this.log.warn({ svc: key, err: describeError(err) }, 'cannot write service status; retrying in 2 s');
+        this.retrySoon();
+      }
+    } finally {
+      this.inflight.delete(key);
+    }
+  }
+}
