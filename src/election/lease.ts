@@ -240,7 +240,7 @@ export class LeaseElector implements Elector {
     this.role = { kind: 'holding', until, since: now, nextRenewAt: sentAt + this.timing.retryPeriodMs };
     this.armDeadline(until);
     const from = previous?.holder ? (previous.holder !== this.identity ? previous.holder : undefined) : previous ? this.lastOtherHolder : undefined;
-    const reason = `acquired Lease ${this.leaseName} (${how}${from ? ` by ${from}` : ''})`;
+    const reason = `acquired Lease ${this.leaseName} (${how}${from ? `; previous holder ${from}` : ''})`;
     this.emit({ kind: 'hold', until, reason });
     this.log.info({ lease: this.leaseName, node: this.identity, reason, from, untilInMs: Math.round(until - now) }, 'Lease acquired');
     this.events?.record({

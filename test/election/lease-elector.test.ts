@@ -148,7 +148,7 @@ describe('LeaseElector (in-memory Lease)', () => {
     expect(m.record).toMatchObject({ holder: 'b', transitions: 1 });
     expect(a.events.map((e) => e.reason)).toContain('LeaseLost');
     expect(b.events.map((e) => e.reason)).toContain('LeaseHandover');
-    expect(b.events.find((e) => e.reason === 'LeaseHandover')?.note).toMatch(/by a/);
+    expect(b.events.find((e) => e.reason === 'LeaseHandover')?.note).toMatch(/previous holder a/);
   });
 
   it('shutdown: standby first, the async listener (unbind) finishes, then the release; a watching candidate takes over at once', async () => {
