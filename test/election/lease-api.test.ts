@@ -253,7 +253,7 @@ describeWithApi('Lease elector against kube-apiserver', (assetsDir) => {
     measure('kill→takeover (after last observed change)', since);
     measure('kill→takeover (after kill)', acquired - killedAt);
     expect(since).toBeGreaterThanOrEqual(LD);
-    expect(since).toBeLessThan(LD + 250); // a timer at the expiry, not the next poll
+    expect(since).toBeLessThan(LD + 400); // a timer at the expiry, not the next poll (which could be 1100 ms later)
     expect((await readLease()).holder).toBe('b');
   }, 60_000);
 
@@ -300,7 +300,7 @@ describeWithApi('Lease elector against kube-apiserver', (assetsDir) => {
     measure('freeze: other acquire − holder standby', acquiredAt - standbyAt);
     measure('freeze→takeover', acquiredAt - frozenAt);
     expect(standbyAt).toBeGreaterThanOrEqual(until - 1);
-    expect(standbyAt - until).toBeLessThan(100);
+    expect(standbyAt - until).toBeLessThan(250);
     expect(standbyAt).toBeLessThan(acquiredAt);
     // The margin is at least leaseDuration − renewDeadline − (time the last renew took to be seen).
     expect(acquiredAt - standbyAt).toBeGreaterThan(LD - RD - RP);
@@ -371,7 +371,7 @@ describeWithApi('Lease elector against kube-apiserver', (assetsDir) => {
       const standbyAt = a.firstStandbyAfter(t0)!;
       const acquiredAt = b.firstHoldAfter(t0)!;
       expect(unhealthyAt).toBeGreaterThan(0);
-      expect(standbyAt - unhealthyAt).toBeLessThan(5);
+      expect(standbyAt - unhealthyAt).toBeLessThan(20);
       expect(standbyAt).toBeLessThan(acquiredAt);
       measure('health gate: unhealthy → other acquires', acquiredAt - unhealthyAt);
       expect(acquiredAt - unhealthyAt).toBeLessThan(LD); // released, not expired

@@ -139,12 +139,12 @@ describe('LeaseElector (in-memory Lease)', () => {
     const bAcquire = b.acquiredAt()!;
     expect(aStandby).toBeLessThan(bAcquire);
     // a's grant ran from the send of its last successful renew (before the write) + 400 ms.
-    expect(aStandby - lastAWrite).toBeLessThan(400 + 30);
+    expect(aStandby - lastAWrite).toBeLessThan(400 + 100);
     // b waited the whole lease after it saw a's last write (and acted on time, not at a later poll).
     // The record advertises whole seconds rounded up (1 s for 800 ms), and b honours the longer one.
     const bWrite = m.writes.find((w) => w.by === 'b')!.at;
     expect(bWrite - lastAWrite).toBeGreaterThanOrEqual(1000);
-    expect(bWrite - lastAWrite).toBeLessThan(1000 + 60);
+    expect(bWrite - lastAWrite).toBeLessThan(1000 + 150);
     expect(m.record).toMatchObject({ holder: 'b', transitions: 1 });
     expect(a.events.map((e) => e.reason)).toContain('LeaseLost');
     expect(b.events.map((e) => e.reason)).toContain('LeaseHandover');
@@ -184,9 +184,9 @@ describe('LeaseElector (in-memory Lease)', () => {
     const t0 = now();
     gate.set(false);
     expect(a.verdicts.at(-1)?.v.kind).toBe('standby'); // synchronously
-    expect(a.verdicts.at(-1)!.at - t0).toBeLessThan(5);
+    expect(a.verdicts.at(-1)!.at - t0).toBeLessThan(20);
     await waitFor(() => b.holding(), 1000, 'b acquires');
-    expect(b.acquiredAt()! - t0).toBeLessThan(100);
+    expect(b.acquiredAt()! - t0).toBeLessThan(250);
     gate.set(true);
     await new Promise((r) => setTimeout(r, 1000));
     expect(a.holding()).toBe(false);
@@ -225,7 +225,7 @@ describe('LeaseElector (in-memory Lease)', () => {
     const t0 = now();
     m.write('intruder', { holder: 'x', acquireTime: r.acquireTime!, renewTime: r.renewTime!, leaseDurationSeconds: 1, transitions: r.transitions + 1 });
     await waitFor(() => !a.holding(), 1000, 'a steps down');
-    expect(a.standbyAfter(t0)! - t0).toBeLessThan(50);
+    expect(a.standbyAfter(t0)! - t0).toBeLessThan(150);
     expect(a.verdicts.at(-1)?.v).toMatchObject({ kind: 'standby', leader: 'x' });
     // x never renews: a takes it back after leaseDuration.
     await waitFor(() => a.holding(), 2000, 'a re-acquires');
@@ -240,7 +240,7 @@ describe('LeaseElector (in-memory Lease)', () => {
     a.view.wedged = true;
     const t0 = now();
     await waitFor(() => !a.holding(), 2000, 'a stands by');
-    expect(a.standbyAfter(t0)! - lastAWrite).toBeLessThan(400 + 30);
+    expect(a.standbyAfter(t0)! - lastAWrite).toBeLessThan(400 + 100);
     await waitFor(() => a.logs.some((l) => l.includes('no progress')), 3000, 'watchdog log');
     a.view.wedged = false;
     await waitFor(() => a.holding(), 3000, 'a holds again after the restart');
