@@ -25,7 +25,8 @@ import type { Verdict } from '../election/types.js';
 import { describeError, httpStatus, type ApiClient } from '../k8s/client.js';
 import { EventRecorder, type EventInput } from '../k8s/events.js';
 import { createLogger, type Logger } from '../observe/log.js';
-import { ipsForNode, plan, type Plan } from './announce-plan.js';
+import { plan, type Plan } from './announce-plan.js';
+import { handoff, initialHandoff, type HandoffState } from './handoff.js';
 import { allocate, type Outcome } from './ipam.js';
 import {
   DEFAULT_CLASS_FILTER,
@@ -56,6 +57,11 @@ export interface ServicesControllerOptions {
   poolConfigMap?: { namespace: string; name: string };
   /** Control-plane VIPs: never handed out; a Service naming one rides on the control-plane holder. */
   controlPlaneVips?: readonly string[];
+  /**
+   * Before taking an IP that another live member owned in this node's last plan (or any IP on the
+   * first plan), wait this long so the old owner lets go first (see handoff.ts). Default 2000 ms.
+   */
+  handoffDelayMs?: number;
   /** Coalesces bursts of changes into one reconcile. Default 50 ms. */
   debounceMs?: number;
   /** Parallel status writes. Default 4. */
@@ -93,6 +99,8 @@ export class ServicesController {
   private members: readonly string[] | undefined;
   private desiredIps: readonly string[] = [];
   private lastPlan: Plan = { units: [], onControlPlaneVip: new Map() };
+  private handoffState: HandoffState = initialHandoff;
+  private handoffTimer: NodeJS.Timeout | undefined;
   private readonly listeners = new Set<(ips: readonly string[]) => void>();
   private readonly warned = new Map<string, string>();
   private lastPoolProblems = '';
@@ -241,7 +249,8 @@ export class ServicesController {
       await Promise.all(loops);
     } finally {
       if (this.retryTimer) clearTimeout(this.retryTimer);
-      this.retryTimer = undefined;
+      if (this.handoffTimer) clearTimeout(this.handoffTimer);
+      this.retryTimer = this.handoffTimer = undefined;
     }
   }
 
@@ -329,7 +338,18 @@ export class ServicesController {
       controlPlaneVips: this.o.controlPlaneVips ?? [],
     });
     this.lastPlan = p;
-    const mine = this.members === undefined ? [] : ipsForNode(p, this.o.nodeName);
+    let mine: string[] = [];
+    if (this.members !== undefined) {
+      const h = handoff(this.handoffState, p, this.members, this.o.nodeName, this.clock.now(), this.o.handoffDelayMs ?? 2_000);
+      this.handoffState = h.state;
+      mine = h.hold;
+      if (this.handoffTimer) clearTimeout(this.handoffTimer);
+      this.handoffTimer = undefined;
+      if (h.wakeAt !== undefined) {
+        this.handoffTimer = setTimeout(() => this.poke(), Math.max(0, h.wakeAt - this.clock.now()) + 1);
+        this.handoffTimer.unref();
+      }
+    }
     if (mine.length === this.desiredIps.length && mine.every((ip, i) => ip === this.desiredIps[i])) return;
     this.log.info({ node: this.o.nodeName, ips: mine, before: this.desiredIps }, 'service IPs this node should hold changed');
     this.desiredIps = mine;

@@ -75,7 +75,7 @@ describeWithApi('services controller against kube-apiserver', (assetsDir) => {
 
   function startController(): void {
     stop = new AbortController();
-    ctl = new ServicesController({ client, nodeName: 'n1', controlPlaneVips: ['198.18.100.200'], log, debounceMs: 20 });
+    ctl = new ServicesController({ client, nodeName: 'n1', controlPlaneVips: ['198.18.100.200'], log, debounceMs: 20, handoffDelayMs: 0 });
     ctl.onDesired((ips) => desiredSeen.push(ips));
     ctl.setMembers(['n1']);
     ctl.setAllocator(true);
@@ -232,5 +232,37 @@ data:
       ac.abort();
       await r;
     }
+  });
+
+  it('externalTrafficPolicy Local: the node with the ready local endpoint announces; when it moves, so does the IP', async () => {
+    ctl.setAllocator(true);
+    ctl.setMembers(['n1', 'n2', 'n3']);
+    await createSvc('x', 'local', { externalTrafficPolicy: 'Local' });
+    const s = await statusIs('x', 'local', (s) => ingress(s).length > 0);
+    const ip = ingress(s)[0]!;
+    const unit = () => ctl.plan().units.find((u) => u.ip === ip);
+    await until('no endpoint → no owner', async () => unit() !== undefined && unit()!.owner === undefined);
+    const slice = (node: string, ready: boolean) => ({
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: { name: 'local-1', namespace: 'x', labels: { 'kubernetes.io/service-name': 'local' } },
+      addressType: 'IPv4',
+      endpoints: [{ addresses: ['198.19.0.10'], conditions: { ready }, nodeName: node }],
+      ports: [{ port: 80, protocol: 'TCP' }],
+    });
+    await req('POST', '/apis/discovery.k8s.io/v1/namespaces/x/endpointslices', slice('n2', true));
+    await until('owner n2', async () => unit()?.owner === 'n2');
+    expect(ctl.desired()).not.toContain(ip);
+    const cur = (await req('GET', '/apis/discovery.k8s.io/v1/namespaces/x/endpointslices/local-1')) as { metadata: { resourceVersion: string } };
+    await req('PUT', '/apis/discovery.k8s.io/v1/namespaces/x/endpointslices/local-1', { ...slice('n1', true), metadata: { ...slice('n1', true).metadata, resourceVersion: cur.metadata.resourceVersion } });
+    await until('n1 holds it', async () => ctl.desired().includes(ip));
+    expect(unit()?.candidates).toEqual(['n1']);
+    // Not ready any more: nobody announces it.
+    const cur2 = (await req('GET', '/apis/discovery.k8s.io/v1/namespaces/x/endpointslices/local-1')) as { metadata: { resourceVersion: string } };
+    await req('PUT', '/apis/discovery.k8s.io/v1/namespaces/x/endpointslices/local-1', { ...slice('n1', false), metadata: { ...slice('n1', false).metadata, resourceVersion: cur2.metadata.resourceVersion } });
+    await until('withdrawn', async () => !ctl.desired().includes(ip));
+    // Cluster-policy addresses spread over the three members; every one has exactly one owner.
+    const owners = ctl.plan().units.filter((u) => u.ip !== ip).map((u) => u.owner);
+    expect(owners.every((o) => o === 'n1' || o === 'n2' || o === 'n3')).toBe(true);
   });
 });
