@@ -94,6 +94,7 @@ export class Reflector<T extends ObjectMeta> {
         );
         if (delivered === 0 && performance.now() - started < 2_000) {
           // An immediate, empty end is how an expired resourceVersion shows up here.
+          this.o.log.debug({ what: this.o.name }, 'watch ended at once with nothing; listing again');
           this.rv = '';
           backoff = Math.min(Math.max(backoff * 2, 500), 30_000);
           await sleep(backoff, undefined, { signal }).catch(() => undefined);
