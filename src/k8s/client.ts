@@ -455,9 +455,9 @@ export class ApiClient {
 
   /**
    * One watch stream on the first endpoint that connects (in endpoints() order). Resolves when
-   * the server ends the stream, rejects on errors; abort `signal` to stop. `connectTimeoutMs`
-   * bounds the wait for response headers; `idleTimeoutMs` (if set) ends a stream that delivers
-   * nothing for that long.
+   * the server ends the stream (or `idleTimeoutMs`, if set, passes without data); rejects on
+   * errors, with the HTTP status (httpStatus()) for a refused watch or an ERROR event such as
+   * 410 Gone. Abort `signal` to stop. `connectTimeoutMs` bounds the wait for response headers.
    */
   async watch(
     op: string,
@@ -548,8 +548,11 @@ export class ApiClient {
             }
             if (typeof ev.type === 'string') {
               if (ev.type === 'ERROR') {
+                // A Status object: 410 Gone (resourceVersion too old) and the like. It carries its
+                // code as statusCode, so httpStatus() sees it and 410 is not taken for a dead endpoint.
                 const status = ev.object as { code?: number; message?: string } | undefined;
-                finish(new WatchEndedError(`watch error event: ${status?.code ?? ''} ${status?.message ?? ''}`.trim()));
+                const msg = `watch error event: ${status?.code ?? ''} ${status?.message ?? ''}`.trim();
+                finish(typeof status?.code === 'number' ? Object.assign(new Error(msg), { statusCode: status.code }) : new WatchEndedError(msg));
                 return;
               }
               onEvent(ev.type, ev.object);

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { mkdtemp, readFile, rm, writeFile, copyFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AllEndpointsFailedError, ApiClient, normalizeEndpoint } from '../../src/k8s/client.js';
+import { AllEndpointsFailedError, ApiClient, httpStatus, normalizeEndpoint } from '../../src/k8s/client.js';
 import { startControlPlane, type ControlPlane } from '../../src/lab/apiserver.js';
 import { createLogger } from '../../src/observe/log.js';
 import { describeWithApi } from '../lab/with-api.js';
@@ -156,5 +156,29 @@ describeWithApi('ApiClient against kube-apiserver', (assetsDir) => {
     expect(again.endpoints()).toEqual([normalizeEndpoint(cp.servers[0]!.url), 'https://198.18.0.11:6443']);
     again.close();
     await cp.request('DELETE', '/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/kubernetes');
+  }, 30_000);
+
+  it('watch: delivers the current object first; a refused watch reports its HTTP status and does not mark the endpoint down', async () => {
+    const kc = await cp.serviceAccountKubeconfig();
+    const c = await ApiClient.create({ kubeconfigPath: kc, localEndpoint: cp.servers[0]!.url, discoverEndpoints: false, log });
+    try {
+      const path = '/apis/coordination.k8s.io/v1/namespaces/kube-system/leases';
+      const created = await cp.request('POST', path, { metadata: { name: 'watch-me' }, spec: { holderIdentity: 'x' } });
+      expect(created.status).toBe(201);
+      const seen: string[] = [];
+      const ac = new AbortController();
+      const w = c.watch('t.watch', path, { fieldSelector: 'metadata.name=watch-me' }, (type, obj) => {
+        seen.push(`${type}:${(obj as { spec?: { holderIdentity?: string } }).spec?.holderIdentity}`);
+        ac.abort();
+      }, ac.signal);
+      await expect(w).rejects.toThrow(/abort/i);
+      expect(seen).toEqual(['ADDED:x']);
+      // A refused watch carries its HTTP status and is an answer, not a dead endpoint.
+      const err = await c.watch('t.watch', '/apis/coordination.k8s.io/v1/namespaces/default/leases', {}, () => {}, AbortSignal.timeout(10_000)).then(() => undefined, (e: unknown) => e);
+      expect(httpStatus(err)).toBe(403); // the Role grants Leases in kube-system only
+      expect(c.endpoints()[0]).toBe(normalizeEndpoint(cp.servers[0]!.url));
+    } finally {
+      c.close();
+    }
   }, 30_000);
 });
