@@ -35,6 +35,7 @@ const USAGE = `vipd ${'<command>'}
 
 Commands:
   run        Run the agent: elect a holder and hold the VIP (settings from the environment or flags)
+  manifest   Print a static pod, DaemonSet or RBAC manifest from the same settings ('vipd manifest --help')
   lab        Start the embedded demo: a 3-node network lab with vipd on each node (needs root)
   version    Print the version
   help       This text; 'vipd run --help' lists every setting
@@ -96,6 +97,10 @@ async function main(): Promise<number> {
     case 'lab': {
       const { runLabDemo } = await import('./lab/demo.js');
       return runLabDemo(rest);
+    }
+    case 'manifest': {
+      const { manifestCommand } = await import('./manifest/command.js');
+      return manifestCommand(rest);
     }
     case 'version':
     case '--version':

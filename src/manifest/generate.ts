@@ -1,0 +1,391 @@
+/**
+ * `vipd manifest pod|daemonset|rbac`: Kubernetes YAML from the same settings `vipd run` reads.
+ *
+ * Invariants (tests hold them):
+ * - The container gets the settings as environment variables with kube-vip's names, and parsing
+ *   that environment gives back the Config the manifest was generated from (vip_nodename comes
+ *   from spec.nodeName; the DaemonSet's kubeconfig is the ServiceAccount's unless --in-cluster=false).
+ * - Only NET_ADMIN and NET_RAW are added, everything else is dropped. The one privileged part is an
+ *   init container that sets the two strict-ARP sysctls the default responder needs, because
+ *   /proc/sys is read-only in unprivileged containers and a hostNetwork pod may not set net.*
+ *   sysctls through securityContext.sysctls.
+ * - Output is deterministic: the same settings give the same bytes (checked-in copies are compared).
+ */
+import { posix } from 'node:path';
+import { ConfigError, loadConfig, toEnv, type Config } from '../config/index.js';
+import { parseListenAddress } from '../observe/http.js';
+import { rbacDocuments, SERVICE_ACCOUNT } from './rbac.js';
+import { packageVersion } from './version.js';
+import { commented, toYaml, type YamlDocument, type YamlMap, type YamlValue } from './yaml.js';
+
+export type ManifestKind = 'pod' | 'daemonset' | 'rbac';
+export const MANIFEST_KINDS: readonly ManifestKind[] = ['pod', 'daemonset', 'rbac'];
+
+export interface ManifestOptions {
+  /** Container image reference. */
+  image: string;
+  /** pod: mount the host's super-admin.conf (first kubeadm init node, kubeadm >= 1.29, kube-vip #684). */
+  superAdmin: boolean;
+  /** Add the privileged init container that sets the strict-ARP sysctls (only when they are needed). */
+  sysctlInit: boolean;
+  /** daemonset: API credentials from the ServiceAccount (true) or the host's kubeconfig file (false). */
+  inCluster: boolean;
+  /** daemonset: Secret holding the peer key under the key `key`. */
+  peerKeySecret: string;
+}
+
+export const KUBEADM_ADMIN_CONF = '/etc/kubernetes/admin.conf';
+export const KUBEADM_SUPER_ADMIN_CONF = '/etc/kubernetes/super-admin.conf';
+export const STATIC_POD_PATH = '/etc/kubernetes/manifests/vipd.yaml';
+/** Where the DaemonSet's ServiceAccount kubeconfig (ConfigMap vipd-kubeconfig) is mounted. */
+export const SA_KUBECONFIG_PATH = '/etc/vipd/kubeconfig';
+const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+const NAME = 'vipd';
+const NAMESPACE = 'kube-system';
+const LABELS = { 'app.kubernetes.io/name': NAME };
+const CONTROL_PLANE_LABEL = 'node-role.kubernetes.io/control-plane';
+
+export function defaultImage(): string {
+  return `vipd:${packageVersion()}`;
+}
+
+export function defaultManifestOptions(): ManifestOptions {
+  return { image: defaultImage(), superAdmin: false, sysctlInit: true, inCluster: true, peerKeySecret: 'vipd-peer-key' };
+}
+
+// kube-vip's `manifest pod` always writes these; the rest only when not at their default.
+const ALWAYS = new Set([
+  'address',
+  'vip_subnet',
+  'vip_arp',
+  'port',
+  'vip_interface',
+  'vip_nodename',
+  'vip_responder',
+  'cp_enable',
+  'cp_namespace',
+  'vip_leaderelection',
+  'vip_leasename',
+  'vip_leaseduration',
+  'vip_renewdeadline',
+  'vip_retryperiod',
+  'k8s_config_file',
+  'kubernetes_addr',
+  'prometheus_server',
+]);
+
+export type EnvVar = { name: string; value: string } | { name: string; valueFrom: { fieldRef: { fieldPath: string } } };
+
+/**
+ * The container's environment: the settings under kube-vip's names, in table order. Settings at
+ * their default are left out (except the ones kube-vip always writes), so a manifest shows what
+ * was chosen; leaving one out means the same value, because loadConfig fills in the default.
+ */
+export function containerEnv(config: Config): EnvVar[] {
+  const env = toEnv(config);
+  // toEnv leaves out settings whose value is "unset"; for prometheus_server unset means disabled,
+  // which must be written as "" or the default (:2112) would come back.
+  if (config.metricsAddress === undefined) env.prometheus_server = '';
+  const defaults = toEnv(loadConfig({ vip_nodename: config.nodeName, port: String(config.port) }, [], { requireVip: false }));
+  const out: EnvVar[] = [];
+  for (const [name, value] of Object.entries(env)) {
+    if (name === 'vip_nodename') {
+      out.push({ name, valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } });
+      continue;
+    }
+    if (ALWAYS.has(name) || defaults[name] !== value) out.push({ name, value });
+  }
+  return out;
+}
+
+/** The sysctls the agent responder needs (see ensureStrictArp in src/vip/holder.ts). */
+export function needsStrictArp(config: Config): boolean {
+  return config.responder === 'agent' && config.vips.some((v) => v.family === 4);
+}
+
+/**
+ * POSIX sh for the init container: raise arp_ignore to 1 where it is 0 or 3 (on `all` and on the
+ * VIP's interface, or on every interface when vipd picks the interface itself) and arp_announce
+ * on `all` to 2. Values that are already strict enough are left alone; every change is printed.
+ */
+export function strictArpScript(iface: string | undefined): string {
+  const targets = iface ? `"$conf/all/arp_ignore" "$conf/${iface}/arp_ignore"` : '"$conf"/*/arp_ignore';
+  return [
+    'set -eu',
+    'conf=/proc/sys/net/ipv4/conf',
+    `for f in ${targets}; do`,
+    '  v=$(cat "$f")',
+    '  case "$v" in 0|3) echo 1 > "$f"; echo "$f: $v -> 1" ;; esac',
+    'done',
+    'v=$(cat "$conf/all/arp_announce")',
+    'if [ "$v" -lt 2 ]; then echo 2 > "$conf/all/arp_announce"; echo "$conf/all/arp_announce: $v -> 2"; fi',
+    '',
+  ].join('\n');
+}
+
+interface Volume {
+  volume: YamlMap;
+  mount: YamlMap;
+}
+
+function hostFile(name: string, hostPath: string, mountPath: string): Volume {
+  return { volume: { name, hostPath: { path: hostPath, type: 'File' } }, mount: { name, mountPath, readOnly: true } };
+}
+
+function probes(config: Config): YamlMap {
+  if (config.metricsAddress === undefined) return {};
+  const { host, port } = parseListenAddress(config.metricsAddress);
+  // The kubelet probes the pod IP (the node's address with hostNetwork) unless told otherwise.
+  const probeHost = host === undefined || host === '0.0.0.0' || host === '::' ? undefined : host;
+  const get = (path: string): YamlMap => ({ path, port, host: probeHost });
+  return {
+    ports: [{ name: 'metrics', containerPort: port, protocol: 'TCP' }],
+    livenessProbe: commented(
+      ['Restarts the agent only when its event loop stays blocked (~30 s) or keeps blocking; the VIP', 'is safe meanwhile: the holder stops answering at its grant deadline.'],
+      { httpGet: get('/healthz'), periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 3 },
+    ),
+    readinessProbe: { httpGet: get('/readyz'), periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 2 },
+  };
+}
+
+function agentContainer(config: Config, env: EnvVar[], volumes: Volume[], opts: ManifestOptions): YamlMap {
+  return {
+    name: NAME,
+    image: opts.image,
+    imagePullPolicy: 'IfNotPresent',
+    args: ['run'],
+    env,
+    securityContext: {
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: commented(
+        ['NET_ADMIN: add and remove the VIP and its kernel lifetime (netlink address changes).', 'NET_RAW: AF_PACKET socket for gratuitous ARP / unsolicited NA and ARP replies.'],
+        { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] },
+      ),
+    },
+    volumeMounts: volumes.map((v) => v.mount),
+    ...probes(config),
+  };
+}
+
+function initContainers(config: Config, opts: ManifestOptions): YamlMap {
+  if (!opts.sysctlInit || !needsStrictArp(config)) return {};
+  return {
+    initContainers: commented(
+      [
+        'vip_responder=agent: the kernel must not answer ARP for the VIP (it sits on lo), only vipd,',
+        'and only while it holds a grant. /proc/sys is read-only in unprivileged containers and',
+        'hostNetwork pods may not set net.* sysctls, so this container is privileged for one job:',
+        'raise arp_ignore to 1 and arp_announce to 2 in the host network namespace, then exit.',
+        'Set them on the host instead (sysctl.d) and generate with --sysctl-init=false to drop it.',
+      ],
+      [
+        {
+          name: 'strict-arp',
+          image: opts.image,
+          imagePullPolicy: 'IfNotPresent',
+          command: ['/bin/sh', '-c'],
+          args: [strictArpScript(config.interface)],
+          securityContext: { privileged: true },
+        },
+      ],
+    ),
+  };
+}
+
+function stateVolume(config: Config): Volume {
+  return {
+    volume: { name: 'state', hostPath: { path: config.stateDir, type: 'DirectoryOrCreate' } },
+    mount: { name: 'state', mountPath: config.stateDir },
+  };
+}
+
+function generatedBy(kind: ManifestKind, argv: readonly string[]): string[] {
+  const args = argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`));
+  return [`Generated by: vipd manifest ${[kind, ...args].join(' ')}`, `vipd ${packageVersion()}; settings: docs/settings.md`];
+}
+
+function podSpecCommon(config: Config, env: EnvVar[], volumes: Volume[], opts: ManifestOptions): YamlMap {
+  return {
+    hostNetwork: true,
+    priorityClassName: 'system-node-critical',
+    ...initContainers(config, opts),
+    containers: [agentContainer(config, env, volumes, opts)],
+    volumes: volumes.map((v) => v.volume),
+  };
+}
+
+/** Static pod for /etc/kubernetes/manifests on each control-plane node. */
+export function podDocuments(config: Config, opts: ManifestOptions, argv: readonly string[] = []): YamlDocument[] {
+  const volumes: Volume[] = [
+    opts.superAdmin
+      ? hostFile('kubeconfig', KUBEADM_SUPER_ADMIN_CONF, config.kubeconfig)
+      : hostFile('kubeconfig', config.kubeconfig, config.kubeconfig),
+    stateVolume(config),
+  ];
+  if (config.peerKeyFile) volumes.push(hostFile('peer-key', config.peerKeyFile, config.peerKeyFile));
+  const comment = [
+    ...generatedBy('pod', argv),
+    `Static pod: save as ${STATIC_POD_PATH} on each control-plane node.`,
+    ...(opts.superAdmin
+      ? [
+          `Mounts ${KUBEADM_SUPER_ADMIN_CONF}: for the first \`kubeadm init\` node only (kubeadm >= 1.29).`,
+          `Once init has finished, regenerate without --super-admin (mounts ${KUBEADM_ADMIN_CONF}).`,
+        ]
+      : []),
+  ];
+  return [
+    {
+      comment,
+      body: {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: NAME, namespace: NAMESPACE, labels: LABELS },
+        spec: podSpecCommon(config, containerEnv(config), volumes, opts),
+      },
+    },
+  ];
+}
+
+/** A kubeconfig for the pod's own ServiceAccount token, for the API client's kubeconfig loader. */
+export function serviceAccountKubeconfig(config: Config): string {
+  const doc: YamlDocument = {
+    body: {
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'local', cluster: { server: config.apiEndpoint, 'certificate-authority': `${SA_DIR}/ca.crt`, 'tls-server-name': 'kubernetes' } }],
+      users: [
+        // client-node's file-token provider re-reads the projected token (the kubelet rotates it).
+        { name: SERVICE_ACCOUNT.name, user: { 'auth-provider': { name: 'tokenFile', config: { tokenFile: `${SA_DIR}/token` } } } },
+      ],
+      contexts: [{ name: NAME, context: { cluster: 'local', user: SERVICE_ACCOUNT.name } }],
+      'current-context': NAME,
+    },
+  };
+  return toYaml([doc]);
+}
+
+/** DaemonSet on control-plane nodes (plus the ServiceAccount kubeconfig ConfigMap it mounts). */
+export function daemonSetDocuments(config: Config, opts: ManifestOptions, argv: readonly string[] = []): YamlDocument[] {
+  if (config.peerBootstrap) {
+    throw new ConfigError('vip_peer_bootstrap', 'true', 'cannot be used in a DaemonSet: bootstrap lets a node hold the VIP alone, so only the first kubeadm init node may have it (use `vipd manifest pod`)');
+  }
+  if (!config.leaderElection && config.peers.length === 0) {
+    throw new ConfigError('vip_leaderelection', 'false', 'must be true (or vip_peers set) for a DaemonSet: without an election every node it runs on would hold the VIP');
+  }
+  if (opts.superAdmin) throw new ConfigError('--super-admin', undefined, 'is for the static pod of the first kubeadm init node, not for a DaemonSet');
+
+  const runConfig: Config = opts.inCluster ? { ...config, kubeconfig: SA_KUBECONFIG_PATH } : config;
+  const volumes: Volume[] = [];
+  const docs: YamlDocument[] = [];
+  if (opts.inCluster) {
+    docs.push({
+      comment: [...generatedBy('daemonset', argv), `Needs the ServiceAccount ${SERVICE_ACCOUNT.namespace}/${SERVICE_ACCOUNT.name} and its RBAC: vipd manifest rbac.`],
+      body: {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: 'vipd-kubeconfig', namespace: NAMESPACE, labels: LABELS },
+        data: { kubeconfig: serviceAccountKubeconfig(config) },
+      },
+    });
+    volumes.push({
+      volume: { name: 'kubeconfig', configMap: { name: 'vipd-kubeconfig' } },
+      mount: { name: 'kubeconfig', mountPath: SA_KUBECONFIG_PATH, subPath: 'kubeconfig', readOnly: true },
+    });
+  } else {
+    volumes.push(hostFile('kubeconfig', config.kubeconfig, config.kubeconfig));
+  }
+  volumes.push(stateVolume(config));
+  if (config.peerKeyFile) {
+    volumes.push({
+      volume: { name: 'peer-key', secret: { secretName: opts.peerKeySecret, defaultMode: 0o400 } },
+      mount: { name: 'peer-key', mountPath: config.peerKeyFile, subPath: 'key', readOnly: true },
+    });
+  }
+  docs.push({
+    comment: opts.inCluster ? [] : [...generatedBy('daemonset', argv)],
+    body: {
+      apiVersion: 'apps/v1',
+      kind: 'DaemonSet',
+      metadata: { name: NAME, namespace: NAMESPACE, labels: LABELS },
+      spec: {
+        selector: { matchLabels: LABELS },
+        // One node at a time: the others keep the election alive while one restarts.
+        updateStrategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1 } },
+        template: {
+          metadata: { labels: LABELS },
+          spec: {
+            serviceAccountName: SERVICE_ACCOUNT.name,
+            automountServiceAccountToken: opts.inCluster,
+            nodeSelector: { [CONTROL_PLANE_LABEL]: '' },
+            tolerations: [{ key: CONTROL_PLANE_LABEL, operator: 'Exists', effect: 'NoSchedule' }],
+            ...podSpecCommon(runConfig, containerEnv(runConfig), volumes, opts),
+          },
+        },
+      },
+    },
+  });
+  return docs;
+}
+
+/** Files the manifests mount from the host (or a Secret) need absolute paths. */
+function checkMountedPaths(config: Config): void {
+  const paths: Array<[string, string | undefined]> = [
+    ['k8s_config_file', config.kubeconfig],
+    ['vip_state_dir', config.stateDir],
+    ['vip_peer_key_file', config.peerKeyFile],
+  ];
+  for (const [setting, p] of paths) {
+    if (p !== undefined && (!posix.isAbsolute(p) || posix.normalize(p) !== p || p === '/')) {
+      throw new ConfigError(setting, p, 'must be an absolute, normalised path for a manifest (it is mounted into the container)');
+    }
+  }
+}
+
+export interface Generated {
+  yaml: string;
+  /** Things the operator should know that do not make the manifest wrong. */
+  warnings: string[];
+}
+
+/**
+ * Pure: settings (environment + flags, as `vipd run` takes them) plus manifest options → YAML.
+ * Throws ConfigError for bad settings, exactly as `vipd run` would.
+ */
+export function generateManifest(
+  kind: ManifestKind,
+  env: Readonly<Record<string, string | undefined>>,
+  settingArgs: readonly string[],
+  opts: ManifestOptions,
+  argvForHeader: readonly string[] = settingArgs,
+): Generated {
+  const config = loadConfig(env, settingArgs, { requireVip: kind !== 'rbac' });
+  if (kind !== 'rbac') checkMountedPaths(config);
+  const warnings: string[] = [];
+  let docs: YamlDocument[];
+  switch (kind) {
+    case 'rbac':
+      docs = rbacDocuments(config, generatedBy('rbac', argvForHeader));
+      break;
+    case 'pod':
+      if (!config.leaderElection && config.peers.length === 0) {
+        warnings.push('vip_leaderelection is false and vip_peers is empty: every node running this pod holds the VIP; use it on one node only');
+      }
+      if (opts.superAdmin && config.kubeconfig !== KUBEADM_ADMIN_CONF) {
+        warnings.push(`--super-admin mounts ${KUBEADM_SUPER_ADMIN_CONF} at k8s_config_file=${config.kubeconfig}`);
+      }
+      docs = podDocuments(config, opts, argvForHeader);
+      break;
+    case 'daemonset':
+      docs = daemonSetDocuments(config, opts, argvForHeader);
+      break;
+  }
+  if (config.peerKeyFile && kind !== 'rbac') {
+    warnings.push(
+      kind === 'pod'
+        ? `the peer key must exist on every node at ${config.peerKeyFile} (same key everywhere)`
+        : `the peer key comes from Secret ${NAMESPACE}/${opts.peerKeySecret} (key "key"); create it before the DaemonSet: kubectl -n ${NAMESPACE} create secret generic ${opts.peerKeySecret} --from-file=key=<file>`,
+    );
+  }
+  return { yaml: toYaml(docs), warnings };
+}

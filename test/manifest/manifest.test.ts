@@ -1,0 +1,397 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { KubeConfig, loadAllYaml } from '@kubernetes/client-node';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, type Config } from '../../src/config/index.js';
+import { splitManifestArgs, manifestCommand } from '../../src/manifest/command.js';
+import { staleFiles, DOCUMENTED_ARGS } from '../../src/manifest/files.js';
+import {
+  defaultManifestOptions,
+  generateManifest,
+  SA_KUBECONFIG_PATH,
+  serviceAccountKubeconfig,
+  type ManifestKind,
+  type ManifestOptions,
+} from '../../src/manifest/generate.js';
+import { packageVersion } from '../../src/manifest/version.js';
+
+const ROOT = join(import.meta.dirname, '../..');
+const run = promisify(execFile);
+
+// ---- reading generated YAML the way the kubelet sees it -------------------------------------
+
+interface EnvEntry {
+  name: string;
+  value?: unknown;
+  valueFrom?: { fieldRef?: { fieldPath?: string } };
+}
+interface ContainerLike {
+  name: string;
+  image: string;
+  args?: string[];
+  command?: string[];
+  env?: EnvEntry[];
+  securityContext?: Record<string, unknown> & { capabilities?: { add?: string[]; drop?: string[] }; privileged?: boolean };
+  volumeMounts?: Array<{ name: string; mountPath: string; subPath?: string; readOnly?: boolean }>;
+  livenessProbe?: { httpGet: { path: string; port: number; host?: string } };
+  readinessProbe?: { httpGet: { path: string; port: number; host?: string } };
+}
+interface PodSpecLike {
+  hostNetwork?: boolean;
+  serviceAccountName?: string;
+  nodeSelector?: Record<string, string>;
+  tolerations?: Array<Record<string, string>>;
+  initContainers?: ContainerLike[];
+  containers: ContainerLike[];
+  volumes?: Array<{ name: string; hostPath?: { path: string; type: string }; configMap?: { name: string }; secret?: { secretName: string } }>;
+}
+interface Obj {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string };
+  spec?: PodSpecLike & { template?: { spec: PodSpecLike } };
+  data?: Record<string, string>;
+  rules?: unknown[];
+}
+
+function docs(yaml: string): Obj[] {
+  return (loadAllYaml(yaml) as Obj[]).filter(Boolean);
+}
+
+function podSpec(objs: Obj[]): PodSpecLike {
+  const o = objs.find((x) => x.kind === 'Pod' || x.kind === 'DaemonSet')!;
+  return o.kind === 'Pod' ? o.spec! : o.spec!.template!.spec;
+}
+
+/** The environment the container process gets on node `nodeName` (fieldRefs resolved). */
+function podEnv(spec: PodSpecLike, nodeName: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const e of spec.containers[0]!.env ?? []) {
+    if (e.valueFrom) {
+      expect(e.valueFrom.fieldRef?.fieldPath).toBe('spec.nodeName');
+      env[e.name] = nodeName;
+    } else {
+      // The API refuses non-string env values; quoting must have kept "true", "6443" strings.
+      expect(typeof e.value, `env ${e.name}`).toBe('string');
+      env[e.name] = e.value as string;
+    }
+  }
+  return env;
+}
+
+function gen(kind: ManifestKind, args: string[], opts: Partial<ManifestOptions> = {}, env: Record<string, string> = {}) {
+  return generateManifest(kind, env, args, { ...defaultManifestOptions(), ...opts });
+}
+
+function configError(f: () => unknown): ConfigError {
+  try {
+    f();
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+const CP = ['--address=192.0.2.10', '--vip_leaderelection=true', '--cp_enable=true', '--vip_nodename=cp1'];
+
+// ---- settings arbitrary for the round trip ----------------------------------------------------
+
+const v4 = fc.tuple(fc.integer({ min: 18, max: 19 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 1, max: 254 })).map(([a, b, c]) => `198.${a}.${b}.${c}`);
+const v6 = fc.integer({ min: 1, max: 0xffff }).map((n) => `2001:db8::${n.toString(16)}`);
+
+const settingsArb = fc
+  .record(
+    {
+      addresses: fc.uniqueArray(fc.oneof(v4, v6), { minLength: 1, maxLength: 3 }),
+      subnet: fc.option(fc.integer({ min: 1, max: 32 })),
+      vip_interface: fc.option(fc.constantFrom('eth0', 'ens3', 'bond0.100', 'br-lan')),
+      vip_responder: fc.option(fc.constantFrom('agent', 'kernel')),
+      vip_address_lifetime: fc.option(fc.integer({ min: 1, max: 60 })),
+      vip_arpRate: fc.option(fc.integer({ min: 500, max: 600000 })),
+      vip_probe_ms: fc.option(fc.integer({ min: 0, max: 2000 })),
+      vip_claim_on_conflict: fc.option(fc.boolean()),
+      vip_leaderelection: fc.option(fc.boolean()),
+      timers: fc.option(fc.tuple(fc.constantFrom(0.2, 0.5, 1, 2, 3), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 20 }))),
+      cp_enable: fc.option(fc.boolean()),
+      cp_namespace: fc.option(fc.constantFrom('kube-system', 'vipd', 'infra-1')),
+      vip_leasename: fc.option(fc.constantFrom('plndr-cp-lock', 'vipd-cp')),
+      port: fc.option(fc.integer({ min: 1, max: 65535 })),
+      k8s_config_file: fc.option(fc.constantFrom('/etc/kubernetes/admin.conf', '/etc/vipd/kubeconfig', '/root/.kube/config')),
+      kubernetes_addr: fc.option(fc.constantFrom('https://127.0.0.1:6443', 'https://[::1]:6443', 'https://198.18.0.11:6443')),
+      vip_health_failures: fc.option(fc.integer({ min: 1, max: 100 })),
+      peers: fc.option(fc.constantFrom('cp1=198.18.0.11:7946,cp2=198.18.0.12:7946,cp3=198.18.0.13:7946', 'cp1=[2001:db8::11]:7946,cp2=[2001:db8::12]:7946')),
+      vip_peer_bootstrap: fc.option(fc.boolean()),
+      vip_state_dir: fc.option(fc.constantFrom('/var/lib/vipd', '/run/vipd')),
+      prometheus_server: fc.option(fc.constantFrom(':2112', '127.0.0.1:9100', '[::1]:2112', '0.0.0.0:2112', '')),
+      vip_loglevel: fc.option(fc.constantFrom('debug', 'info', 'warn', '-4', '0')),
+      asFlag: fc.array(fc.boolean(), { minLength: 30, maxLength: 30 }),
+    },
+    { requiredKeys: ['addresses', 'asFlag'] },
+  )
+  .map((s) => {
+    const kv: Array<[string, string]> = [['address', s.addresses.join(',')]];
+    const put = (k: string, v: string | number | boolean | null | undefined) => {
+      if (v !== null && v !== undefined) kv.push([k, String(v)]);
+    };
+    put('vip_subnet', s.subnet);
+    for (const k of ['vip_interface', 'vip_responder', 'vip_address_lifetime', 'vip_arpRate', 'vip_probe_ms', 'vip_claim_on_conflict', 'vip_leaderelection', 'cp_enable', 'cp_namespace', 'vip_leasename', 'port', 'k8s_config_file', 'kubernetes_addr', 'vip_health_failures', 'vip_state_dir', 'prometheus_server', 'vip_loglevel'] as const) {
+      put(k, s[k]);
+    }
+    if (s.timers) {
+      const [retry, renewMul, extra] = s.timers;
+      const renew = Math.round(retry * (1.2 + renewMul) * 10) / 10;
+      put('vip_retryperiod', retry);
+      put('vip_renewdeadline', renew);
+      put('vip_leaseduration', renew + extra);
+    }
+    if (s.peers) {
+      put('vip_peers', s.peers);
+      put('vip_peer_key_file', '/etc/vipd/peer.key');
+      put('vip_peer_bootstrap', s.vip_peer_bootstrap);
+    }
+    // Generated on cp1; the pod runs on cp2 (both are peers when peers are set).
+    kv.push(['vip_nodename', 'cp1']);
+    const env: Record<string, string> = {};
+    const args: string[] = [];
+    kv.forEach(([k, v], i) => {
+      if (s.asFlag[i % s.asFlag.length]) args.push(`--${k}=${v}`);
+      else env[k] = v;
+    });
+    return { env, args, all: Object.fromEntries(kv) as Record<string, string> };
+  });
+
+function expectedOn(all: Record<string, string>, node: string, patch: Partial<Config> = {}): Config {
+  return { ...loadConfig({ ...all, vip_nodename: node }, []), ...patch };
+}
+
+// ---- tests -----------------------------------------------------------------------------------
+
+describe('manifest round trip: settings → manifest → the env the pod gets → the same Config', () => {
+  it('static pod, for any valid settings given as environment and flags', () => {
+    fc.assert(
+      fc.property(settingsArb, ({ env, args, all }) => {
+        const out = generateManifest('pod', env, args, defaultManifestOptions());
+        const spec = podSpec(docs(out.yaml));
+        expect(spec.containers[0]!.args).toEqual(['run']);
+        expect(loadConfig(podEnv(spec, 'cp2'), [])).toEqual(expectedOn(all, 'cp2'));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('DaemonSet (ServiceAccount kubeconfig, or the host file with --in-cluster=false)', () => {
+    fc.assert(
+      fc.property(settingsArb, fc.boolean(), ({ env, args, all }, inCluster) => {
+        let out;
+        try {
+          out = generateManifest('daemonset', env, args, { ...defaultManifestOptions(), inCluster });
+        } catch (err) {
+          // The two refusals a DaemonSet has on top of `vipd run`'s rules.
+          expect(err).toBeInstanceOf(ConfigError);
+          const s = (err as ConfigError).setting;
+          const cfg = loadConfig({ ...all }, []);
+          expect(s === 'vip_peer_bootstrap' ? cfg.peerBootstrap : s === 'vip_leaderelection' ? !cfg.leaderElection && cfg.peers.length === 0 : false).toBe(true);
+          return;
+        }
+        const spec = podSpec(docs(out.yaml));
+        expect(loadConfig(podEnv(spec, 'cp2'), [])).toEqual(expectedOn(all, 'cp2', inCluster ? { kubeconfig: SA_KUBECONFIG_PATH } : {}));
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('static pod', () => {
+  it('has the kube-vip shape: kube-system, hostNetwork, NET_ADMIN + NET_RAW only, node name from spec.nodeName', () => {
+    const objs = docs(gen('pod', CP).yaml);
+    expect(objs).toHaveLength(1);
+    expect(objs[0]).toMatchObject({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'vipd', namespace: 'kube-system' } });
+    const spec = podSpec(objs);
+    expect(spec.hostNetwork).toBe(true);
+    const c = spec.containers[0]!;
+    expect(c.image).toBe(`vipd:${packageVersion()}`);
+    expect(c.securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] } });
+    expect(c.env!.find((e) => e.name === 'vip_nodename')).toEqual({ name: 'vip_nodename', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } });
+    const env = podEnv(spec, 'cp1');
+    // kube-vip's names, and the local API server by default.
+    expect(env).toMatchObject({ address: '192.0.2.10', vip_arp: 'true', port: '6443', cp_enable: 'true', vip_leaderelection: 'true', kubernetes_addr: 'https://127.0.0.1:6443', prometheus_server: ':2112' });
+    expect(spec.volumes).toContainEqual({ name: 'kubeconfig', hostPath: { path: '/etc/kubernetes/admin.conf', type: 'File' } });
+    expect(c.volumeMounts).toContainEqual({ name: 'kubeconfig', mountPath: '/etc/kubernetes/admin.conf', readOnly: true });
+    expect(c.livenessProbe!.httpGet).toEqual({ path: '/healthz', port: 2112 });
+    expect(c.readinessProbe!.httpGet).toEqual({ path: '/readyz', port: 2112 });
+  });
+
+  it('--super-admin mounts the host super-admin.conf where the agent reads its kubeconfig', () => {
+    const spec = podSpec(docs(gen('pod', CP, { superAdmin: true }).yaml));
+    expect(spec.volumes).toContainEqual({ name: 'kubeconfig', hostPath: { path: '/etc/kubernetes/super-admin.conf', type: 'File' } });
+    expect(spec.containers[0]!.volumeMounts).toContainEqual({ name: 'kubeconfig', mountPath: '/etc/kubernetes/admin.conf', readOnly: true });
+    expect(podEnv(spec, 'cp1').k8s_config_file).toBe('/etc/kubernetes/admin.conf');
+  });
+
+  it('adds the privileged strict-ARP init container only when the agent responder has an IPv4 VIP', () => {
+    const init = (args: string[], o: Partial<ManifestOptions> = {}) => podSpec(docs(gen('pod', [...CP, ...args], o).yaml)).initContainers;
+    const ic = init([])!;
+    expect(ic).toHaveLength(1);
+    expect(ic[0]!.securityContext).toEqual({ privileged: true });
+    expect(ic[0]!.command).toEqual(['/bin/sh', '-c']);
+    expect(ic[0]!.args![0]).toContain('"$conf"/*/arp_ignore');
+    expect(init(['--vip_interface=eth0'])![0]!.args![0]).toContain('"$conf/all/arp_ignore" "$conf/eth0/arp_ignore"');
+    expect(init(['--vip_responder=kernel'])).toBeUndefined();
+    expect(init(['--address=2001:db8::10'])).toBeUndefined();
+    expect(init([], { sysctlInit: false })).toBeUndefined();
+    // The main container stays unprivileged either way.
+    expect(podSpec(docs(gen('pod', CP).yaml)).containers[0]!.securityContext!.privileged).toBeUndefined();
+  });
+
+  it('probes follow prometheus_server, and there are none when it is disabled', () => {
+    const c = (addr: string) => podSpec(docs(gen('pod', [...CP, `--prometheus_server=${addr}`]).yaml)).containers[0]!;
+    expect(c('127.0.0.1:9100').livenessProbe!.httpGet).toEqual({ path: '/healthz', port: 9100, host: '127.0.0.1' });
+    expect(c('[::1]:9100').readinessProbe!.httpGet).toEqual({ path: '/readyz', port: 9100, host: '::1' });
+    expect(c('0.0.0.0:9100').livenessProbe!.httpGet).toEqual({ path: '/healthz', port: 9100 });
+    const off = c('');
+    expect(off.livenessProbe).toBeUndefined();
+    expect(podEnv({ containers: [off] }, 'cp1').prometheus_server).toBe('');
+  });
+
+  it('mounts the peer key and the state folder from the host', () => {
+    const spec = podSpec(docs(gen('pod', [...CP, '--vip_peers=cp1=198.18.0.11:7946,cp2=198.18.0.12:7946', '--vip_peer_key_file=/etc/vipd/peer.key']).yaml));
+    expect(spec.volumes).toContainEqual({ name: 'peer-key', hostPath: { path: '/etc/vipd/peer.key', type: 'File' } });
+    expect(spec.volumes).toContainEqual({ name: 'state', hostPath: { path: '/var/lib/vipd', type: 'DirectoryOrCreate' } });
+  });
+
+  it('refuses what `vipd run` refuses, and relative paths it would mount', () => {
+    expect(configError(() => gen('pod', ['--vip_nodename=cp1'])).setting).toBe('address');
+    expect(configError(() => gen('pod', [...CP, '--vip_arp=false'])).setting).toBe('--vip_arp');
+    expect(configError(() => gen('pod', CP, {}, { vip_bgp: 'true' })).setting).toBe('vip_bgp');
+    expect(configError(() => gen('pod', [...CP, '--k8s_config_file=admin.conf'])).setting).toBe('k8s_config_file');
+    expect(configError(() => gen('pod', [...CP, '--vip_state_dir=/var/../x'])).setting).toBe('vip_state_dir');
+  });
+
+  it('warns when nothing elects a holder', () => {
+    expect(gen('pod', ['--address=192.0.2.10', '--vip_nodename=cp1']).warnings.join()).toMatch(/every node running this pod holds the VIP/);
+    expect(gen('pod', CP).warnings).toEqual([]);
+  });
+});
+
+describe('DaemonSet', () => {
+  it('runs on control-plane nodes as the vipd ServiceAccount, with a kubeconfig for its token', () => {
+    const objs = docs(gen('daemonset', CP).yaml);
+    expect(objs.map((o) => o.kind)).toEqual(['ConfigMap', 'DaemonSet']);
+    const spec = podSpec(objs);
+    expect(spec.serviceAccountName).toBe('vipd');
+    expect(spec.hostNetwork).toBe(true);
+    expect(spec.nodeSelector).toEqual({ 'node-role.kubernetes.io/control-plane': '' });
+    expect(spec.tolerations).toEqual([{ key: 'node-role.kubernetes.io/control-plane', operator: 'Exists', effect: 'NoSchedule' }]);
+    expect(podEnv(spec, 'cp1').k8s_config_file).toBe(SA_KUBECONFIG_PATH);
+    expect(spec.containers[0]!.volumeMounts).toContainEqual({ name: 'kubeconfig', mountPath: SA_KUBECONFIG_PATH, subPath: 'kubeconfig', readOnly: true });
+
+    // The kubeconfig in the ConfigMap loads in client-node as the projected-token provider.
+    const kc = new KubeConfig();
+    kc.loadFromString(objs[0]!.data!.kubeconfig!);
+    expect(kc.getCurrentCluster()).toMatchObject({ server: 'https://127.0.0.1:6443', caFile: '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt', tlsServerName: 'kubernetes' });
+    expect(kc.getCurrentUser()?.authProvider).toEqual({ name: 'tokenFile', config: { tokenFile: '/var/run/secrets/kubernetes.io/serviceaccount/token' } });
+  });
+
+  it('--in-cluster=false mounts the host kubeconfig and no token', () => {
+    const objs = docs(gen('daemonset', CP, { inCluster: false }).yaml);
+    expect(objs.map((o) => o.kind)).toEqual(['DaemonSet']);
+    const spec = podSpec(objs);
+    expect(spec.volumes).toContainEqual({ name: 'kubeconfig', hostPath: { path: '/etc/kubernetes/admin.conf', type: 'File' } });
+    expect((spec as unknown as { automountServiceAccountToken: boolean }).automountServiceAccountToken).toBe(false);
+  });
+
+  it('takes the peer key from a Secret', () => {
+    const spec = podSpec(docs(gen('daemonset', [...CP, '--vip_peers=cp1=198.18.0.11:7946,cp2=198.18.0.12:7946', '--vip_peer_key_file=/etc/vipd/peer.key'], { peerKeySecret: 'k' }).yaml));
+    expect(spec.volumes).toContainEqual({ name: 'peer-key', secret: { secretName: 'k', defaultMode: 0o400 } });
+    expect(spec.containers[0]!.volumeMounts).toContainEqual({ name: 'peer-key', mountPath: '/etc/vipd/peer.key', subPath: 'key', readOnly: true });
+  });
+
+  it('refuses settings that would let several nodes hold the VIP', () => {
+    expect(configError(() => gen('daemonset', ['--address=192.0.2.10', '--vip_nodename=cp1'])).setting).toBe('vip_leaderelection');
+    const bootstrap = configError(() => gen('daemonset', [...CP, '--vip_peers=cp1=198.18.0.11:7946', '--vip_peer_key_file=/k', '--vip_peer_bootstrap=true']));
+    expect(bootstrap.setting).toBe('vip_peer_bootstrap');
+    expect(configError(() => gen('daemonset', CP, { superAdmin: true })).setting).toBe('--super-admin');
+  });
+
+  it('the ServiceAccount kubeconfig names the configured local API endpoint', () => {
+    const cfg = loadConfig({ address: '192.0.2.10', vip_nodename: 'cp1', port: '8443' }, []);
+    expect(serviceAccountKubeconfig(cfg)).toContain('server: https://127.0.0.1:8443\n');
+  });
+});
+
+describe('RBAC', () => {
+  it('grants Leases in cp_namespace when it is not kube-system', () => {
+    const objs = docs(gen('rbac', ['--cp_namespace=infra']).yaml);
+    expect(objs.map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`)).toEqual([
+      'ServiceAccount/kube-system/vipd',
+      'ClusterRole//vipd',
+      'ClusterRoleBinding//vipd',
+      'Role/kube-system/vipd',
+      'RoleBinding/kube-system/vipd',
+      'Role/infra/vipd-lease',
+      'RoleBinding/infra/vipd-lease',
+    ]);
+    expect(objs[5]!.rules).toEqual([{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch'] }]);
+  });
+
+  it('needs no VIP', () => {
+    expect(gen('rbac', []).yaml).toContain('kind: ClusterRole\n');
+  });
+});
+
+describe('checked-in files', () => {
+  it('manifests/*.yaml are what the generator writes for the documented flags (npm run manifests)', () => {
+    expect(staleFiles(ROOT, 'manifests')).toEqual([]);
+    expect(DOCUMENTED_ARGS.pod).toContain('--cp_enable=true');
+  });
+
+  it('docs/settings.md is what the settings table gives (npm run docs:settings)', () => {
+    expect(staleFiles(ROOT, 'docs')).toEqual([]);
+  });
+});
+
+describe('manifest command', () => {
+  it('splits its own flags from the settings', () => {
+    const s = splitManifestArgs(['--image', 'r/vipd:1', '--super-admin', '--interface', 'eth0', '--sysctl-init=false', '--address=192.0.2.10', '--leaderElection']);
+    expect(s.options).toMatchObject({ image: 'r/vipd:1', superAdmin: true, sysctlInit: false, inCluster: true });
+    expect(s.settings).toEqual(['--interface', 'eth0', '--address=192.0.2.10', '--leaderElection']);
+    expect(() => splitManifestArgs(['--super-admin=maybe'])).toThrow(ConfigError);
+    expect(() => splitManifestArgs(['--image'])).toThrow(ConfigError);
+  });
+
+  it('prints YAML on stdout and nothing else; bad input exits 2 with one line on stderr', () => {
+    const io = (env: Record<string, string> = {}) => {
+      const o = { out: '', err: '' };
+      return { o, io: { env, stdout: (s: string) => (o.out += s), stderr: (s: string) => (o.err += s) } };
+    };
+    const a = io({ vip_address: '192.0.2.10', vip_leaderelection: 'true', vip_nodename: 'cp1' });
+    expect(manifestCommand(['pod', '--image=x/vipd:2'], a.io)).toBe(0);
+    expect(docs(a.o.out)[0]!.spec!.containers[0]!.image).toBe('x/vipd:2');
+    expect(a.o.err).toBe('');
+    const b = io({ vip_nodename: 'cp1' });
+    expect(manifestCommand(['pod', '--port=0'], b.io)).toBe(2);
+    expect(b.o.out).toBe('');
+    expect(b.o.err).toMatch(/^vipd: invalid setting --port="0": must be a whole number from 1 to 65535\n$/);
+    const c = io();
+    expect(manifestCommand(['deployment'], c.io)).toBe(2);
+    expect(c.o.err).toContain('expected pod, daemonset, rbac');
+    const d = io();
+    expect(manifestCommand(['pod', '--help'], d.io)).toBe(0);
+    expect(d.o.out).toContain('--super-admin');
+  });
+
+  it.skipIf(!existsSync(join(ROOT, 'dist/src/manifest/command.js')))('works through the built CLI: environment with kube-vip names, flags win', async () => {
+    const cli = join(ROOT, 'dist/src/cli.js');
+    const env = { PATH: process.env.PATH ?? '', vip_address: '192.0.2.10', vip_leaderelection: 'true', vip_nodename: 'cp1', port: '6443' };
+    const { stdout, stderr } = await run(process.execPath, [cli, 'manifest', 'pod', '--port=8443'], { env });
+    expect(stderr).toBe('');
+    expect(podEnv(podSpec(docs(stdout)), 'cp1')).toMatchObject({ address: '192.0.2.10', port: '8443', kubernetes_addr: 'https://127.0.0.1:8443' });
+    const bad = await run(process.execPath, [cli, 'manifest', 'daemonset'], { env: { ...env, vip_leaderelection: 'false' } }).catch((e: { code: number; stdout: string; stderr: string }) => e);
+    expect(bad).toMatchObject({ code: 2, stdout: '' });
+    expect((bad as { stderr: string }).stderr).toContain('vip_leaderelection');
+  });
+});
