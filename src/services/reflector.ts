@@ -6,9 +6,9 @@
  * - `synced` is true once a full list has been loaded; after that the cache only moves forward
  *   (watch events, or a fresh list replacing it whole). Consumers that must not act on a partial
  *   view (the allocator) wait for it.
- * - A watch that the server ends at once without delivering anything (its way of saying the
- *   resourceVersion is too old, 410 Gone, which ApiClient.watch reports as a normal end) or an
- *   HTTP 410 leads to a fresh list, never to a tight re-watch loop. Errors back off 0.5 s → 30 s.
+ * - 410 Gone (resourceVersion too old, as an ERROR event or a refused watch) leads to a fresh
+ *   list. So does a watch the server ends at once without delivering anything, with a back-off,
+ *   so it never becomes a tight re-watch loop. Other errors back off 0.5 s → 30 s.
  * - `transform` keeps only what the controller reads, so the cache stays small.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -103,7 +103,12 @@ export class Reflector<T extends ObjectMeta> {
         }
       } catch (err) {
         if (signal.aborted) break;
-        if (httpStatus(err) === 410) this.rv = '';
+        if (httpStatus(err) === 410) {
+          // resourceVersion too old (an ERROR event or a refused watch): list again, at once.
+          this.o.log.debug({ what: this.o.name }, 'watch resourceVersion expired; listing again');
+          this.rv = '';
+          continue;
+        }
         backoff = Math.min(Math.max(backoff * 2, 500), 30_000);
         this.o.log.warn({ what: this.o.name, err: describeError(err), retryMs: backoff }, 'list/watch failed; retrying');
         await sleep(backoff, undefined, { signal }).catch(() => undefined);
