@@ -195,11 +195,21 @@ interface Credentials {
   generation: number;
 }
 
-/** A HttpLibrary that makes the request obey one AbortSignal (the generated client has no per-call signal option). */
-function signalled(base: HttpLibrary, signal: AbortSignal): HttpLibrary {
+type Dispatcher = NonNullable<ReturnType<RequestContext['getDispatcher']>>;
+
+/**
+ * A HttpLibrary that makes the request obey one AbortSignal (the generated client has no
+ * per-call signal option) and reuses one connection pool per endpoint and credentials:
+ * client-node builds a new dispatcher (so a new TLS handshake) for every request, which
+ * made a release on shutdown cost a handshake under load. The pool's TLS settings are fixed
+ * per KubeConfig; the bearer token travels in headers, set per request.
+ */
+function signalled(base: HttpLibrary, signal: AbortSignal, pool: { dispatcher?: Dispatcher }): HttpLibrary {
   return {
     send(ctx: RequestContext): Observable<ResponseContext> {
       ctx.setSignal(signal);
+      if (pool.dispatcher) ctx.setDispatcher(pool.dispatcher);
+      else pool.dispatcher = ctx.getDispatcher();
       return base.send(ctx);
     },
   };
@@ -218,7 +228,10 @@ export class ApiClient {
   private generation = 0;
   private learned: string[] = [];
   private readonly downUntil = new Map<string, number>();
-  private readonly apiCache = new Map<string, { kc: KubeConfig; coordination: CoordinationV1Api; core: CoreV1Api; discovery: DiscoveryV1Api; events: EventsV1Api }>();
+  private readonly apiCache = new Map<
+    string,
+    { kc: KubeConfig; coordination: CoordinationV1Api; core: CoreV1Api; discovery: DiscoveryV1Api; events: EventsV1Api; pool: { dispatcher?: Dispatcher } }
+  >();
   private readonly baseHttp = new IsomorphicFetchHttpLibrary();
   private readonly watched: string[] = [];
   private closed = false;
@@ -297,7 +310,7 @@ export class ApiClient {
     } else {
       this.fallback = loaded;
     }
-    this.apiCache.clear();
+    this.dropClients();
     this.log.info({ file }, 'kubeconfig changed; credentials reloaded');
   }
 
@@ -355,6 +368,7 @@ export class ApiClient {
         core: kc.makeApiClient(CoreV1Api),
         discovery: kc.makeApiClient(DiscoveryV1Api),
         events: kc.makeApiClient(EventsV1Api),
+        pool: {},
       };
       this.apiCache.set(key, c);
     }
@@ -402,7 +416,7 @@ export class ApiClient {
     const run = (creds: Credentials): Promise<T> =>
       withSignal([options.signal], options.timeoutMs ?? this.opts.requestTimeoutMs, (signal) => {
         const c = this.clientsFor(endpoint, creds);
-        return fn({ endpoint, coordination: c.coordination, core: c.core, discovery: c.discovery, events: c.events, opts: { httpApi: signalled(this.baseHttp, signal) } });
+        return fn({ endpoint, coordination: c.coordination, core: c.core, discovery: c.discovery, events: c.events, opts: { httpApi: signalled(this.baseHttp, signal, c.pool) } });
       });
     const now = this.clock.now();
     if (this.usingFallback && this.primary && this.fallback && now - this.lastPrimaryTry >= this.opts.credentialRecheckMs) {
@@ -631,6 +645,12 @@ export class ApiClient {
     this.closed = true;
     for (const p of this.watched) unwatchFile(p);
     this.watched.length = 0;
+    this.dropClients();
+  }
+
+  /** Forgets the per-endpoint clients; their pools finish what is in flight, then close. */
+  private dropClients(): void {
+    for (const c of this.apiCache.values()) void c.pool.dispatcher?.close().catch(() => {});
     this.apiCache.clear();
   }
 }
