@@ -58,8 +58,6 @@ describeWithApi('Lease elector against kube-apiserver', (assetsDir) => {
     cp = await startControlPlane({
       assetsDir,
       servers: [{}, {}, {}],
-      // On loopback the Lease endpoint reconciler refuses 127.x advertise addresses (1.37).
-      apiServerArgs: ['--endpoint-reconciler-type=none'],
     });
     saKubeconfig = await cp.serviceAccountKubeconfig();
   }, 240_000);

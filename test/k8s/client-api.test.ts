@@ -21,7 +21,7 @@ describeWithApi('ApiClient against kube-apiserver', (assetsDir) => {
   let token: string;
 
   beforeAll(async () => {
-    cp = await startControlPlane({ assetsDir, servers: [{}], apiServerArgs: ['--endpoint-reconciler-type=none'] });
+    cp = await startControlPlane({ assetsDir, servers: [{}] });
     token = await cp.serviceAccountToken();
     dir = await mkdtemp(join(tmpdir(), 'vipd-client-test-'));
   }, 240_000);
