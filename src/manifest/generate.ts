@@ -123,6 +123,15 @@ export function strictArpScript(iface: string | undefined): string {
   ].join('\n');
 }
 
+/**
+ * k8s_fallback_config_file, once the settings table has it (read loosely so this module builds
+ * with and without it): the first kubeadm node's super-admin.conf, tried while admin.conf is refused.
+ */
+function fallbackKubeconfig(config: Config): string | undefined {
+  const v = (config as unknown as Record<string, unknown>).fallbackKubeconfig;
+  return typeof v === 'string' && v !== '' ? v : undefined;
+}
+
 interface Volume {
   volume: YamlMap;
   mount: YamlMap;
@@ -223,6 +232,8 @@ export function podDocuments(config: Config, opts: ManifestOptions, argv: readon
       : hostFile('kubeconfig', config.kubeconfig, config.kubeconfig),
     stateVolume(config),
   ];
+  const fallback = fallbackKubeconfig(config);
+  if (fallback) volumes.push(hostFile('fallback-kubeconfig', fallback, fallback));
   if (config.peerKeyFile) volumes.push(hostFile('peer-key', config.peerKeyFile, config.peerKeyFile));
   const comment = [
     ...generatedBy('pod', argv),
@@ -274,6 +285,8 @@ export function daemonSetDocuments(config: Config, opts: ManifestOptions, argv: 
     throw new ConfigError('vip_leaderelection', 'false', 'must be true (or vip_peers set) for a DaemonSet: without an election every node it runs on would hold the VIP');
   }
   if (opts.superAdmin) throw new ConfigError('--super-admin', undefined, 'is for the static pod of the first kubeadm init node, not for a DaemonSet');
+  const fallback = fallbackKubeconfig(config);
+  if (fallback) throw new ConfigError('k8s_fallback_config_file', fallback, 'is for the static pod of the first kubeadm init node, not for a DaemonSet');
 
   const runConfig: Config = opts.inCluster ? { ...config, kubeconfig: SA_KUBECONFIG_PATH } : config;
   const volumes: Volume[] = [];
@@ -334,6 +347,7 @@ function checkMountedPaths(config: Config): void {
     ['k8s_config_file', config.kubeconfig],
     ['vip_state_dir', config.stateDir],
     ['vip_peer_key_file', config.peerKeyFile],
+    ['k8s_fallback_config_file', fallbackKubeconfig(config)],
   ];
   for (const [setting, p] of paths) {
     if (p !== undefined && (!posix.isAbsolute(p) || posix.normalize(p) !== p || p === '/')) {
