@@ -1,0 +1,661 @@
+/**
+ * The peer elector's core: a deterministic state machine, `step(state, input) → { state, effects }`.
+ * No timers, sockets or clocks: time arrives in every input (`now`, monotonic ms of this node),
+ * randomness comes from a PRNG carried in the state. Same state + same input → same output.
+ *
+ * It answers one question: may this node hold the VIP, and until when. The protocol and its safety
+ * argument are in docs/election.md; in short:
+ *
+ * Invariants (what the simulation checks at every step)
+ * - PROMISE: when a node acknowledges a vote or heartbeat of X at its local time t, it promises X
+ *   not to acknowledge anyone else until t + E (its clock), across terms. Only X's release, or the
+ *   promise running out, ends it. A restarted process acknowledges nothing for E (boot quiet), so a
+ *   promise it made before dying is kept too.
+ * - GRANT: a holder holds until s + D, where s is the SEND time (its clock) of the newest request
+ *   that a majority of the configured peers (itself included) acknowledged, and
+ *   D/(1−ρ) + L < E/(1+ρ). Every acknowledger's promise outlives the grant plus the linger L, so
+ *   two grants never overlap: two majorities share a node, and no node promises two at once.
+ * - RELEASE: a holder that steps down sends a release only L (scaled for skew) after its standby
+ *   verdict, and never again counts an acknowledgement of a round before it.
+ * - Terms, PreVote and stickiness only keep elections quick and undisruptive; safety rests on
+ *   promises alone, so votes need not be persisted.
+ * - Bootstrap (explicit setting, the first `kubeadm init`): a node alone may claim with a majority
+ *   of one, but only after listening for 2E without hearing any peer. Holding that way, it keeps
+ *   the majority of one until acknowledgements from a real majority arrive (then normal), and
+ *   steps down on any sign of a rival (another holder's heartbeat, a higher term, a refusal
+ *   because the peer promised someone else). Safe as long as the bootstrap node's heartbeats reach
+ *   the joiners (docs/election.md §5).
+ */
+import type { Verdict } from '../types.js';
+import { leasePreference, NO_LEASE, type LeaseObservation } from '../hybrid.js';
+import type { Body, Epoch, PeerMessage, RejectReason } from './messages.js';
+import { validatePeerConfig, type DerivedTiming, type PeerConfig } from './timing.js';
+
+export interface PromiseRec {
+  to: string;
+  /** Local time the promise runs out. */
+  until: number;
+  /** Requester's epoch and round the promise was last renewed for (matched by releases). */
+  epoch: Epoch;
+  round: number;
+  /** A candidate's vote for itself, dropped when it gives the candidacy up (it can never be used). */
+  releasable: boolean;
+}
+
+export type Role =
+  | { kind: 'follower' }
+  | { kind: 'precandidate'; term: number; startedAt: number; granted: readonly string[]; rejected: readonly string[] }
+  | { kind: 'candidate'; startedAt: number; round: number; granted: Readonly<Record<string, number>>; rejected: readonly string[] }
+  | {
+      kind: 'holder';
+      since: number;
+      /** Newest acknowledged round per peer in this term (self: its last heartbeat). */
+      acks: Readonly<Record<string, number>>;
+      until: number;
+      nextHeartbeatAt: number;
+    }
+  | { kind: 'stopped' };
+
+export type StepDownReason = 'quorum-lost' | 'higher-term' | 'unhealthy' | 'shutdown' | 'bootstrap-rival';
+
+export type CoreEvent =
+  | { kind: 'prevote'; term: number }
+  | { kind: 'campaign'; term: number }
+  | { kind: 'won'; term: number; until: number }
+  | { kind: 'round-failed'; stage: 'prevote' | 'vote'; term: number }
+  | { kind: 'step-down'; term: number; reason: StepDownReason }
+  | { kind: 'released'; term: number }
+  | { kind: 'bootstrap-ended'; why: 'peer-heard' | 'majority' | 'rival' }
+  | { kind: 'stopped' };
+
+export interface PeerState {
+  readonly cfg: PeerConfig;
+  readonly d: DerivedTiming;
+  readonly epoch: Epoch;
+  readonly bootAt: number;
+  /** Latest time seen; inputs never move time backwards. */
+  now: number;
+  term: number;
+  votedFor: string | null;
+  role: Role;
+  promise: PromiseRec | null;
+  /** Holder we follow in `term` (null: none known). */
+  leader: string | null;
+  lastHolderContact: number;
+  /** The holder we are sticky to holds by the bootstrap rule: nothing else (not the Lease) backs its grant. */
+  stickyBootstrap: boolean;
+  /** Last time a request (prevote/vote/heartbeat) arrived from each peer. */
+  lastActive: Readonly<Record<string, number>>;
+  /** Newest release per peer: requests at or before it are refused. */
+  released: Readonly<Record<string, { epoch: Epoch; round: number }>>;
+  bootstrap: 'active' | 'ended' | 'off';
+  lease: LeaseObservation;
+  eligible: boolean;
+  shutdown: boolean;
+  pendingRelease: { at: number; round: number } | null;
+  /** Extra wait before the next campaign (redrawn after each attempt). */
+  jitter: number;
+  /** No campaign before this (after a failed round or a release). */
+  retryAt: number;
+  verdict: Verdict;
+  leaseWanted: boolean;
+  rng: number;
+}
+
+export type Input =
+  | { type: 'tick'; now: number }
+  | { type: 'message'; now: number; msg: PeerMessage }
+  | { type: 'lease'; now: number; lease: LeaseObservation }
+  | { type: 'eligible'; now: number; eligible: boolean }
+  /** Start a pre-vote now if the rules allow one (etcd's MsgHup): for tests and operators. */
+  | { type: 'campaign'; now: number }
+  /** SIGTERM: step down, release after L, then stop. */
+  | { type: 'shutdown'; now: number };
+
+export type Effect =
+  | { type: 'send'; msg: PeerMessage }
+  | { type: 'verdict'; verdict: Verdict }
+  /** Whether this node should acquire/renew the Lease (true exactly while it is the peer holder). */
+  | { type: 'lease-wanted'; wanted: boolean }
+  | { type: 'event'; event: CoreEvent };
+
+export interface StepResult {
+  state: PeerState;
+  effects: Effect[];
+}
+
+const NEG = Number.NEGATIVE_INFINITY;
+const POS = Number.POSITIVE_INFINITY;
+
+export function initPeer(cfg: PeerConfig, now: number, epoch: Epoch, seed: number): PeerState {
+  const d = validatePeerConfig(cfg);
+  const s: PeerState = {
+    cfg,
+    d,
+    epoch,
+    bootAt: now,
+    now,
+    term: 0,
+    votedFor: null,
+    role: { kind: 'follower' },
+    promise: null,
+    leader: null,
+    lastHolderContact: NEG,
+    stickyBootstrap: false,
+    lastActive: {},
+    released: {},
+    bootstrap: cfg.bootstrap ? 'active' : 'off',
+    lease: NO_LEASE,
+    eligible: true,
+    shutdown: false,
+    pendingRelease: null,
+    jitter: 0,
+    retryAt: NEG,
+    verdict: { kind: 'standby', reason: 'starting' },
+    leaseWanted: false,
+    rng: seed >>> 0 || 0x9e3779b9,
+  };
+  s.jitter = rand(s) * d.jitterMs;
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queries (pure functions of the state)
+
+export function isHolding(s: PeerState, now: number = s.now): boolean {
+  return s.role.kind === 'holder' && now < s.role.until;
+}
+
+function bootQuiet(s: PeerState): boolean {
+  return s.now < s.bootAt + s.cfg.electionTimeoutMs;
+}
+
+function livePromise(s: PeerState): PromiseRec | null {
+  return s.promise !== null && s.now < s.promise.until ? s.promise : null;
+}
+
+function quorum(s: PeerState): number {
+  return s.bootstrap === 'active' ? 1 : s.d.quorum;
+}
+
+function preference(s: PeerState): { node: string | null; until: number } {
+  return leasePreference({
+    self: s.cfg.self,
+    peers: s.cfg.peers,
+    lease: s.lease,
+    lastActive: s.lastActive,
+    electionTimeoutMs: s.cfg.electionTimeoutMs,
+    selfEligible: s.eligible && !s.shutdown,
+    now: s.now,
+  });
+}
+
+/** Why this node would refuse to promise `c` now, or null. Stickiness applies to elections only. */
+function refusal(s: PeerState, c: string, election: boolean): RejectReason | null {
+  if (bootQuiet(s) || s.shutdown || s.pendingRelease !== null || s.role.kind === 'stopped') return 'quiet';
+  const p = livePromise(s);
+  if (p !== null && p.to !== c && !(p.to === s.cfg.self && p.releasable)) return 'promised';
+  const sticky = s.leader !== null && s.leader !== c && s.leader !== s.cfg.self && s.now < s.lastHolderContact + s.cfg.electionTimeoutMs;
+  // A bootstrap holder's grant rests on everyone staying sticky to it; the Lease cannot override that.
+  if (election && sticky && s.stickyBootstrap) return 'sticky';
+  const pref = preference(s).node;
+  if (pref !== null && pref !== c) return 'lease';
+  if (election && pref === null && sticky) return 'sticky';
+  return null;
+}
+
+/** Until when something other than randomness keeps this follower from campaigning. */
+function blockedUntil(s: PeerState): number {
+  let b = s.bootAt + s.cfg.electionTimeoutMs * (s.bootstrap === 'active' ? 2 : 1);
+  const p = livePromise(s);
+  if (p !== null && p.to !== s.cfg.self) b = Math.max(b, p.until);
+  if (s.leader !== null && s.leader !== s.cfg.self) b = Math.max(b, s.lastHolderContact + s.cfg.electionTimeoutMs);
+  const pref = preference(s);
+  if (pref.node !== null && pref.node !== s.cfg.self) b = Math.max(b, pref.until);
+  return b;
+}
+
+/** When this follower will start a pre-vote if nothing changes (POS: never). */
+export function nextCampaignAt(s: PeerState): number {
+  if (s.role.kind !== 'follower' || !s.eligible || s.shutdown || s.pendingRelease !== null) return POS;
+  const preferred = preference(s).node === s.cfg.self;
+  return Math.max(blockedUntil(s) + (preferred ? 0 : s.jitter), s.retryAt);
+}
+
+/** The next local time at which a tick changes something (the driver arms one timer for it). */
+export function nextWakeup(s: PeerState): number {
+  let w = POS;
+  const r = s.role;
+  if (r.kind === 'holder') w = Math.min(w, r.nextHeartbeatAt, r.until);
+  if (r.kind === 'precandidate' || r.kind === 'candidate') {
+    w = Math.min(w, r.startedAt + (r.kind === 'precandidate' && s.bootstrap === 'active' ? s.d.claimWindowMs : s.d.roundTimeoutMs));
+  }
+  if (r.kind === 'follower') w = Math.min(w, nextCampaignAt(s));
+  if (s.promise !== null) w = Math.min(w, s.promise.until);
+  if (s.pendingRelease !== null) w = Math.min(w, s.pendingRelease.at);
+  return w;
+}
+
+export function verdictOf(s: PeerState): Verdict {
+  const r = s.role;
+  if (r.kind === 'holder' && s.now < r.until) {
+    return { kind: 'hold', until: r.until, reason: s.bootstrap === 'active' ? 'peer bootstrap (single node)' : 'peer majority' };
+  }
+  const reason = r.kind === 'holder' ? 'grant expired' : r.kind;
+  return s.leader !== null && s.leader !== s.cfg.self ? { kind: 'standby', leader: s.leader, reason } : { kind: 'standby', reason };
+}
+
+// ---------------------------------------------------------------------------------------------
+// step
+
+export function step(prev: PeerState, input: Input): StepResult {
+  const s = cloneState(prev);
+  const fx: Effect[] = [];
+  s.now = Math.max(prev.now, input.now);
+  if (s.role.kind === 'stopped') return { state: s, effects: fx };
+
+  expire(s, fx);
+  switch (input.type) {
+    case 'tick':
+      break;
+    case 'message':
+      onMessage(s, fx, input.msg);
+      break;
+    case 'lease':
+      s.lease = input.lease;
+      break;
+    case 'eligible':
+      s.eligible = input.eligible;
+      if (!input.eligible) {
+        if (s.role.kind === 'holder') stepDown(s, fx, 'unhealthy');
+        else if (s.role.kind !== 'follower') abandon(s, fx);
+      }
+      break;
+    case 'campaign':
+      if (s.role.kind === 'follower' && s.eligible && !s.shutdown && s.pendingRelease === null && s.now >= blockedUntil(s)) startPrevote(s, fx);
+      break;
+    case 'shutdown':
+      if (!s.shutdown) {
+        s.shutdown = true;
+        if (s.role.kind === 'holder') stepDown(s, fx, 'shutdown');
+        else if (s.role.kind !== 'follower') abandon(s, fx);
+        if (s.pendingRelease === null) stop(s, fx);
+      }
+      break;
+  }
+  if ((s.role as Role).kind !== 'stopped') drive(s, fx);
+  publish(s, fx);
+  return { state: s, effects: fx };
+}
+
+function cloneState(p: PeerState): PeerState {
+  const role = p.role;
+  let r: Role;
+  switch (role.kind) {
+    case 'precandidate':
+      r = { ...role, granted: [...role.granted], rejected: [...role.rejected] };
+      break;
+    case 'candidate':
+      r = { ...role, granted: { ...role.granted }, rejected: [...role.rejected] };
+      break;
+    case 'holder':
+      r = { ...role, acks: { ...role.acks } };
+      break;
+    default:
+      r = role;
+  }
+  return { ...p, role: r };
+}
+
+function rand(s: PeerState): number {
+  // mulberry32: small, fast, good enough for back-off jitter.
+  s.rng = (s.rng + 0x6d2b79f5) >>> 0;
+  let t = s.rng;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+}
+
+function send(s: PeerState, fx: Effect[], to: string, term: number, body: Body): void {
+  fx.push({ type: 'send', msg: { from: s.cfg.self, to, epoch: s.epoch, term, body } });
+}
+
+function broadcast(s: PeerState, fx: Effect[], term: number, body: Body): void {
+  for (const p of s.cfg.peers) if (p !== s.cfg.self) send(s, fx, p, term, body);
+}
+
+function event(fx: Effect[], e: CoreEvent): void {
+  fx.push({ type: 'event', event: e });
+}
+
+/** Time-driven transitions that must happen before anything else looks at the state. */
+function expire(s: PeerState, fx: Effect[]): void {
+  if (s.promise !== null && s.now >= s.promise.until) s.promise = null;
+  const r = s.role;
+  if (r.kind === 'holder' && s.now >= r.until) stepDown(s, fx, 'quorum-lost');
+  if (r.kind === 'precandidate' && s.bootstrap === 'active') {
+    // Nobody answered the announcement within the claim window: we are alone. The claim must
+    // follow the announcement closely (those who heard it are sticky to us for only E); after a
+    // freeze, announce again instead.
+    if (s.now >= r.startedAt + s.d.claimWindowMs) {
+      if (s.now < r.startedAt + (3 * s.cfg.electionTimeoutMs) / 4) startVote(s, fx);
+      else abandon(s, fx);
+    }
+  } else if ((r.kind === 'precandidate' || r.kind === 'candidate') && s.now >= r.startedAt + s.d.roundTimeoutMs) abandon(s, fx);
+  if (s.pendingRelease !== null && s.now >= s.pendingRelease.at) sendRelease(s, fx);
+}
+
+/** Actions that follow from the (updated) state: heartbeats and campaigns. */
+function drive(s: PeerState, fx: Effect[]): void {
+  const r = s.role;
+  if (r.kind === 'holder' && s.now >= r.nextHeartbeatAt) {
+    const round = s.now;
+    s.promise = { to: s.cfg.self, until: round + s.cfg.electionTimeoutMs, epoch: s.epoch, round, releasable: false };
+    s.role = { ...r, acks: { ...r.acks, [s.cfg.self]: round }, nextHeartbeatAt: round + s.cfg.heartbeatMs };
+    recomputeUntil(s);
+    broadcast(s, fx, s.term, { type: 'heartbeat', round, bootstrap: s.bootstrap === 'active' });
+  }
+  if (s.role.kind === 'follower' && s.now >= nextCampaignAt(s)) startPrevote(s, fx);
+}
+
+function startPrevote(s: PeerState, fx: Effect[]): void {
+  s.jitter = rand(s) * s.d.jitterMs;
+  const term = s.term + 1;
+  s.role = { kind: 'precandidate', term, startedAt: s.now, granted: [s.cfg.self], rejected: [] };
+  event(fx, { kind: 'prevote', term });
+  if (s.cfg.peers.length === 1) startVote(s, fx);
+  else broadcast(s, fx, term, { type: 'prevote', bootstrap: s.bootstrap === 'active' });
+}
+
+function startVote(s: PeerState, fx: Effect[]): void {
+  s.term += 1;
+  s.votedFor = s.cfg.self;
+  s.leader = null;
+  const round = s.now;
+  s.promise = { to: s.cfg.self, until: round + s.cfg.electionTimeoutMs, epoch: s.epoch, round, releasable: true };
+  s.role = { kind: 'candidate', startedAt: s.now, round, granted: { [s.cfg.self]: round }, rejected: [] };
+  event(fx, { kind: 'campaign', term: s.term });
+  if (quorum(s) <= 1) becomeHolder(s, fx);
+  else broadcast(s, fx, s.term, { type: 'vote', round });
+}
+
+function becomeHolder(s: PeerState, fx: Effect[]): void {
+  const r = s.role;
+  if (r.kind !== 'candidate') return;
+  s.leader = s.cfg.self;
+  if (s.promise !== null && s.promise.to === s.cfg.self) s.promise = { ...s.promise, releasable: false };
+  s.role = { kind: 'holder', since: s.now, acks: { ...r.granted }, until: NEG, nextHeartbeatAt: s.now };
+  recomputeUntil(s);
+  event(fx, { kind: 'won', term: s.term, until: (s.role as { until: number }).until });
+}
+
+/** until = (q-th newest acknowledged round) + D; never moves backwards within a holding. */
+function recomputeUntil(s: PeerState): void {
+  const r = s.role;
+  if (r.kind !== 'holder') return;
+  const rounds = s.cfg.peers.map((p) => r.acks[p] ?? NEG).sort((a, b) => b - a);
+  const base = rounds[quorum(s) - 1] ?? NEG;
+  s.role = { ...r, until: Math.max(base + s.d.grantMs, r.until) };
+}
+
+/** The bootstrap holder has a real majority now: from here on it counts like everyone else. */
+function maybeEndBootstrap(s: PeerState, fx: Effect[]): void {
+  const r = s.role;
+  if (s.bootstrap !== 'active' || r.kind !== 'holder') return;
+  const fresh = s.cfg.peers.filter((p) => (r.acks[p] ?? NEG) >= r.nextHeartbeatAt - s.cfg.heartbeatMs).length;
+  if (fresh >= s.d.quorum) {
+    s.bootstrap = 'ended';
+    event(fx, { kind: 'bootstrap-ended', why: 'majority' });
+  }
+}
+
+/** A holder stops: standby at once, release after the linger, never count old rounds again. */
+function stepDown(s: PeerState, fx: Effect[], reason: StepDownReason): void {
+  if (s.role.kind !== 'holder') return;
+  s.role = { kind: 'follower' };
+  if (s.leader === s.cfg.self) s.leader = null;
+  event(fx, { kind: 'step-down', term: s.term, reason });
+  s.pendingRelease = { at: s.now + s.d.releaseDelayMs, round: s.now };
+  if (s.d.releaseDelayMs === 0) sendRelease(s, fx);
+}
+
+function sendRelease(s: PeerState, fx: Effect[]): void {
+  const pr = s.pendingRelease;
+  if (pr === null) return;
+  s.pendingRelease = null;
+  broadcast(s, fx, s.term, { type: 'release', round: pr.round });
+  if (s.promise !== null && s.promise.to === s.cfg.self) s.promise = null;
+  event(fx, { kind: 'released', term: s.term });
+  s.jitter = rand(s) * s.d.jitterMs;
+  s.retryAt = s.now + s.jitter;
+  if (s.shutdown) stop(s, fx);
+}
+
+function stop(s: PeerState, fx: Effect[]): void {
+  s.role = { kind: 'stopped' };
+  s.promise = null;
+  event(fx, { kind: 'stopped' });
+}
+
+/** A (pre)candidate gives up this round; its own vote can never be used, so it is dropped. */
+function abandon(s: PeerState, fx: Effect[]): void {
+  const r = s.role;
+  if (r.kind !== 'precandidate' && r.kind !== 'candidate') return;
+  event(fx, { kind: 'round-failed', stage: r.kind === 'precandidate' ? 'prevote' : 'vote', term: r.kind === 'precandidate' ? r.term : s.term });
+  s.role = { kind: 'follower' };
+  if (s.promise !== null && s.promise.to === s.cfg.self && s.promise.releasable) s.promise = null;
+  const H = s.cfg.heartbeatMs;
+  const preferred = preference(s).node === s.cfg.self;
+  s.retryAt = s.now + rand(s) * (preferred ? H / 4 : H);
+}
+
+/** Adopt a higher term: whatever we were doing in the old one is over. */
+function adoptTerm(s: PeerState, fx: Effect[], term: number): void {
+  if (term <= s.term) return;
+  if (s.role.kind === 'holder') stepDown(s, fx, 'higher-term');
+  else abandon(s, fx);
+  s.term = term;
+  s.votedFor = null;
+  s.leader = null;
+}
+
+function promise(s: PeerState, to: string, epoch: Epoch, round: number): void {
+  s.promise = { to, until: s.now + s.cfg.electionTimeoutMs, epoch, round, releasable: false };
+}
+
+function releasedRound(s: PeerState, from: string, epoch: Epoch, round: number): boolean {
+  const r = s.released[from];
+  return r !== undefined && r.epoch === epoch && round <= r.round;
+}
+
+// ---------------------------------------------------------------------------------------------
+// messages
+
+function onMessage(s: PeerState, fx: Effect[], m: PeerMessage): void {
+  const self = s.cfg.self;
+  if (m.to !== self || m.from === self || !s.cfg.peers.includes(m.from)) return;
+  if (!Number.isSafeInteger(m.term) || m.term < 0) return;
+
+  const b = m.body;
+  if (s.bootstrap === 'active') {
+    // Any peer heard before we hold means we are not alone: elect normally.
+    if (s.role.kind !== 'holder') {
+      // Someone else is up: this is not a lone first node, so elect normally.
+      s.bootstrap = 'ended';
+      event(fx, { kind: 'bootstrap-ended', why: 'peer-heard' });
+    } else if (b.type === 'heartbeat' || m.term > s.term || (b.type === 'heartbeat-resp' && b.reason === 'promised')) {
+      s.bootstrap = 'ended';
+      event(fx, { kind: 'bootstrap-ended', why: 'rival' });
+      stepDown(s, fx, 'bootstrap-rival');
+    }
+  }
+
+  if (b.type === 'prevote' || b.type === 'vote' || b.type === 'heartbeat') {
+    s.lastActive = { ...s.lastActive, [m.from]: s.now };
+    // A holder heard during our quiet period, or a bootstrap node announcing or holding its claim
+    // (answered or not), makes us sticky to it: we must not campaign or vote against it.
+    const bootClaim = (b.type === 'prevote' || b.type === 'heartbeat') && b.bootstrap;
+    const heardHolder = bootQuiet(s) && b.type === 'heartbeat' && m.term >= s.term;
+    if (heardHolder || bootClaim) {
+      if (s.leader === null || s.leader === m.from || s.now >= s.lastHolderContact + s.cfg.electionTimeoutMs) {
+        s.leader = m.from;
+        s.lastHolderContact = s.now;
+        s.stickyBootstrap = bootClaim;
+      }
+    }
+    // A freshly started process says nothing: a joiner's refusal must not end a bootstrap holder's
+    // grant before the joiner can acknowledge it.
+    if (bootQuiet(s)) return;
+  }
+  switch (b.type) {
+    case 'prevote':
+      return onPrevote(s, fx, m);
+    case 'vote':
+      return onVote(s, fx, m, b.round);
+    case 'heartbeat':
+      return onHeartbeat(s, fx, m, b.round, b.bootstrap);
+    case 'release':
+      return onRelease(s, fx, m, b.round);
+    case 'prevote-resp':
+      return onPrevoteResp(s, fx, m, b.granted);
+    case 'vote-resp':
+      return onVoteResp(s, fx, m, b);
+    case 'heartbeat-resp':
+      return onHeartbeatResp(s, fx, m, b);
+  }
+}
+
+function onPrevote(s: PeerState, fx: Effect[], m: PeerMessage): void {
+  // The pre-vote binds nobody and never moves our term.
+  const why = m.term <= s.term ? 'stale-term' : refusal(s, m.from, true);
+  if (why === null) send(s, fx, m.from, m.term, { type: 'prevote-resp', granted: true, reason: 'none' });
+  else send(s, fx, m.from, s.term, { type: 'prevote-resp', granted: false, reason: why });
+}
+
+function onVote(s: PeerState, fx: Effect[], m: PeerMessage, round: number): void {
+  const reject = (reason: RejectReason) =>
+    send(s, fx, m.from, s.term, { type: 'vote-resp', granted: false, reason, reqEpoch: m.epoch, round });
+  if (m.term < s.term) return reject('stale-term');
+  if (releasedRound(s, m.from, m.epoch, round)) return reject('released');
+  // Refusing does not adopt the term: a node bound to a live holder must not be pushed to a term
+  // that makes it reject that holder's heartbeats (Raft's "in lease" rule).
+  const why = refusal(s, m.from, true);
+  if (why !== null) return reject(why);
+  adoptTerm(s, fx, m.term);
+  if (s.pendingRelease !== null) return reject('quiet');
+  if (s.votedFor !== null && s.votedFor !== m.from) return reject('voted');
+  if (s.role.kind !== 'follower') abandon(s, fx);
+  s.votedFor = m.from;
+  promise(s, m.from, m.epoch, round);
+  send(s, fx, m.from, s.term, { type: 'vote-resp', granted: true, reason: 'none', reqEpoch: m.epoch, round });
+}
+
+function onHeartbeat(s: PeerState, fx: Effect[], m: PeerMessage, round: number, bootstrap: boolean): void {
+  const reject = (reason: RejectReason) =>
+    send(s, fx, m.from, s.term, { type: 'heartbeat-resp', granted: false, reason, reqEpoch: m.epoch, round });
+  if (m.term < s.term) return reject('stale-term');
+  if (releasedRound(s, m.from, m.epoch, round)) return reject('released');
+  const why = refusal(s, m.from, false);
+  if (why !== null) return reject(why);
+  adoptTerm(s, fx, m.term);
+  if (s.pendingRelease !== null) return reject('quiet');
+  // Same term: the sender won it, so any candidacy of ours in it is over.
+  if (s.role.kind === 'precandidate' || s.role.kind === 'candidate') abandon(s, fx);
+  s.leader = m.from;
+  s.lastHolderContact = s.now;
+  s.stickyBootstrap = bootstrap;
+  promise(s, m.from, m.epoch, round);
+  send(s, fx, m.from, s.term, { type: 'heartbeat-resp', granted: true, reason: 'none', reqEpoch: m.epoch, round });
+}
+
+function onRelease(s: PeerState, _fx: Effect[], m: PeerMessage, round: number): void {
+  const prev = s.released[m.from];
+  if (prev === undefined || prev.epoch !== m.epoch || prev.round < round) {
+    s.released = { ...s.released, [m.from]: { epoch: m.epoch, round } };
+  }
+  const p = s.promise;
+  if (p !== null && p.to === m.from && p.epoch === m.epoch && p.round <= round) {
+    s.promise = null;
+    s.retryAt = s.now + (preference(s).node === s.cfg.self ? 0 : s.jitter);
+  }
+  if (s.leader === m.from) {
+    s.leader = null;
+    s.lastHolderContact = NEG;
+  }
+}
+
+function onPrevoteResp(s: PeerState, fx: Effect[], m: PeerMessage, granted: boolean): void {
+  const r = s.role;
+  if (!granted && m.term > s.term) {
+    // Someone is ahead: catch up so our next pre-vote can succeed. A holder ignores late answers
+    // to an old campaign; a voter ahead of it will say so in its heartbeat response.
+    if (r.kind !== 'holder') adoptTerm(s, fx, m.term);
+    return;
+  }
+  if (r.kind !== 'precandidate') return;
+  if (granted) {
+    if (m.term !== r.term || r.granted.includes(m.from)) return;
+    const g = [...r.granted, m.from];
+    s.role = { ...r, granted: g };
+    if (g.length >= quorum(s)) startVote(s, fx);
+  } else {
+    if (r.rejected.includes(m.from)) return;
+    const rej = [...r.rejected, m.from];
+    s.role = { ...r, rejected: rej };
+    if (rej.length > s.cfg.peers.length - quorum(s)) abandon(s, fx);
+  }
+}
+
+function onVoteResp(s: PeerState, fx: Effect[], m: PeerMessage, b: Extract<Body, { type: 'vote-resp' }>): void {
+  if (!b.granted && m.term > s.term) {
+    if (s.role.kind !== 'holder') adoptTerm(s, fx, m.term);
+    return;
+  }
+  const r = s.role;
+  if (r.kind !== 'candidate' || m.term !== s.term || b.reqEpoch !== s.epoch || b.round !== r.round) return;
+  if (b.granted) {
+    if (r.granted[m.from] !== undefined) return;
+    const g = { ...r.granted, [m.from]: b.round };
+    s.role = { ...r, granted: g };
+    if (Object.keys(g).length >= quorum(s)) becomeHolder(s, fx);
+  } else {
+    if (r.rejected.includes(m.from)) return;
+    const rej = [...r.rejected, m.from];
+    s.role = { ...r, rejected: rej };
+    if (rej.length > s.cfg.peers.length - quorum(s)) abandon(s, fx);
+  }
+}
+
+function onHeartbeatResp(s: PeerState, fx: Effect[], m: PeerMessage, b: Extract<Body, { type: 'heartbeat-resp' }>): void {
+  if (!b.granted && m.term > s.term) {
+    adoptTerm(s, fx, m.term);
+    return;
+  }
+  const r = s.role;
+  if (r.kind !== 'holder' || !b.granted || m.term !== s.term || b.reqEpoch !== s.epoch) return;
+  // Only rounds sent while holding in this term count (sanity: an authenticated peer echoes ours).
+  if (!(b.round >= r.since && b.round <= s.now)) return;
+  const prev = r.acks[m.from] ?? NEG;
+  if (b.round <= prev) return;
+  s.role = { ...r, acks: { ...r.acks, [m.from]: b.round } };
+  recomputeUntil(s);
+  maybeEndBootstrap(s, fx);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function publish(s: PeerState, fx: Effect[]): void {
+  const v = verdictOf(s);
+  const o = s.verdict;
+  const changed =
+    v.kind !== o.kind || (v.kind === 'hold' && o.kind === 'hold' && v.until !== o.until) || (v.kind === 'standby' && o.kind === 'standby' && v.leader !== o.leader);
+  if (changed) {
+    s.verdict = v;
+    fx.push({ type: 'verdict', verdict: v });
+  }
+  const wanted = s.role.kind === 'holder' && v.kind === 'hold';
+  if (wanted !== s.leaseWanted) {
+    s.leaseWanted = wanted;
+    fx.push({ type: 'lease-wanted', wanted });
+  }
+}

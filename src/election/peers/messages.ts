@@ -1,0 +1,54 @@
+/**
+ * Peer messages as the core sees them (after authentication). The codec adds the per-sender
+ * counter, the wall-clock stamp and the MAC; the core never sees a message that failed a check.
+ *
+ * A "round" is the requester's monotonic time when it sent the request. Responses echo it with the
+ * requester's boot epoch, so a requester only counts answers to requests it sent in this life.
+ */
+
+/** 16 lowercase hex digits: 8 random bytes drawn at process start. */
+export type Epoch = string;
+
+export type RejectReason =
+  | 'none'
+  | 'stale-term' // the request's term is below ours
+  | 'promised' // we promised another node and the promise is still running
+  | 'voted' // we voted for another candidate in this term
+  | 'sticky' // we heard a live holder within the election timeout
+  | 'lease' // the Lease names another node that is active on the peer network
+  | 'quiet' // boot quiet period, shutting down, or releasing
+  | 'released'; // the request is older than a release we got from its sender
+
+export const REJECT_REASONS: readonly RejectReason[] = ['none', 'stale-term', 'promised', 'voted', 'sticky', 'lease', 'quiet', 'released'];
+
+export type Body =
+  /**
+   * "Would you vote for me at `term`?" (term = candidate's term + 1; binds nobody).
+   * `bootstrap`: a lone bootstrap node announcing its claim; whoever hears it answers (which ends
+   * the bootstrap) or, in its boot quiet period, treats the sender as a holder.
+   */
+  | { type: 'prevote'; bootstrap: boolean }
+  | { type: 'prevote-resp'; granted: boolean; reason: RejectReason }
+  /** "Vote for me in `term` and promise me E from now." */
+  | { type: 'vote'; round: number }
+  | { type: 'vote-resp'; granted: boolean; reason: RejectReason; reqEpoch: Epoch; round: number }
+  /** The holder's renewal: "keep promising me". `bootstrap`: it holds by the bootstrap rule (no majority yet). */
+  | { type: 'heartbeat'; round: number; bootstrap: boolean }
+  | { type: 'heartbeat-resp'; granted: boolean; reason: RejectReason; reqEpoch: Epoch; round: number }
+  /** "I no longer use promises made to me for rounds <= round (this epoch); I stopped holding at least L ago." */
+  | { type: 'release'; round: number };
+
+export type BodyType = Body['type'];
+
+export interface PeerMessage {
+  from: string;
+  to: string;
+  /** Sender's boot epoch. */
+  epoch: Epoch;
+  term: number;
+  body: Body;
+}
+
+export function isRequest(b: Body): boolean {
+  return b.type === 'prevote' || b.type === 'vote' || b.type === 'heartbeat';
+}
