@@ -4,7 +4,9 @@
  * and unbind), the elector releases what it holds (the Lease), then the process exits 0.
  */
 import { monotonicClock, type Clock } from './clock.js';
-import type { Config } from './config/index.js';
+import { join } from 'node:path';
+import { lingerMs, type Config } from './config/index.js';
+import { setupLeaseElection } from './election/lease-setup.js';
 import { resolveInterface, type ResolvedInterface } from './config/host.js';
 import { StandaloneElector } from './election/standalone.js';
 import type { Elector } from './election/types.js';
@@ -21,9 +23,33 @@ export interface AgentHandle {
   stop(reason: string): void;
 }
 
-export function chooseElector(config: Config): Elector {
+/**
+ * standalone (vip_leaderelection=false), or the Lease (true). Building the Lease elector loads the
+ * kubeconfig but sends nothing.
+ */
+export async function buildElector(config: Config, log: Logger): Promise<Elector> {
   if (!config.leaderElection) return new StandaloneElector();
-  throw new Error('vip_leaderelection=true needs the Lease elector, which is not wired into this build yet');
+  const setup = await setupLeaseElection({
+    identity: config.nodeName,
+    namespace: config.leaseNamespace,
+    name: config.leaseName,
+    timing: {
+      leaseDurationMs: config.leaseDuration * 1000,
+      renewDeadlineMs: config.renewDeadline * 1000,
+      retryPeriodMs: config.retryPeriod * 1000,
+      lingerMs: lingerMs(config),
+    },
+    timingNames: { leaseDuration: 'vip_leaseduration', renewDeadline: 'vip_renewdeadline', retryPeriod: 'vip_retryperiod' },
+    kubeconfigPath: config.kubeconfig,
+    ...(config.fallbackKubeconfig ? { fallbackKubeconfigPath: config.fallbackKubeconfig } : {}),
+    localEndpoint: config.apiEndpoint,
+    endpointsCachePath: join(config.stateDir, 'api-endpoints.json'),
+    livez: config.controlPlane
+      ? { url: config.healthUrl, intervalMs: config.healthIntervalMs, failureThreshold: config.healthFailures, timeoutMs: Math.min(1000, config.healthIntervalMs) }
+      : false,
+    log,
+  });
+  return { onVerdict: (l) => setup.elector.onVerdict(l), run: (signal) => setup.run(signal) };
 }
 
 /**
@@ -39,7 +65,13 @@ export async function startAgent(config: Config, log: Logger, clock: Clock = mon
     rtnl.close();
     throw err;
   }
-  const elector = chooseElector(config);
+  let elector: Elector;
+  try {
+    elector = await buildElector(config, log);
+  } catch (err) {
+    rtnl.close();
+    throw err;
+  }
   log.info({ iface: iface.name, how: iface.how }, `announcing on ${iface.name} (${iface.how})`);
   const lo = await rtnl.linkByName('lo');
   if (!lo) throw new Error('no loopback interface');
@@ -85,8 +117,11 @@ export async function startAgent(config: Config, log: Logger, clock: Clock = mon
     throw err;
   }
 
+  // Returning the holders' pending kernel work lets the elector release the Lease only after the
+  // VIP is gone from this node.
   elector.onVerdict((v) => {
     for (const h of holders) h.apply(v);
+    return Promise.all(holders.map((h) => h.settled())).then(() => undefined);
   });
   const ac = new AbortController();
   let stopReason = 'stopped';

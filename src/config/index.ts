@@ -7,6 +7,7 @@
  * the host (does the interface exist) before anything is touched.
  */
 import { isIP } from 'node:net';
+import { checkLeaseTiming } from '../election/lease-state.js';
 import { ConfigError, KUBE_VIP_INERT, SETTINGS, settingDef, type PeerSpec, type RawSettings, type SettingKey } from './settings.js';
 
 export { ConfigError } from './settings.js';
@@ -115,6 +116,15 @@ function validateVips(addresses: string[], prefixes: number[] | undefined): VipS
   });
 }
 
+/**
+ * How long this node may still answer for the VIP after its grant ends, when the agent is dead or
+ * frozen (docs/holder.md): 0 when the agent answers; the address lifetime plus the kernel's up to
+ * one second of timer slack when the kernel does.
+ */
+export function lingerMs(c: Pick<RawSettings, 'responder' | 'addressLifetime'>): number {
+  return c.responder === 'agent' ? 0 : (c.addressLifetime + 1) * 1000;
+}
+
 export interface LoadOptions {
   /** `run` needs a VIP; `manifest` may be given one too, `help` needs none. */
   requireVip?: boolean;
@@ -137,11 +147,16 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
   const vips = validateVips(r.address, r.subnet);
 
   if (r.leaderElection) {
-    if (!(r.leaseDuration > r.renewDeadline)) {
-      throw new ConfigError('vip_leaseduration', String(r.leaseDuration), `must be greater than vip_renewdeadline (${r.renewDeadline})`);
-    }
-    if (!(r.renewDeadline > 1.2 * r.retryPeriod)) {
-      throw new ConfigError('vip_renewdeadline', String(r.renewDeadline), `must be greater than 1.2 × vip_retryperiod (${r.retryPeriod})`);
+    const names = { leaseDuration: 'vip_leaseduration', renewDeadline: 'vip_renewdeadline', retryPeriod: 'vip_retryperiod', linger: 'linger', skewMargin: 'skew margin' };
+    const checked = checkLeaseTiming(
+      { leaseDurationMs: r.leaseDuration * 1000, renewDeadlineMs: r.renewDeadline * 1000, retryPeriodMs: r.retryPeriod * 1000, lingerMs: lingerMs(r) },
+      names,
+    );
+    if (!checked.ok) {
+      const first = checked.error.settings[0] ?? 'leaseDuration';
+      const setting = names[first];
+      const value = { leaseDuration: r.leaseDuration, renewDeadline: r.renewDeadline, retryPeriod: r.retryPeriod, linger: lingerMs(r) / 1000, skewMargin: 0 }[first];
+      throw new ConfigError(setting, String(value), checked.error.message.replace(/^\S+ \([^)]*\) /, ''));
     }
   }
 

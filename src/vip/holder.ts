@@ -293,6 +293,11 @@ export class Holder {
     this.deadlineTimer = this.retryTimer = this.refreshTimer = undefined;
   }
 
+  /** Resolves when the kernel changes queued so far are done. */
+  settled(): Promise<void> {
+    return this.queue;
+  }
+
   /** Unbinds, stops announcing and detaches. Idempotent. */
   async close(reason = 'shutdown'): Promise<void> {
     if (this.closed) return this.queue;
