@@ -1,0 +1,214 @@
+/**
+ * `npm run lab`: the embedded demo. A 3-node control plane in network namespaces (each node with
+ * its own kube-apiserver, one etcd), vipd on every node, a client that keeps connecting to the VIP.
+ * It runs a short tour (who holds the VIP, kill -9 of the holder, the failover the client saw, a
+ * graceful handover), then, on a terminal, takes commands until `quit`. Everything it made is
+ * removed on exit, Ctrl-C included.
+ */
+import { createInterface } from 'node:readline/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ChildProcess } from 'node:child_process';
+import { distEntry } from './agents.js';
+import { startCluster, type Cluster } from './controlplane.js';
+import { apiAssets } from './k8s-assets.js';
+import type { LabHost } from './netns.js';
+import type { ProbeRecord } from './tcpprobe.js';
+
+const TAG_PORT = 7000;
+
+interface ClientView {
+  records: ProbeRecord[];
+  proc: ChildProcess;
+}
+
+function startClient(cluster: Cluster): ClientView {
+  const proc = cluster.lab.spawn('client', [process.execPath, distEntry('src/lab/tcpprobe-cli.js'), '--target', cluster.vip, '--port', String(TAG_PORT), '--interval', '20', '--stream']);
+  const view: ClientView = { records: [], proc };
+  let partial = '';
+  proc.stdout?.on('data', (chunk: Buffer) => {
+    partial += chunk.toString();
+    const lines = partial.split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
+      try {
+        const r = JSON.parse(line) as ProbeRecord & { summary?: unknown };
+        if (r.summary === undefined && typeof r.t === 'number') view.records.push(r);
+      } catch {
+        /* not a record */
+      }
+    }
+    if (view.records.length > 20_000) view.records.splice(0, 10_000);
+  });
+  return view;
+}
+
+/** Longest run of failed connections since `since` (epoch ms), and who answers now. */
+function clientSummary(view: ClientView, since: number): { outageMs: number; servedBy: string | null } {
+  let outage = 0;
+  let lastOk: number | null = null;
+  let servedBy: string | null = null;
+  for (const r of view.records) {
+    if (r.t < since || !r.ok) continue;
+    if (lastOk !== null) outage = Math.max(outage, r.t - lastOk);
+    lastOk = r.t;
+    servedBy = r.node;
+  }
+  return { outageMs: Math.max(0, outage - 20), servedBy };
+}
+
+async function leaseHolder(cluster: Cluster): Promise<string> {
+  const via = cluster.cp.servers.find((s) => s.state === 'running');
+  if (!via) return '(no API server)';
+  const r = await cluster.cp.request('GET', '/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/plndr-cp-lock', undefined, via).catch(() => undefined);
+  if (!r || r.status !== 200) return '(none)';
+  return (JSON.parse(r.body) as { spec?: { holderIdentity?: string } }).spec?.holderIdentity || '(released)';
+}
+
+async function statusTable(cluster: Cluster, client: ClientView): Promise<string> {
+  const lease = await leaseHolder(cluster);
+  const rows = [['node', 'agent', 'api server', 'VIP on lo', 'role', 'lease holder']];
+  const holders = cluster.holders();
+  for (const [i, n] of cluster.lab.nodes.entries()) {
+    const a = cluster.agents.get(n.name);
+    const alive = a && a.child.exitCode === null && a.child.signalCode === null;
+    const bound = (await cluster.lab.exec(n, ['ip', '-o', 'addr', 'show', 'dev', 'lo'])).stdout.includes(`${cluster.vip}/`);
+    rows.push([n.name, alive ? 'running' : 'down', cluster.cp.servers[i]!.state, bound ? 'yes' : 'no', holders.includes(n.name) ? 'HOLDER' : alive ? 'candidate' : '-', lease === n.name ? '◀' : '']);
+  }
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  const text = rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ')).join('\n');
+  const last = client.records.at(-1);
+  const seen = last ? (last.ok ? `connected, served by ${last.node}` : `failing (${last.err ?? 'error'})`) : 'starting';
+  return `${text}\nLease kube-system/plndr-cp-lock: ${lease}    client → ${cluster.vip}:${TAG_PORT}: ${seen}`;
+}
+
+async function waitForHolder(cluster: Cluster, not: string | undefined, timeoutMs: number): Promise<string | undefined> {
+  const start = performance.now();
+  while (performance.now() - start < timeoutMs) {
+    const h = cluster.holders();
+    if (h.length === 1 && h[0] !== not) return h[0];
+    await sleep(50);
+  }
+  return undefined;
+}
+
+const HELP = `commands:
+  status               the table again
+  kill NODE            kill -9 the node's agent and API server (a crashed node)
+  stop NODE            SIGTERM the node's agent (graceful handover)
+  start NODE           start the node's agent (and API server) again
+  apidown NODE         stop only the node's API server (health gate moves the VIP)
+  apiup NODE           start it again
+  partition NODE       cut NODE off from the other nodes (client still reaches all)
+  heal                 remove the partition
+  quit`;
+
+export async function runLabDemo(argv: string[]): Promise<number> {
+  if (process.getuid?.() !== 0) {
+    process.stderr.write('vipd lab: needs root (network namespaces); run sudo npm run lab\n');
+    return 2;
+  }
+  const assets = apiAssets();
+  if ('skip' in assets) {
+    process.stderr.write(`vipd lab: ${assets.skip}\n`);
+    return 2;
+  }
+  const interactive = process.stdin.isTTY === true && !argv.includes('--tour-only');
+  const say = (s: string) => process.stdout.write(`${s}\n`);
+  say('building the lab: 3 node namespaces + etcd + client on a bridge, a kube-apiserver per node, vipd per node …');
+  const cluster = await startCluster({ nodes: 3, id: 'demo' });
+  let cleaning: Promise<void> | undefined;
+  const cleanup = () => (cleaning ??= cluster.destroy());
+  const onSignal = () => {
+    void cleanup().then(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    for (const n of cluster.lab.nodes) cluster.lab.spawn(n, [process.execPath, distEntry('src/lab/tagserver-cli.js'), '--name', n.name, '--port', String(TAG_PORT)]);
+    const holder = await waitForHolder(cluster, undefined, 60_000);
+    const client = startClient(cluster);
+    await sleep(1500);
+    say(`\nVIP ${cluster.vip} is held by ${holder}:\n${await statusTable(cluster, client)}`);
+
+    if (holder) {
+      say(`\n▶ kill -9 of ${holder}'s vipd and kube-apiserver (a crashed node) …`);
+      const t0 = Date.now();
+      await cluster.lab.killHost(cluster.lab.host(holder), 'SIGKILL');
+      await cluster.cp.servers[cluster.lab.nodes.findIndex((n) => n.name === holder)]!.stop();
+      const next = await waitForHolder(cluster, holder, 30_000);
+      await sleep(1000);
+      const seen = clientSummary(client, t0);
+      say(`  ${next} took over; the client's longest outage was ${Math.round(seen.outageMs)} ms (Lease timing ${cluster.agentEnv(cluster.lab.nodes[0]!).vip_leaseduration} s in the lab)`);
+      say(await statusTable(cluster, client));
+
+      say(`\n▶ ${holder} comes back (agent and API server) — no preemption, ${next} keeps the VIP …`);
+      await cluster.cp.servers[cluster.lab.nodes.findIndex((n) => n.name === holder)]!.start();
+      cluster.lab.spawn(holder, [process.execPath, distEntry('src/lab/tagserver-cli.js'), '--name', holder, '--port', String(TAG_PORT)]);
+      cluster.startAgent(cluster.lab.host(holder));
+      await sleep(3000);
+      say(await statusTable(cluster, client));
+
+      if (next) {
+        say(`\n▶ SIGTERM to ${next}'s vipd (graceful: VIP removed, Lease released, taken over at once) …`);
+        const t1 = Date.now();
+        await cluster.agents.get(next)!.stop();
+        const third = await waitForHolder(cluster, next, 10_000);
+        await sleep(800);
+        say(`  ${third} took over; the client's longest outage was ${Math.round(clientSummary(client, t1).outageMs)} ms`);
+        cluster.startAgent(cluster.lab.host(next));
+        await sleep(1000);
+        say(await statusTable(cluster, client));
+      }
+    }
+
+    if (!interactive) {
+      say('\n(tour done; run `sudo npm run lab` on a terminal to try commands yourself)');
+      return 0;
+    }
+    say(`\n${HELP}`);
+    const rl = createInterface({ input: process.stdin, output: process.stdout });
+    for (;;) {
+      const line = (await rl.question('lab> ')).trim();
+      const [cmd, arg] = line.split(/\s+/);
+      const node = (): LabHost | undefined => {
+        try {
+          return arg ? cluster.lab.host(arg) : undefined;
+        } catch {
+          return undefined;
+        }
+      };
+      const server = (n: LabHost) => cluster.cp.servers[cluster.lab.nodes.indexOf(n)]!;
+      try {
+        const n = node();
+        if (cmd === 'quit' || cmd === 'exit') break;
+        else if (!cmd || cmd === 'status') say(await statusTable(cluster, client));
+        else if (cmd === 'help') say(HELP);
+        else if (!n && ['kill', 'stop', 'start', 'apidown', 'apiup', 'partition'].includes(cmd)) say(`unknown node ${arg ?? ''}; nodes: ${cluster.lab.nodes.map((x) => x.name).join(', ')}`);
+        else if (cmd === 'kill' && n) {
+          await cluster.lab.killHost(n, 'SIGKILL');
+          await server(n).stop();
+        } else if (cmd === 'stop' && n) await cluster.agents.get(n.name)?.stop();
+        else if (cmd === 'start' && n) {
+          if (server(n).state !== 'running') await server(n).start();
+          cluster.lab.spawn(n, [process.execPath, distEntry('src/lab/tagserver-cli.js'), '--name', n.name, '--port', String(TAG_PORT)]);
+          cluster.startAgent(n);
+        } else if (cmd === 'apidown' && n) await server(n).stop();
+        else if (cmd === 'apiup' && n) await server(n).start();
+        else if (cmd === 'partition' && n) await cluster.lab.partition([[n], cluster.lab.nodes.filter((x) => x !== n)]);
+        else if (cmd === 'heal') await cluster.lab.heal();
+        else say(`unknown command; ${HELP}`);
+        if (cmd && cmd !== 'status' && cmd !== 'help') {
+          await sleep(1500);
+          say(await statusTable(cluster, client));
+        }
+      } catch (err) {
+        say(`error: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    rl.close();
+    return 0;
+  } finally {
+    say('removing the lab …');
+    await cleanup();
+  }
+}
