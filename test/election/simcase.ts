@@ -5,6 +5,7 @@
  * test/election/regressions/ and replayed forever.
  */
 import fc from 'fast-check';
+import { expect, test } from 'vitest';
 import { Sim, SimViolation } from './sim.js';
 import type { PeerTiming } from '../../src/election/peers/timing.js';
 
@@ -248,3 +249,28 @@ export function runCase(c: SimCase, debug?: { log: string[]; sim?: Sim }): RunSt
   if (sim.holders().length !== 1) throw new SimViolation(`LIVENESS: no holder at the end of the healed window (${sim.holders().join(',') || 'none'})`);
   return { recovery, simulatedMs: sim.t, steps: sim.steps };
 }
+
+/** Registers a vitest test that plays `runs` seeded cases (VIPD_SIM_SEED / VIPD_SIM_RUNS override). */
+export function explore(name: string, arb: fc.Arbitrary<SimCase>, runs: number, seed: number): void {
+  test(`${name}: ${runs} seeded runs`, () => {
+    const started = performance.now();
+    const recovery: number[] = [];
+    let simulated = 0;
+    fc.assert(
+      fc.property(arb, (c) => {
+        const r = runCase(c);
+        recovery.push(r.recovery);
+        simulated += r.simulatedMs;
+      }),
+      { numRuns: Number(process.env.VIPD_SIM_RUNS ?? runs), seed: Number(process.env.VIPD_SIM_SEED ?? seed), endOnFailure: false },
+    );
+    recovery.sort((a, b) => a - b);
+    const q = (p: number) => recovery[Math.min(recovery.length - 1, Math.floor(recovery.length * p))];
+    console.log(
+      `${name}: ${recovery.length} runs, ${(simulated / 3_600_000).toFixed(1)} h simulated in ${((performance.now() - started) / 1000).toFixed(1)} s; ` +
+        `holder after heal p50 ${q(0.5)} ms, p99 ${q(0.99)} ms, max ${q(1)} ms`,
+    );
+    expect(recovery.length).toBeGreaterThan(0);
+  }, 600_000);
+}
+
