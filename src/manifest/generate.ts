@@ -16,7 +16,7 @@ import { ConfigError, loadConfig, toEnv, type Config } from '../config/index.js'
 import { parseListenAddress } from '../observe/http.js';
 import { rbacDocuments, SERVICE_ACCOUNT } from './rbac.js';
 import { packageVersion } from './version.js';
-import { commented, toYaml, type YamlDocument, type YamlMap, type YamlValue } from './yaml.js';
+import { commented, toYaml, type YamlDocument, type YamlMap } from './yaml.js';
 
 export type ManifestKind = 'pod' | 'daemonset' | 'rbac';
 export const MANIFEST_KINDS: readonly ManifestKind[] = ['pod', 'daemonset', 'rbac'];
