@@ -73,8 +73,9 @@ names, or flags; flags win; 'vipd run --help' lists them). The settings are vali
 
 Manifest flags:
   --image=REF              container image (default ${d.image})
-  --super-admin            pod: mount ${KUBEADM_SUPER_ADMIN_CONF} instead of admin.conf. Only on the
-                           first 'kubeadm init' node (kubeadm >= 1.29), until init has finished.
+  --super-admin            pod: also mount ${KUBEADM_SUPER_ADMIN_CONF}, as k8s_fallback_config_file.
+                           Only for the first 'kubeadm init' node (kubeadm >= 1.29): the agent
+                           uses it while ${KUBEADM_ADMIN_CONF} is refused, then moves to admin.conf.
   --sysctl-init=false      leave out the privileged init container that sets
                            net.ipv4.conf.*.arp_ignore=1 and arp_announce=2 (needed by
                            vip_responder=agent for IPv4); set them on the host instead

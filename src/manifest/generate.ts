@@ -24,7 +24,7 @@ export const MANIFEST_KINDS: readonly ManifestKind[] = ['pod', 'daemonset', 'rba
 export interface ManifestOptions {
   /** Container image reference. */
   image: string;
-  /** pod: mount the host's super-admin.conf (first kubeadm init node, kubeadm >= 1.29, kube-vip #684). */
+  /** pod: super-admin.conf as k8s_fallback_config_file (first kubeadm init node, kubeadm >= 1.29, kube-vip #684). */
   superAdmin: boolean;
   /** Add the privileged init container that sets the strict-ARP sysctls (only when they are needed). */
   sysctlInit: boolean;
@@ -123,15 +123,6 @@ export function strictArpScript(iface: string | undefined): string {
   ].join('\n');
 }
 
-/**
- * k8s_fallback_config_file, once the settings table has it (read loosely so this module builds
- * with and without it): the first kubeadm node's super-admin.conf, tried while admin.conf is refused.
- */
-function fallbackKubeconfig(config: Config): string | undefined {
-  const v = (config as unknown as Record<string, unknown>).fallbackKubeconfig;
-  return typeof v === 'string' && v !== '' ? v : undefined;
-}
-
 interface Volume {
   volume: YamlMap;
   mount: YamlMap;
@@ -226,22 +217,18 @@ function podSpecCommon(config: Config, env: EnvVar[], volumes: Volume[], opts: M
 
 /** Static pod for /etc/kubernetes/manifests on each control-plane node. */
 export function podDocuments(config: Config, opts: ManifestOptions, argv: readonly string[] = []): YamlDocument[] {
-  const volumes: Volume[] = [
-    opts.superAdmin
-      ? hostFile('kubeconfig', KUBEADM_SUPER_ADMIN_CONF, config.kubeconfig)
-      : hostFile('kubeconfig', config.kubeconfig, config.kubeconfig),
-    stateVolume(config),
-  ];
-  const fallback = fallbackKubeconfig(config);
+  const volumes: Volume[] = [hostFile('kubeconfig', config.kubeconfig, config.kubeconfig), stateVolume(config)];
+  const fallback = config.fallbackKubeconfig;
   if (fallback) volumes.push(hostFile('fallback-kubeconfig', fallback, fallback));
   if (config.peerKeyFile) volumes.push(hostFile('peer-key', config.peerKeyFile, config.peerKeyFile));
   const comment = [
     ...generatedBy('pod', argv),
     `Static pod: save as ${STATIC_POD_PATH} on each control-plane node.`,
-    ...(opts.superAdmin
+    ...(fallback === KUBEADM_SUPER_ADMIN_CONF
       ? [
-          `Mounts ${KUBEADM_SUPER_ADMIN_CONF}: for the first \`kubeadm init\` node only (kubeadm >= 1.29).`,
-          `Once init has finished, regenerate without --super-admin (mounts ${KUBEADM_ADMIN_CONF}).`,
+          `Mounts ${KUBEADM_SUPER_ADMIN_CONF} as the fallback credential: first \`kubeadm init\` node only`,
+          '(kubeadm >= 1.29; the agent moves to admin.conf by itself once it is accepted). When the other',
+          'control-plane nodes have joined, replace this file with one generated without --super-admin.',
         ]
       : []),
   ];
@@ -285,7 +272,7 @@ export function daemonSetDocuments(config: Config, opts: ManifestOptions, argv: 
     throw new ConfigError('vip_leaderelection', 'false', 'must be true (or vip_peers set) for a DaemonSet: without an election every node it runs on would hold the VIP');
   }
   if (opts.superAdmin) throw new ConfigError('--super-admin', undefined, 'is for the static pod of the first kubeadm init node, not for a DaemonSet');
-  const fallback = fallbackKubeconfig(config);
+  const fallback = config.fallbackKubeconfig;
   if (fallback) throw new ConfigError('k8s_fallback_config_file', fallback, 'is for the static pod of the first kubeadm init node, not for a DaemonSet');
 
   const runConfig: Config = opts.inCluster ? { ...config, kubeconfig: SA_KUBECONFIG_PATH } : config;
@@ -347,13 +334,25 @@ function checkMountedPaths(config: Config): void {
     ['k8s_config_file', config.kubeconfig],
     ['vip_state_dir', config.stateDir],
     ['vip_peer_key_file', config.peerKeyFile],
-    ['k8s_fallback_config_file', fallbackKubeconfig(config)],
+    ['k8s_fallback_config_file', config.fallbackKubeconfig],
   ];
   for (const [setting, p] of paths) {
     if (p !== undefined && (!posix.isAbsolute(p) || posix.normalize(p) !== p || p === '/')) {
       throw new ConfigError(setting, p, 'must be an absolute, normalised path for a manifest (it is mounted into the container)');
     }
   }
+}
+
+/**
+ * --super-admin: kubeadm's super-admin.conf becomes k8s_fallback_config_file. The agent uses
+ * admin.conf as soon as the API accepts it and super-admin.conf while admin.conf is refused
+ * (kubeadm >= 1.29 binds admin.conf's user only late in `kubeadm init`, kube-vip issue 684).
+ */
+export function withSuperAdmin(config: Config): Config {
+  if (config.fallbackKubeconfig !== undefined && config.fallbackKubeconfig !== KUBEADM_SUPER_ADMIN_CONF) {
+    throw new ConfigError('--super-admin', undefined, `sets k8s_fallback_config_file=${KUBEADM_SUPER_ADMIN_CONF}, which conflicts with k8s_fallback_config_file=${config.fallbackKubeconfig}`);
+  }
+  return { ...config, fallbackKubeconfig: KUBEADM_SUPER_ADMIN_CONF };
 }
 
 export interface Generated {
@@ -373,7 +372,8 @@ export function generateManifest(
   opts: ManifestOptions,
   argvForHeader: readonly string[] = settingArgs,
 ): Generated {
-  const config = loadConfig(env, settingArgs, { requireVip: kind !== 'rbac' });
+  let config = loadConfig(env, settingArgs, { requireVip: kind !== 'rbac' });
+  if (opts.superAdmin && kind === 'pod') config = withSuperAdmin(config);
   if (kind !== 'rbac') checkMountedPaths(config);
   const warnings: string[] = [];
   let docs: YamlDocument[];
@@ -384,9 +384,6 @@ export function generateManifest(
     case 'pod':
       if (!config.leaderElection && config.peers.length === 0) {
         warnings.push('vip_leaderelection is false and vip_peers is empty: every node running this pod holds the VIP; use it on one node only');
-      }
-      if (opts.superAdmin && config.kubeconfig !== KUBEADM_ADMIN_CONF) {
-        warnings.push(`--super-admin mounts ${KUBEADM_SUPER_ADMIN_CONF} at k8s_config_file=${config.kubeconfig}`);
       }
       docs = podDocuments(config, opts, argvForHeader);
       break;

@@ -6,7 +6,6 @@ import { KubeConfig, loadAllYaml } from '@kubernetes/client-node';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, type Config } from '../../src/config/index.js';
-import { SETTINGS } from '../../src/config/settings.js';
 import { splitManifestArgs, manifestCommand } from '../../src/manifest/command.js';
 import { staleFiles, DOCUMENTED_ARGS } from '../../src/manifest/files.js';
 import {
@@ -129,7 +128,7 @@ const settingsArb = fc
       vip_state_dir: fc.option(fc.constantFrom('/var/lib/vipd', '/run/vipd')),
       prometheus_server: fc.option(fc.constantFrom(':2112', '127.0.0.1:9100', '[::1]:2112', '0.0.0.0:2112', '')),
       vip_loglevel: fc.option(fc.constantFrom('debug', 'info', 'warn', '-4', '0')),
-      k8s_fallback_config_file: fc.option(fc.constantFrom('/etc/kubernetes/super-admin.conf')).map((v) => ('fallbackKubeconfig' in SETTINGS ? v : null)),
+      k8s_fallback_config_file: fc.option(fc.constantFrom('/etc/kubernetes/super-admin.conf')),
       asFlag: fc.array(fc.boolean(), { minLength: 30, maxLength: 30 }),
     },
     { requiredKeys: ['addresses', 'asFlag'] },
@@ -188,12 +187,13 @@ function expectedOn(all: Record<string, string>, node: string, patch: Partial<Co
 describe('manifest round trip: settings → manifest → the env the pod gets → the same Config', () => {
   it('static pod, for any valid settings given as environment and flags', () => {
     fc.assert(
-      fc.property(settingsArb, ({ env, args, all }) => {
+      fc.property(settingsArb, fc.boolean(), ({ env, args, all }, superAdmin) => {
         fc.pre(valid(all));
-        const out = generateManifest('pod', env, args, defaultManifestOptions());
+        const out = generateManifest('pod', env, args, { ...defaultManifestOptions(), superAdmin });
         const spec = podSpec(docs(out.yaml));
         expect(spec.containers[0]!.args).toEqual(['run']);
-        expect(loadConfig(podEnv(spec, 'cp2'), [])).toEqual(expectedOn(all, 'cp2'));
+        // --super-admin is k8s_fallback_config_file=/etc/kubernetes/super-admin.conf, nothing else.
+        expect(loadConfig(podEnv(spec, 'cp2'), [])).toEqual(expectedOn(all, 'cp2', superAdmin ? { fallbackKubeconfig: '/etc/kubernetes/super-admin.conf' } : {}));
       }),
       { numRuns: 300 },
     );
@@ -244,11 +244,13 @@ describe('static pod', () => {
     expect(c.readinessProbe!.httpGet).toEqual({ path: '/readyz', port: 2112 });
   });
 
-  it('--super-admin mounts the host super-admin.conf where the agent reads its kubeconfig', () => {
+  it('--super-admin adds super-admin.conf as the fallback kubeconfig, next to admin.conf', () => {
     const spec = podSpec(docs(gen('pod', CP, { superAdmin: true }).yaml));
-    expect(spec.volumes).toContainEqual({ name: 'kubeconfig', hostPath: { path: '/etc/kubernetes/super-admin.conf', type: 'File' } });
-    expect(spec.containers[0]!.volumeMounts).toContainEqual({ name: 'kubeconfig', mountPath: '/etc/kubernetes/admin.conf', readOnly: true });
-    expect(podEnv(spec, 'cp1').k8s_config_file).toBe('/etc/kubernetes/admin.conf');
+    expect(spec.volumes).toContainEqual({ name: 'kubeconfig', hostPath: { path: '/etc/kubernetes/admin.conf', type: 'File' } });
+    expect(spec.volumes).toContainEqual({ name: 'fallback-kubeconfig', hostPath: { path: '/etc/kubernetes/super-admin.conf', type: 'File' } });
+    expect(spec.containers[0]!.volumeMounts).toContainEqual({ name: 'fallback-kubeconfig', mountPath: '/etc/kubernetes/super-admin.conf', readOnly: true });
+    expect(podEnv(spec, 'cp1')).toMatchObject({ k8s_config_file: '/etc/kubernetes/admin.conf', k8s_fallback_config_file: '/etc/kubernetes/super-admin.conf' });
+    expect(configError(() => gen('pod', [...CP, '--k8s_fallback_config_file=/root/other.conf'], { superAdmin: true })).setting).toBe('--super-admin');
   });
 
   it('adds the privileged strict-ARP init container only when the agent responder has an IPv4 VIP', () => {
@@ -276,7 +278,7 @@ describe('static pod', () => {
     expect(podEnv({ containers: [off] }, 'cp1').prometheus_server).toBe('');
   });
 
-  it.skipIf(!('fallbackKubeconfig' in SETTINGS))('mounts k8s_fallback_config_file from the host when it is set (pod only)', () => {
+  it('mounts k8s_fallback_config_file from the host when it is set (pod only)', () => {
     const args = [...CP, '--k8s_fallback_config_file=/etc/kubernetes/super-admin.conf'];
     const spec = podSpec(docs(gen('pod', args).yaml));
     expect(spec.volumes).toContainEqual({ name: 'fallback-kubeconfig', hostPath: { path: '/etc/kubernetes/super-admin.conf', type: 'File' } });
