@@ -111,7 +111,7 @@ describe.skipIf(!isRoot)('network lab', () => {
     const [line] = (await once(server.stdout!, 'data')) as [Buffer];
     expect(JSON.parse(line.toString())).toMatchObject({ listening: { port: 8080 }, name: 'n2' });
     for (const target of [n2.ipv4, n2.ipv6]) {
-      const r = await lab.exec(lab.client, [process.execPath, distCli('tcpprobe-cli.js'), '--target', target, '--port', '8080', '--interval', '20', '--duration', '400'], { check: true });
+      const r = await lab.exec(lab.client, [process.execPath, distCli('tcpprobe-cli.js'), '--target', target, '--port', '8080', '--interval', '20', '--timeout', '2000', '--duration', '400'], { check: true });
       const s = JSON.parse(r.stdout) as ProbeSummary;
       expect(s.ok).toBeGreaterThan(5);
       expect(s.failed).toBe(0);
