@@ -45,10 +45,14 @@ export interface SimConfig {
   autoLease?: boolean;
   /** Run every message through the wire codec and replay guard (slower). */
   codec?: boolean;
+  /** Per-node key override (a node configured with the wrong key). */
+  keys?: Record<string, Buffer>;
   /** Record core events in `log` (scenarios). */
   log?: boolean;
   /** Also every message sent (debugging). */
   logMessages?: boolean;
+  /** Also every extension of a grant (one per heartbeat round). */
+  logExtensions?: boolean;
 }
 
 export interface NetSettings {
@@ -154,6 +158,14 @@ export function mulberry(seed: number): () => number {
   };
 }
 
+/** One line per message, without the round times (they are clock readings, not news). */
+export function describeMessage(m: PeerMessage): string {
+  const b = m.body;
+  const flag = 'bootstrap' in b && b.bootstrap ? ' (bootstrap)' : '';
+  const ans = 'granted' in b ? (b.granted ? ' granted' : ` rejected (${b.reason})`) : '';
+  return `${b.type} term=${m.term}${ans}${flag}`;
+}
+
 const SIM_KEY = createHmac('sha256', 'vipd-sim').update('key').digest();
 
 export class Sim {
@@ -163,6 +175,8 @@ export class Sim {
   readonly nodes = new Map<string, SimNode>();
   readonly names: string[];
   readonly drops = new Map<DropReason, number>();
+  /** Log every message sent (scenarios: `log messages`). */
+  logMessages: boolean;
   /** Counts for tuning. */
   steps = 0;
   messages = 0;
@@ -180,6 +194,7 @@ export class Sim {
 
   constructor(readonly cfg: SimConfig) {
     this.rnd = mulberry(cfg.seed);
+    this.logMessages = cfg.logMessages ?? false;
     this.names = cfg.nodes.map((n) => n.name);
     this.quorum = Math.floor(this.names.length / 2) + 1;
     this.L = cfg.timing.lingerMs;
@@ -273,7 +288,7 @@ export class Sim {
       Math.floor(this.rnd() * 2 ** 32),
     );
     if (this.cfg.codec) {
-      n.codec = new PeerCodec({ self: name, peers: this.names, key: SIM_KEY, epoch });
+      n.codec = new PeerCodec({ self: name, peers: this.names, key: this.cfg.keys?.[name] ?? SIM_KEY, epoch });
       n.guard = new ReplayGuard({ peers: this.names });
     }
     n.leaseObservedAt = Number.NEGATIVE_INFINITY;
@@ -481,17 +496,18 @@ export class Sim {
   }
 
   /**
-   * Lease elector stand-in with client-go rules: the holder renews every poll while its API is up
-   * and sees itself holding until renew + RD; others see the record live until they observed its
-   * last change + LD and acquire only after that (or when it is empty). A node acquires when its
-   * core says lease-wanted, or when it was told to (`wantLease`, an elector not gated on peers).
+   * Lease elector stand-in with client-go rules, gated as docs/election.md recommends: a node
+   * acquires and renews only while its core says lease-wanted (or when told to: `wantLease`, an
+   * elector not gated on peers). The holder sees itself holding until its last renew + RD; others
+   * see the record live until they observed its last change + LD and may acquire only after that.
    */
   private pollLease(n: SimNode): void {
     if (n.status !== 'running' || n.state === null || !n.api) return;
     const now = this.local(n);
     const L = this.lease;
     const s = n.state;
-    if (L.holder === n.name) {
+    const wants = (this.cfg.autoLease !== false && s.leaseWanted) || this.leaseWanter === n.name;
+    if (L.holder === n.name && wants) {
       L.version += 1;
       L.renewedAt = this.t;
     }
@@ -500,16 +516,15 @@ export class Sim {
       n.leaseObservedAt = now;
     }
     const free = L.holder === null || (L.holder !== n.name && now >= n.leaseObservedAt + this.LD);
-    const wants = (this.cfg.autoLease !== false && s.leaseWanted) || this.leaseWanter === n.name;
     if (free && wants) {
       this.lease = { holder: n.name, version: L.version + 1, renewedAt: this.t };
-      if (this.leaseWanter === n.name) this.leaseWanter = null;
       n.leaseSeenVersion = this.lease.version;
       n.leaseObservedAt = now;
       this.note(`${n.name} acquired the Lease`);
     }
     const rec = this.lease;
-    const liveUntil = rec.holder === n.name ? now + this.RD : n.leaseObservedAt + this.LD;
+    // Our own record: held until our last renew (its last change) + RD; someone else's: + LD.
+    const liveUntil = n.leaseObservedAt + (rec.holder === n.name ? this.RD : this.LD);
     this.apply(n, { type: 'lease', now, lease: { holder: rec.holder, liveUntil } });
   }
 
@@ -555,13 +570,14 @@ export class Sim {
           if (o !== null && this.t < Math.min(o.untilTrue, o.standbyAt) + this.L) {
             if (untilTrue < o.untilTrue - 1e-6) throw new SimViolation(`t=${this.t} ${n.name}: grant deadline moved backwards`);
             o.untilTrue = untilTrue;
+            if (this.cfg.logExtensions) this.note(`${n.name} hold extended to +${Math.round(v.until - this.local(n))}ms`);
           } else {
             if (o !== null) this.intervals.push(o);
             const i: Interval = { node: n.name, start: this.t, untilTrue, standbyAt: Number.POSITIVE_INFINITY };
             this.checkNewInterval(i);
             n.open = i;
+            this.note(`${n.name} HOLD until +${Math.round(v.until - this.local(n))}ms (${v.reason})`);
           }
-          this.note(`${n.name} HOLD until +${Math.round(v.until - this.local(n))}ms (${v.reason})`);
         } else {
           if (n.open !== null) {
             n.open.standbyAt = Math.min(n.open.standbyAt, this.t);
@@ -588,7 +604,7 @@ export class Sim {
 
   private send(from: SimNode, msg: PeerMessage): void {
     this.messages += 1;
-    if (this.cfg.logMessages) this.note(`${msg.from}->${msg.to} t${msg.term} ${JSON.stringify(msg.body)}`);
+    if (this.logMessages) this.note(`${msg.from}->${msg.to} ${describeMessage(msg)}`);
     if (!this.reachable(msg.from, msg.to)) return;
     let wire: Buffer | null = null;
     if (from.codec !== null) wire = from.codec.encode(msg, this.wall());

@@ -198,7 +198,9 @@ function refusal(s: PeerState, c: string, election: boolean): RejectReason | nul
   const sticky = s.leader !== null && s.leader !== c && s.leader !== s.cfg.self && s.now < s.lastHolderContact + s.cfg.electionTimeoutMs;
   // A bootstrap holder's grant rests on everyone staying sticky to it; the Lease cannot override that.
   if (election && sticky && s.stickyBootstrap) return 'sticky';
-  const pref = preference(s).node;
+  // The Lease steers elections only: a working holder's heartbeats are acknowledged whatever the
+  // Lease says, so the Lease never moves the VIP away from a healthy holder.
+  const pref = election ? preference(s).node : null;
   if (pref !== null && pref !== c) return 'lease';
   if (election && pref === null && sticky) return 'sticky';
   return null;
@@ -279,7 +281,7 @@ export function step(prev: PeerState, input: Input): StepResult {
         s.shutdown = true;
         if (s.role.kind === 'holder') stepDown(s, fx, 'shutdown');
         else if (s.role.kind !== 'follower') abandon(s, fx);
-        if (s.pendingRelease === null) stop(s, fx);
+        if (s.pendingRelease === null && (s.role as Role).kind !== 'stopped') stop(s, fx);
       }
       break;
   }
@@ -444,9 +446,12 @@ function abandon(s: PeerState, fx: Effect[]): void {
   event(fx, { kind: 'round-failed', stage: r.kind === 'precandidate' ? 'prevote' : 'vote', term: r.kind === 'precandidate' ? r.term : s.term });
   s.role = { kind: 'follower' };
   if (s.promise !== null && s.promise.to === s.cfg.self && s.promise.releasable) s.promise = null;
+  // Back off like a fresh election timeout; the node the Lease names retries sooner, since it
+  // is the one the others will vote for once their promises run out.
   const H = s.cfg.heartbeatMs;
+  const E = s.cfg.electionTimeoutMs;
   const preferred = preference(s).node === s.cfg.self;
-  s.retryAt = s.now + rand(s) * (preferred ? H / 4 : H);
+  s.retryAt = s.now + (preferred ? H / 2 + (rand(s) * H) / 2 : E / 4 + (rand(s) * E) / 4);
 }
 
 /** Adopt a higher term: whatever we were doing in the old one is over. */
@@ -569,6 +574,8 @@ function onHeartbeat(s: PeerState, fx: Effect[], m: PeerMessage, round: number, 
 }
 
 function onRelease(s: PeerState, _fx: Effect[], m: PeerMessage, round: number): void {
+  // The sender has given up (shutdown, health, lost majority): the Lease must not steer us to it.
+  s.lastActive = { ...s.lastActive, [m.from]: NEG };
   const prev = s.released[m.from];
   if (prev === undefined || prev.epoch !== m.epoch || prev.round < round) {
     s.released = { ...s.released, [m.from]: { epoch: m.epoch, round } };
