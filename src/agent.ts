@@ -4,7 +4,10 @@
  * and unbind), the elector releases what it holds (the Lease), then the process exits 0.
  */
 import { monotonicClock, type Clock } from './clock.js';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { startObserveServer, type ObserveServer } from './observe/http.js';
+import { registry } from './observe/metrics.js';
 import { lingerMs, type Config } from './config/index.js';
 import { setupLeaseElection } from './election/lease-setup.js';
 import { resolveInterface, type ResolvedInterface } from './config/host.js';
@@ -56,7 +59,22 @@ export async function buildElector(config: Config, log: Logger): Promise<Elector
  * Resolves the interface first (a ConfigError there has touched nothing), then prepares the
  * kernel, then starts the elector.
  */
+/** CAP_NET_ADMIN (12): addresses, sysctls. CAP_NET_RAW (13): the AF_PACKET socket. */
+export function missingCapabilities(status: string): string[] {
+  const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(status);
+  if (!m) return [];
+  const eff = BigInt(`0x${m[1]}`);
+  return [
+    [12n, 'NET_ADMIN'],
+    [13n, 'NET_RAW'],
+  ].flatMap(([bit, name]) => ((eff >> (bit as bigint)) & 1n ? [] : [name as string]));
+}
+
 export async function startAgent(config: Config, log: Logger, clock: Clock = monotonicClock): Promise<AgentHandle> {
+  const missing = missingCapabilities(await readFile('/proc/self/status', 'utf8'));
+  if (missing.length > 0) {
+    throw new Error(`vipd needs the capabilities ${missing.join(' and ')} (NET_ADMIN: VIP addresses and sysctls; NET_RAW: the ARP/NDP socket); add them to the container's securityContext`);
+  }
   const rtnl = Rtnl.open();
   let iface: ResolvedInterface;
   try {
@@ -76,12 +94,24 @@ export async function startAgent(config: Config, log: Logger, clock: Clock = mon
   const lo = await rtnl.linkByName('lo');
   if (!lo) throw new Error('no loopback interface');
 
+  let running = false;
+  let observe: ObserveServer | undefined;
+  if (config.metricsAddress) {
+    try {
+      observe = await startObserveServer({ address: config.metricsAddress, registry, ready: () => running, healthy: () => true, log });
+    } catch (err) {
+      rtnl.close();
+      throw err;
+    }
+  }
   const watcher = new NetlinkWatcher();
   const holders: Holder[] = [];
   const closeAll = async (reason: string): Promise<void> => {
+    running = false;
     await Promise.allSettled(holders.map((h) => h.close(reason)));
     watcher.close();
     rtnl.close();
+    await observe?.close();
   };
 
   try {
@@ -127,6 +157,7 @@ export async function startAgent(config: Config, log: Logger, clock: Clock = mon
   let stopReason = 'stopped';
   const done = (async () => {
     try {
+      running = true;
       await elector.run(ac.signal);
     } finally {
       await closeAll(stopReason);

@@ -113,7 +113,7 @@ async function main(): Promise<number> {
       process.stdout.write(`${USAGE}\n`);
       return 0;
     default:
-      process.stderr.write(`vipd: unknown command ${JSON.stringify(command)}; expected run, lab, version or help\n`);
+      process.stderr.write(`vipd: unknown command ${JSON.stringify(command)}; expected run, manifest, lab, version or help\n`);
       return EXIT_BAD_INPUT;
   }
 }

@@ -24,7 +24,8 @@ export interface Config extends Omit<RawSettings, 'address' | 'subnet' | 'apiEnd
   healthUrl: string;
 }
 
-const OUR_PREFIXES = ['vip_', 'cp_', 'svc_', 'lb_', 'bgp_', 'k8s_', 'prometheus_'];
+/** Environment names with these prefixes are ours (or kube-vip's): an unknown one is a typo, not someone else's variable. */
+export const OUR_PREFIXES = ['vip_', 'cp_', 'svc_', 'lb_', 'bgp_', 'k8s_', 'prometheus_'];
 
 function kebab(s: string): string {
   return s.replace(/_/g, '-').replace(/([a-z])([A-Z])/g, '$1-$2').toLowerCase();
@@ -172,6 +173,16 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
     throw new ConfigError('vip_peer_bootstrap', 'true', 'needs vip_peers: bootstrap lets this node hold the VIP alone only until its peers appear');
   }
 
+  // kube-vip accepts vip_leasename=namespace/name.
+  const slash = r.leaseName.indexOf('/');
+  if (slash !== -1) {
+    const ns = r.leaseName.slice(0, slash);
+    const name = r.leaseName.slice(slash + 1);
+    if (!ns || !name || name.includes('/')) throw new ConfigError('vip_leasename', r.leaseName, 'must be a name, or namespace/name');
+    r.leaseNamespace = ns;
+    r.leaseName = name;
+  }
+
   const { address: _a, subnet: _s, apiEndpoint, healthUrl, ...rest } = r;
   const api = apiEndpoint ?? `https://127.0.0.1:${r.port}`;
   return {
@@ -192,7 +203,11 @@ export function toEnv(config: Config): Record<string, string> {
   for (const key of Object.keys(SETTINGS) as SettingKey[]) {
     if (skip.has(key)) continue;
     const v = (config as unknown as Record<string, unknown>)[key];
-    if (v === undefined) continue;
+    if (v === undefined) {
+      // An unset listen address means "disabled", which the environment spells as empty.
+      if (key === 'metricsAddress') env[settingDef(key).env] = '';
+      continue;
+    }
     if (key === 'peers') {
       const peers = v as PeerSpec[];
       if (peers.length) env[SETTINGS.peers.env] = peers.map((p) => `${p.name}=${isIP(p.host) === 6 ? `[${p.host}]` : p.host}:${p.port}`).join(',');

@@ -165,10 +165,10 @@ export const SETTINGS = {
   nodeName: { env: 'vip_nodename', flags: ['nodeName'], group: 'election', kubeVip: true, help: 'This node\'s identity: Lease holderIdentity and peer id. The manifests fill it from spec.nodeName.', defaultText: '(hostname, lower-cased)', parse: nodeName },
   controlPlane: { env: 'cp_enable', flags: ['controlplane'], group: 'election', kubeVip: true, help: 'Control-plane VIP: hold it only while the local API server answers /livez.', defaultText: 'false', parse: bool(false) },
   leaseNamespace: { env: 'cp_namespace', flags: ['namespace'], group: 'lease', kubeVip: true, help: 'Namespace of the Lease.', defaultText: 'kube-system', parse: str('kube-system') },
-  leaseName: { env: 'vip_leasename', flags: ['leaseName'], group: 'lease', kubeVip: true, help: 'Name of the Lease.', defaultText: 'plndr-cp-lock', parse: str('plndr-cp-lock') },
+  leaseName: { env: 'vip_leasename', flags: ['leaseName'], group: 'lease', kubeVip: true, help: 'Name of the Lease, or namespace/name.', defaultText: 'plndr-cp-lock', parse: str('plndr-cp-lock') },
   leaseDuration: { env: 'vip_leaseduration', flags: ['leaseDuration'], group: 'lease', kubeVip: true, help: 'Seconds a candidate waits, after it last saw the Lease change, before taking it.', defaultText: '15', parse: seconds(15, 0.5, 3600) },
-  renewDeadline: { env: 'vip_renewdeadline', flags: ['renewDeadline'], group: 'lease', kubeVip: true, help: 'Seconds the holder keeps the VIP after the start of its last successful renew.', defaultText: '10', parse: seconds(10, 0.3, 3600) },
-  retryPeriod: { env: 'vip_retryperiod', flags: ['retryPeriod'], group: 'lease', kubeVip: true, help: 'Seconds between Lease attempts.', defaultText: '2', parse: seconds(2, 0.1, 600) },
+  renewDeadline: { env: 'vip_renewdeadline', flags: ['renewDeadline', 'leaseRenewDuration'], group: 'lease', kubeVip: true, help: 'Seconds the holder keeps the VIP after the start of its last successful renew.', defaultText: '10', parse: seconds(10, 0.3, 3600) },
+  retryPeriod: { env: 'vip_retryperiod', flags: ['retryPeriod', 'leaseRetry'], group: 'lease', kubeVip: true, help: 'Seconds between Lease attempts.', defaultText: '2', parse: seconds(2, 0.1, 600) },
   fallbackKubeconfig: { env: 'k8s_fallback_config_file', group: 'lease', help: 'Kubeconfig used while k8s_config_file is missing or refused (401/403): kubeadm\'s super-admin.conf on the first node until kubeadm init finishes. Both files are watched; the switch needs no restart.', parse: optStr },
   kubeconfig: { env: 'k8s_config_file', flags: ['k8sConfigPath', 'kubeconfig'], group: 'lease', kubeVip: true, help: 'Kubeconfig used to reach the API (kubeadm: /etc/kubernetes/admin.conf, or super-admin.conf on the first node until init finishes). Re-read when it changes.', defaultText: '/etc/kubernetes/admin.conf', parse: str('/etc/kubernetes/admin.conf') },
   apiEndpoint: { env: 'kubernetes_addr', group: 'lease', kubeVip: true, help: 'API endpoint the agent uses instead of the kubeconfig\'s server (which is usually the VIP itself). Default: this node\'s API server.', defaultText: 'https://127.0.0.1:<port>', parse: optStr },
@@ -181,8 +181,8 @@ export const SETTINGS = {
   peerElectionTimeoutMs: { env: 'vip_peer_election_timeout_ms', group: 'peers', help: 'Milliseconds without a heartbeat before a peer campaigns (randomised up to twice this).', defaultText: '500', parse: int(500, 50, 60000, ' ms') },
   peerBootstrap: { env: 'vip_peer_bootstrap', group: 'peers', help: 'First kubeadm init only: this single node may hold the VIP without a peer majority until a second peer is seen.', defaultText: 'false', parse: bool(false) },
   stateDir: { env: 'vip_state_dir', group: 'observe', help: 'Directory for state that must survive an API outage (known API endpoints, learned peers).', defaultText: '/var/lib/vipd', parse: str('/var/lib/vipd') },
-  metricsAddress: { env: 'prometheus_server', group: 'observe', kubeVip: true, help: 'Listen address for /metrics, /healthz and /readyz; empty disables.', defaultText: ':2112', parse: listenAddress },
-  logLevel: { env: 'vip_loglevel', group: 'observe', kubeVip: true, help: 'Log level: debug, info, warn, error (kube-vip\'s numbers accepted).', defaultText: 'info', parse: logLevel },
+  metricsAddress: { env: 'prometheus_server', flags: ['prometheusHTTPServer'], group: 'observe', kubeVip: true, help: 'Listen address for /metrics, /healthz and /readyz; empty disables.', defaultText: ':2112', parse: listenAddress },
+  logLevel: { env: 'vip_loglevel', flags: ['log'], group: 'observe', kubeVip: true, help: 'Log level: debug, info, warn, error (kube-vip\'s numbers accepted).', defaultText: 'info', parse: logLevel },
 } satisfies Record<string, Setting<unknown>>;
 
 export type SettingKey = keyof typeof SETTINGS;
@@ -203,6 +203,8 @@ export const KUBE_VIP_INERT: Record<string, readonly string[]> = {
   enable_node_labeling: ['false', ''],
   vip_preserve_on_leadership_loss: ['false', ''],
   svc_election: ['false', ''],
+  svc_enable: ['false', ''],
+  vip_loseleadership: ['false', ''],
   cp_detect: ['false', ''],
   egress_withnftables: ['false', ''],
 };

@@ -3,6 +3,7 @@
  * disagree with `vipd run --help` or the parser. A test fails when the checked-in page is stale.
  */
 import { KUBE_VIP_INERT, SETTINGS, settingDef, type Group, type SettingKey } from '../config/settings.js';
+import { OUR_PREFIXES } from '../config/index.js';
 
 const GROUP_TITLES: Record<Group, string> = {
   vip: 'The VIP and how it is announced',
@@ -53,7 +54,7 @@ export function settingsMarkdown(): string {
     '',
     'A kube-vip manifest can be reused as it is while these hold their inert value; any other value is',
     'refused at start (exit 2) instead of being silently ignored. Any other unknown variable starting',
-    `with ${['vip_', 'cp_', 'svc_', 'lb_', 'bgp_', 'k8s_', 'prometheus_'].map((p) => `\`${p}\``).join(', ')} is refused too.`,
+    `with ${OUR_PREFIXES.map((p) => `\`${p}\``).join(', ')} is refused too.`,
     '',
     '| environment | accepted values |',
     '| --- | --- |',

@@ -118,7 +118,7 @@ export class Holder {
       if (a.ip !== this.ip) continue;
       if (a.ifindex !== this.opts.loIndex && a.ifindex !== this.opts.ifindex) continue;
       await this.deps.rtnl.delAddress({ ifindex: a.ifindex, ip: a.ip, prefix: a.prefix });
-      this.log().warn({ vip: this.ip, ifindex: a.ifindex, reason: 'stale' }, 'removed a VIP address left behind by an earlier run');
+      this.log().warn({ ifindex: a.ifindex, reason: 'stale' }, 'removed a VIP address left behind by an earlier run');
     }
   }
 
@@ -160,10 +160,10 @@ export class Holder {
         if (owner === null) return this.claim(grantUntil, reason);
         metrics.conflicts.inc({ vip: this.ip });
         if (this.opts.claimOnConflict) {
-          this.log().warn({ vip: this.ip, owner, reason: 'conflict' }, 'another MAC answers for the VIP; claiming anyway (vip_claim_on_conflict)');
+          this.log().warn({ owner, reason: 'conflict' }, 'another MAC answers for the VIP; claiming anyway (vip_claim_on_conflict)');
           return this.claim(grantUntil, reason);
         }
-        this.log().error({ vip: this.ip, owner, reason: 'conflict' }, `another MAC answers for the VIP; not claiming, probing again in ${this.opts.conflictRetryMs} ms`);
+        this.log().error({ owner, reason: 'conflict' }, `another MAC answers for the VIP; not claiming, probing again in ${this.opts.conflictRetryMs} ms`);
         this.state = { kind: 'blocked', until: grantUntil, owner };
         this.retryTimer = setTimeout(() => {
           if (this.state.kind === 'blocked' && this.state.until > this.deps.clock.now()) this.probeThenClaim(this.state.until, reason);
@@ -171,7 +171,7 @@ export class Holder {
         }, this.opts.conflictRetryMs);
       },
       (err: unknown) => {
-        this.log().error({ vip: this.ip, err }, 'probe failed; claiming without it');
+        this.log().error({ err }, 'probe failed; claiming without it');
         if (this.state.kind === 'probing') this.claim(this.state.until, reason);
       },
     );
@@ -194,7 +194,7 @@ export class Holder {
       metrics.takeoverSeconds.observe({ vip: this.ip }, (this.deps.clock.now() - since) / 1000);
       metrics.holding.set({ vip: this.ip }, 1);
       metrics.transitions.inc({ vip: this.ip, to: 'holding', reason: short(reason) });
-      this.log().info({ vip: this.ip, iface: this.opts.ifname, responder: this.opts.responder, reason }, 'holding VIP');
+      this.log().info({ iface: this.opts.ifname, responder: this.opts.responder, reason }, 'holding VIP');
       if (this.opts.responder === 'kernel') this.scheduleRefresh();
     });
   }
@@ -211,7 +211,7 @@ export class Holder {
       await this.unbind();
       metrics.holding.set({ vip: this.ip }, 0);
       metrics.transitions.inc({ vip: this.ip, to: 'idle', reason: short(reason) });
-      this.log().info({ vip: this.ip, reason }, 'released VIP');
+      this.log().info({ reason }, 'released VIP');
     });
   }
 
@@ -249,7 +249,7 @@ export class Holder {
 
   private enqueue(job: () => Promise<void>): void {
     this.queue = this.queue.then(job).catch((err: unknown) => {
-      this.log().error({ vip: this.ip, err }, 'kernel address change failed');
+      this.log().error({ err }, 'kernel address change failed');
     });
   }
 
@@ -257,7 +257,7 @@ export class Holder {
     if (ev.type === 'addr-del') {
       if (ev.address.ip !== this.ip || ev.address.ifindex !== this.addressIndex) return;
       if (!this.holding()) return;
-      this.log().warn({ vip: this.ip, reason: 'removed' }, 'VIP address was removed by someone else; adding it back');
+      this.log().warn({ reason: 'removed' }, 'VIP address was removed by someone else; adding it back');
       this.enqueue(async () => {
         if (!this.holding()) return;
         await this.bind();
@@ -267,7 +267,7 @@ export class Holder {
       const wasUp = this.linkUp;
       this.linkUp = ev.link.up;
       if (!wasUp && ev.link.up && this.holding()) {
-        this.log().info({ vip: this.ip, iface: this.opts.ifname, reason: 'link-up' }, 'link came back; announcing again');
+        this.log().info({ iface: this.opts.ifname, reason: 'link-up' }, 'link came back; announcing again');
         this.deps.announcer.announceNow('link up');
       }
     }
@@ -279,7 +279,7 @@ export class Holder {
     this.enqueue(async () => {
       const present = (await this.deps.rtnl.addresses()).some((a) => a.ip === this.ip && a.ifindex === this.addressIndex);
       if (this.holding() && !present) {
-        this.log().warn({ vip: this.ip, reason: 'missing' }, 'held VIP address missing; adding it back');
+        this.log().warn({ reason: 'missing' }, 'held VIP address missing; adding it back');
         await this.bind();
         this.deps.announcer.announceNow('address re-added');
       } else if (!this.holding() && present && this.state.kind !== 'holding') {
@@ -329,22 +329,26 @@ export class StrictArpError extends Error {
 
 export async function ensureStrictArp(ifname: string, log: Logger): Promise<void> {
   const base = '/proc/sys/net/ipv4/conf';
-  const want: Array<{ path: string; ok: (v: number) => boolean; value: number }> = [
-    ...['all', ifname].map((scope) => ({ path: `${base}/${scope}/arp_ignore`, ok: (v: number) => v !== 0 && v !== 3, value: 1 })),
-    { path: `${base}/all/arp_announce`, ok: (v: number) => v >= 2, value: 2 },
-  ];
-  for (const w of want) {
-    const current = Number((await readFile(w.path, 'utf8')).trim());
-    if (w.ok(current)) continue;
+  const read = async (path: string) => Number((await readFile(path, 'utf8')).trim());
+  const write = async (path: string, value: number, current: number) => {
     try {
-      await writeFile(w.path, String(w.value));
+      await writeFile(path, String(value));
     } catch (err) {
       // Containers usually mount /proc/sys read-only; the host must then be set up once.
-      const sysctl = w.path.replace('/proc/sys/', '').replaceAll('/', '.');
+      const sysctl = path.replace('/proc/sys/', '').replaceAll('/', '.');
       throw new StrictArpError(
-        `vip_responder=agent needs ${sysctl}=${w.value} (it is ${current}) and /proc/sys is not writable here (${(err as NodeJS.ErrnoException).code ?? String(err)}); set it on the host (sysctl.d), run privileged, or use vip_responder=kernel`,
+        `vip_responder=agent needs ${sysctl}=${value} (it is ${current}) and /proc/sys is not writable here (${(err as NodeJS.ErrnoException).code ?? String(err)}); set it on the host (sysctl.d), run the strict-arp init container, or use vip_responder=kernel`,
       );
     }
-    log.info({ sysctl: w.path, from: current, to: w.value }, 'set so that only vipd answers ARP for the VIP');
+    log.info({ sysctl: path, from: current, to: value }, 'set so that only vipd answers ARP for the VIP');
+  };
+  // The kernel uses the larger of `all` and the interface's value.
+  const ignore = { all: await read(`${base}/all/arp_ignore`), dev: await read(`${base}/${ifname}/arp_ignore`) };
+  const answersLo = (v: number) => v === 0 || v === 3;
+  if (answersLo(Math.max(ignore.all, ignore.dev))) {
+    if (answersLo(ignore.dev)) await write(`${base}/${ifname}/arp_ignore`, 1, ignore.dev);
+    if (answersLo(ignore.all)) await write(`${base}/all/arp_ignore`, 1, ignore.all);
   }
+  const announce = { all: await read(`${base}/all/arp_announce`), dev: await read(`${base}/${ifname}/arp_announce`) };
+  if (Math.max(announce.all, announce.dev) < 2) await write(`${base}/all/arp_announce`, 2, announce.all);
 }

@@ -72,10 +72,12 @@ describe('docs/migration-from-kube-vip.md', () => {
     }
   });
 
-  it('the kube-vip flags it calls refused are refused, the vipd flags it names work', () => {
-    for (const f of ['--log=0', '--leaseRenewDuration=10', '--leaseRetry=2', '--prometheusHTTPServer=:2112', '--services', '--leaderElectionType=etcd', '-n']) {
+  it('the kube-vip flags it calls refused are refused; kube-vip\'s flag spellings and vipd\'s work', () => {
+    for (const f of ['--services', '--leaderElectionType=etcd', '-n']) {
       expect(refusal({}, [f]), f).toBeInstanceOf(ConfigError);
     }
+    const k = loadConfig(base, ['--log=-4', '--leaderElection', '--leaseRenewDuration=9', '--leaseRetry=3', '--prometheusHTTPServer=:2114']);
+    expect([k.logLevel, k.renewDeadline, k.retryPeriod, k.metricsAddress]).toEqual(['debug', 9, 3, ':2114']);
     const c = loadConfig(base, ['--leaseDuration=20', '--renewDeadline=12', '--retryPeriod=3', '--namespace=infra', '--prometheus_server=:2113', '--leaderElection']);
     expect([c.leaseDuration, c.renewDeadline, c.retryPeriod, c.leaseNamespace, c.metricsAddress]).toEqual([20, 12, 3, 'infra', ':2113']);
   });
