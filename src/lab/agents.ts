@@ -4,20 +4,9 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { projectRoot } from './k8s-assets.js';
 import type { Lab, LabHost } from './netns.js';
-
-/** The project root: the nearest folder above this module with a package.json. */
-export function projectRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('package.json not found above ' + fileURLToPath(import.meta.url));
-    dir = up;
-  }
-  return dir;
-}
 
 /** A compiled entry point of ours, e.g. distEntry('src/cli.js'). */
 export function distEntry(rel: string): string {
