@@ -186,6 +186,8 @@ data:
     await statusIs('team-b', 'dns-udp', (s) => ingress(s)[0] === '198.18.102.1');
     await createSvc('team-b', 'dns-tcp', { ports: [{ port: 53, protocol: 'TCP' }] });
     await statusIs('team-b', 'dns-tcp', (s) => ingress(s)[0] === '198.18.102.1');
+    // The plan follows the controller's watch, which may see the status write a moment later.
+    await until('one unit for both', async () => ctl.plan().units.find((u) => u.ip === '198.18.102.1')?.services.length === 2);
     const unit = ctl.plan().units.find((u) => u.ip === '198.18.102.1');
     expect(unit?.services).toEqual(['team-b/dns-tcp', 'team-b/dns-udp']);
   });
