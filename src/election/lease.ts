@@ -241,7 +241,8 @@ export class LeaseElector implements Elector {
     this.armDeadline(until);
     const from = previous?.holder ? (previous.holder !== this.identity ? previous.holder : undefined) : previous ? this.lastOtherHolder : undefined;
     const reason = `acquired Lease ${this.leaseName} (${how}${from ? `; previous holder ${from}` : ''})`;
-    this.emit({ kind: 'hold', until, reason });
+    // Naming the previous holder tells the holder this is a failover: it claims without probing.
+    this.emit({ kind: 'hold', until, reason, ...(from ? { previousHolder: from } : {}) });
     this.log.info({ lease: this.leaseName, node: this.identity, reason, from, untilInMs: Math.round(until - now) }, 'Lease acquired');
     this.events?.record({
       type: 'Normal',

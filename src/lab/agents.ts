@@ -6,6 +6,8 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { projectRoot } from './k8s-assets.js';
+
+export { projectRoot };
 import type { Lab, LabHost } from './netns.js';
 
 /** A compiled entry point of ours, e.g. distEntry('src/cli.js'). */
