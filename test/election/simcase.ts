@@ -98,7 +98,7 @@ export interface RunStats {
 }
 
 /**
- * The bound after a heal with a majority up (docs/election.md §6): promises and boot quiet run
+ * The bound after a heal with a majority up (docs/election.md §1, §10): promises and boot quiet run
  * out (2E), Lease views agree after one poll (1.2·RP), then a few election rounds.
  */
 export function recoveryBoundMs(t: PeerTiming, retryPeriodMs: number): number {

@@ -24,7 +24,7 @@
  *   the majority of one until acknowledgements from a real majority arrive (then normal), and
  *   steps down on any sign of a rival (another holder's heartbeat, a higher term, a refusal
  *   because the peer promised someone else). Safe as long as the bootstrap node's heartbeats reach
- *   the joiners (docs/election.md §5).
+ *   the joiners (docs/election.md §6).
  */
 import type { Verdict } from '../types.js';
 import { leasePreference, NO_LEASE, type LeaseObservation } from '../hybrid.js';
