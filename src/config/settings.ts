@@ -19,7 +19,7 @@ export class ConfigError extends Error {
   }
 }
 
-export type Group = 'vip' | 'election' | 'lease' | 'health' | 'peers' | 'observe';
+export type Group = 'vip' | 'election' | 'lease' | 'health' | 'peers' | 'services' | 'observe';
 
 export interface Setting<T> {
   /** kube-vip's environment variable name where one exists; vipd's own names follow its style. */
@@ -142,6 +142,14 @@ const peerList = (raw: string | undefined, s: string): PeerSpec[] => {
   return peers;
 };
 
+const objectRef = (dflt: string) => (raw: string | undefined, s: string): string => {
+  if (raw === undefined || raw === '') return dflt;
+  const dns = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+  const parts = raw.split('/');
+  if (parts.length > 2 || !parts.every((p) => dns.test(p))) fail(s, raw, 'must be a name or namespace/name (DNS-1123, lower case)');
+  return parts.length === 1 ? `kube-system/${raw}` : raw;
+};
+
 const nodeName = (raw: string | undefined, s: string): string => {
   const v = (raw === undefined || raw === '' ? hostname() : raw).toLowerCase();
   if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(v)) fail(s, raw ?? v, 'must be a DNS-1123 name (the Kubernetes node name)');
@@ -180,6 +188,12 @@ export const SETTINGS = {
   peerHeartbeatMs: { env: 'vip_peer_heartbeat_ms', group: 'peers', help: 'Milliseconds between holder heartbeats.', defaultText: '100', parse: int(100, 10, 10000, ' ms') },
   peerElectionTimeoutMs: { env: 'vip_peer_election_timeout_ms', group: 'peers', help: 'Milliseconds without a heartbeat before a peer campaigns (randomised up to twice this).', defaultText: '500', parse: int(500, 50, 60000, ' ms') },
   peerBootstrap: { env: 'vip_peer_bootstrap', group: 'peers', help: 'First kubeadm init only: this single node may hold the VIP without a peer majority until a second peer is seen.', defaultText: 'false', parse: bool(false) },
+  svcEnable: { env: 'svc_enable', group: 'services', kubeVip: true, help: 'Give type: LoadBalancer Services an address from the pools, write it into their status and announce each address from one node (docs/services.md).', defaultText: 'false', parse: bool(false) },
+  svcNamespace: { env: 'svc_namespace', group: 'services', kubeVip: true, help: 'Only Services (and their EndpointSlices) in this namespace. Empty: every namespace.', defaultText: '(all)', parse: str('') },
+  lbClassName: { env: 'lb_class_name', group: 'services', kubeVip: true, help: 'Our spec.loadBalancerClass; Services of another class are never touched. kube-vip\'s is kube-vip.io/kube-vip-class (set it to take over kube-vip\'s Services).', defaultText: 'vipd.io/lb', parse: str('vipd.io/lb') },
+  lbClassOnly: { env: 'lb_class_only', group: 'services', kubeVip: true, help: 'Only Services of our class; Services without a class are left alone.', defaultText: 'false', parse: bool(false) },
+  lbClassLegacyHandling: { env: 'lb_class_legacy_handling', group: 'services', kubeVip: true, help: 'kube-vip\'s rule: Services without a class are ours unless lb_class_only is set. false: the class must match.', defaultText: 'true', parse: bool(true) },
+  svcPoolConfigMap: { env: 'svc_pool_configmap', group: 'services', help: 'The address pools: a ConfigMap in kube-vip-cloud-provider\'s format, name (in kube-system) or namespace/name. vipd\'s RBAC grants read access in kube-system only.', defaultText: 'kube-system/kubevip', parse: objectRef('kube-system/kubevip') },
   stateDir: { env: 'vip_state_dir', group: 'observe', help: 'Directory for state that must survive an API outage (known API endpoints, learned peers).', defaultText: '/var/lib/vipd', parse: str('/var/lib/vipd') },
   metricsAddress: { env: 'prometheus_server', flags: ['prometheusHTTPServer'], group: 'observe', kubeVip: true, help: 'Listen address for /metrics, /healthz and /readyz; empty disables.', defaultText: ':2112', parse: listenAddress },
   logLevel: { env: 'vip_loglevel', flags: ['log'], group: 'observe', kubeVip: true, help: 'Log level: debug, info, warn, error (kube-vip\'s numbers accepted).', defaultText: 'info', parse: logLevel },
@@ -203,7 +217,6 @@ export const KUBE_VIP_INERT: Record<string, readonly string[]> = {
   enable_node_labeling: ['false', ''],
   vip_preserve_on_leadership_loss: ['false', ''],
   svc_election: ['false', ''],
-  svc_enable: ['false', ''],
   vip_loseleadership: ['false', ''],
   cp_detect: ['false', ''],
   egress_withnftables: ['false', ''],

@@ -11,6 +11,7 @@ const GROUP_TITLES: Record<Group, string> = {
   lease: 'Kubernetes Lease and API access',
   health: 'Local API server health (control-plane mode)',
   peers: 'Peer voting',
+  services: 'LoadBalancer Services',
   observe: 'State, metrics and logs',
 };
 
