@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { startObserveServer, type ObserveServer } from './observe/http.js';
 import { registry } from './observe/metrics.js';
 import { lingerMs, type Config } from './config/index.js';
-import { setupLeaseElection } from './election/lease-setup.js';
+import { setupLeaseElection, type LeaseSetup } from './election/lease-setup.js';
+import { setupHybridElection } from './election/hybrid-setup.js';
+import type { HealthGate } from './health/livez.js';
 import { resolveInterface, type ResolvedInterface } from './config/host.js';
 import { StandaloneElector } from './election/standalone.js';
 import type { Elector } from './election/types.js';
@@ -31,8 +33,14 @@ export interface AgentHandle {
  * kubeconfig but sends nothing.
  */
 export async function buildElector(config: Config, log: Logger): Promise<Elector> {
-  if (!config.leaderElection) return new StandaloneElector();
-  const setup = await setupLeaseElection({
+  if (!config.leaderElection && config.peers.length === 0) return new StandaloneElector();
+  if (config.peers.length > 0) return setupHybridElection(config, log, (followGate) => buildLease(config, log, followGate));
+  const setup = await buildLease(config, log);
+  return { onVerdict: (l) => setup.elector.onVerdict(l), run: (signal) => setup.run(signal) };
+}
+
+function buildLease(config: Config, log: Logger, followGate?: HealthGate): Promise<LeaseSetup> {
+  return setupLeaseElection({
     identity: config.nodeName,
     namespace: config.leaseNamespace,
     name: config.leaseName,
@@ -50,15 +58,11 @@ export async function buildElector(config: Config, log: Logger): Promise<Elector
     livez: config.controlPlane
       ? { url: config.healthUrl, intervalMs: config.healthIntervalMs, failureThreshold: config.healthFailures, timeoutMs: Math.min(1000, config.healthIntervalMs) }
       : false,
+    ...(followGate ? { followGate } : {}),
     log,
   });
-  return { onVerdict: (l) => setup.elector.onVerdict(l), run: (signal) => setup.run(signal) };
 }
 
-/**
- * Resolves the interface first (a ConfigError there has touched nothing), then prepares the
- * kernel, then starts the elector.
- */
 /** CAP_NET_ADMIN (12): addresses, sysctls. CAP_NET_RAW (13): the AF_PACKET socket. */
 export function missingCapabilities(status: string): string[] {
   const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(status);
@@ -70,6 +74,10 @@ export function missingCapabilities(status: string): string[] {
   ].flatMap(([bit, name]) => ((eff >> (bit as bigint)) & 1n ? [] : [name as string]));
 }
 
+/**
+ * Resolves the interface first (a ConfigError there has touched nothing), then prepares the
+ * kernel, then starts the elector.
+ */
 export async function startAgent(config: Config, log: Logger, clock: Clock = monotonicClock): Promise<AgentHandle> {
   const missing = missingCapabilities(await readFile('/proc/self/status', 'utf8'));
   if (missing.length > 0) {

@@ -24,6 +24,29 @@ export function suggestedRequestTimeoutMs(t: Pick<LeaseTiming, 'renewDeadlineMs'
   return Math.min(5_000, Math.max(t.retryPeriodMs, Math.floor(t.renewDeadlineMs / 4)));
 }
 
+/** Open while every given gate is open. */
+export function allGates(gates: ReadonlyArray<HealthGate | undefined>): HealthGate {
+  const list = gates.filter((g): g is HealthGate => g !== undefined);
+  if (list.length === 1) return list[0]!;
+  const healthy = () => list.every((g) => g.healthy());
+  return {
+    healthy,
+    onChange(listener) {
+      let last = healthy();
+      const offs = list.map((g) =>
+        g.onChange((_h, reason) => {
+          const now = healthy();
+          if (now !== last) {
+            last = now;
+            listener(now, reason);
+          }
+        }),
+      );
+      return () => offs.forEach((off) => off());
+    },
+  };
+}
+
 export interface LivezGateOptions {
   /** Default: `<localEndpoint>/livez`. */
   url?: string;
@@ -52,6 +75,11 @@ export interface LeaseSetupOptions {
   livez?: LivezGateOptions | false;
   requestTimeoutMs?: number;
   log?: Logger;
+  /**
+   * Hybrid mode: the Lease is taken and kept only while this gate is open too (the peer holder
+   * follows with the Lease; docs/election.md). Combined with the livez gate.
+   */
+  followGate?: HealthGate;
   /** Extra elector options (tests: clock, watchdog…). */
   elector?: Partial<Omit<LeaseElectorOptions, 'store' | 'identity' | 'gate' | 'events'>>;
 }
@@ -110,7 +138,7 @@ export async function setupLeaseElection(o: LeaseSetupOptions): Promise<LeaseSet
     store,
     identity: o.identity,
     events,
-    ...(probe ? { gate: probe } : {}),
+    ...(probe || o.followGate ? { gate: allGates([probe, o.followGate]) } : {}),
     log: log.child({ mod: 'lease' }),
   });
   return {

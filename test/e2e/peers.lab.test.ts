@@ -1,0 +1,170 @@
+/**
+ * Issue 5 end to end: the control-plane lab with peer voting on (vip_peers + a shared key). Real
+ * agents, real API servers, a prober in the client namespace and a bridge capture checking for two
+ * holders after every test (DESIGN.md).
+ */
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { labFile, startCluster, type Cluster } from '../../src/lab/controlplane.js';
+import type { Capture, LabHost } from '../../src/lab/netns.js';
+import { Prober } from '../../src/lab/prober.js';
+import { findTwoHolderEvents, firstAnswerFrom } from '../../src/lab/twoholders.js';
+import { parseFrame } from '../../src/net/frames.js';
+import { describeWithApi } from '../lab/with-api.js';
+
+const isRoot = process.getuid?.() === 0;
+if (!isRoot) console.warn('test/e2e/peers.lab.test.ts: skipped, network namespaces need root');
+
+(isRoot ? describeWithApi : describe.skip)('peer voting with the Lease (3 nodes, real API servers)', () => {
+  let cluster: Cluster;
+  let prober: Prober;
+  let capture: Capture;
+  let peersEnv: Record<string, string>;
+
+  beforeAll(async () => {
+    cluster = await startCluster({ nodes: 3, startAgents: false });
+    const key = await labFile(cluster.lab, 'peer.key', randomBytes(32).toString('base64'));
+    peersEnv = {
+      vip_peers: cluster.lab.nodes.map((n) => `${n.name}=${n.ipv4}:7946`).join(','),
+      vip_peer_key_file: key,
+      prometheus_server: ':2112',
+    };
+    for (const n of cluster.lab.nodes) cluster.startAgent(n, peersEnv);
+    await waitHolder();
+  }, 180_000);
+  afterAll(async () => {
+    await cluster?.destroy();
+  });
+
+  beforeEach(async () => {
+    capture = await cluster.lab.capture({ filter: 'arp' });
+    prober = await Prober.open({ ifname: 'eth0', vips: [cluster.vip], intervalMs: 10, netns: cluster.lab.client.ns, srcIp4: cluster.lab.client.ipv4 });
+    prober.start();
+  });
+  afterEach(async () => {
+    prober.stop();
+    const frames = (await capture.stop()).map((r) => ({ time: r.time / 1000, frame: parseFrame(r.frame) }));
+    const events = findTwoHolderEvents({ vip: cluster.vip, records: prober.records(cluster.vip), frames, claims: prober.claims(cluster.vip) });
+    prober.close();
+    expect(events, 'two holders seen on the wire').toEqual([]);
+    await cluster.lab.heal();
+    for (const s of cluster.cp.servers) if (s.state !== 'running') await s.start();
+    for (const n of cluster.lab.nodes) {
+      const a = cluster.agents.get(n.name);
+      if (a && a.child.signalCode === null && a.child.exitCode === null) continue;
+      cluster.startAgent(n, peersEnv);
+    }
+    await waitHolder();
+  });
+
+  const host = (name: string): LabHost => cluster.lab.host(name);
+  const serverOf = (name: string) => cluster.cp.servers[cluster.lab.nodes.findIndex((n) => n.name === name)]!;
+
+  /** `not`: a node that must not be the holder; `frozen`: a stopped agent whose last log line cannot be believed. */
+  async function waitHolder(timeoutMs = 30_000, not?: string, frozen?: string): Promise<string> {
+    const start = performance.now();
+    let last = '';
+    while (performance.now() - start < timeoutMs) {
+      const holders = cluster.holders().filter((h) => h !== frozen);
+      last = holders.join(',');
+      if (holders.length === 1 && holders[0] !== not) return holders[0]!;
+      await sleep(20);
+    }
+    throw new Error(`no single holder within ${timeoutMs} ms (holding: [${last}])`);
+  }
+
+  async function leaseHolder(): Promise<string | undefined> {
+    const via = cluster.cp.servers.find((s) => s.state === 'running');
+    const r = await cluster.cp.request('GET', '/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/plndr-cp-lock', undefined, via);
+    return r.status === 200 ? (JSON.parse(r.body) as { spec?: { holderIdentity?: string } }).spec?.holderIdentity || undefined : undefined;
+  }
+
+  /** Wall ms from `since` until a MAC other than `oldMac` answered the prober. */
+  function takeoverMs(oldMac: string, since: number): number | null {
+    const records = prober.records(cluster.vip);
+    let first: number | null = null;
+    for (const n of cluster.lab.nodes) {
+      if (n.mac === oldMac) continue;
+      const t = firstAnswerFrom(records, n.mac, since);
+      if (t !== null && (first === null || t < first)) first = t;
+    }
+    return first === null ? null : first - since;
+  }
+
+  it('one peer holder, and the Lease follows it', async () => {
+    const holder = await waitHolder();
+    const start = performance.now();
+    while ((await leaseHolder()) !== holder && performance.now() - start < 10_000) await sleep(100);
+    expect(await leaseHolder()).toBe(holder);
+  });
+
+  it('crash of the holder: the VIP moves in well under a second (peer evidence, not a Lease duration)', async () => {
+    const old = await waitHolder();
+    await sleep(500);
+    const at = Date.now();
+    cluster.agents.get(old)!.child.kill('SIGKILL');
+    const next = await waitHolder(10_000, old);
+    await sleep(1000);
+    const ms = takeoverMs(host(old).mac, at);
+    console.log(`peer crash failover ${old} → ${next}: first answer from the new holder after ${ms} ms`);
+    expect(ms).not.toBeNull();
+    expect(ms!).toBeLessThan(3000); // the Lease alone would take 3 s here; the bench measures the real number
+  });
+
+  it('all API servers stopped: the VIP stays up, and still moves when its holder crashes', async () => {
+    for (const s of cluster.cp.servers) await s.stop();
+    await sleep(3000); // several health probes: every node sees its own API server down, and all the others too
+    const holder = await waitHolder();
+    const at = Date.now();
+    cluster.agents.get(holder)!.child.kill('SIGKILL');
+    const next = await waitHolder(10_000, holder);
+    expect(next).not.toBe(holder);
+    await sleep(500);
+    expect(takeoverMs(host(holder).mac, at)).not.toBeNull();
+  });
+
+  it('partition 1 | 2: only the majority side holds; the isolated holder unbinds by its deadline', async () => {
+    const old = await waitHolder();
+    const others = cluster.lab.nodes.filter((n) => n.name !== old);
+    await cluster.lab.partition([[host(old)], others]); // the client is in no group: it still sees both sides
+    const next = await waitHolder(10_000, old);
+    expect(others.map((n) => n.name)).toContain(next);
+    const bound = performance.now();
+    while ((await cluster.lab.exec(host(old), ['ip', '-o', 'addr', 'show', 'dev', 'lo'])).stdout.includes(cluster.vip)) {
+      if (performance.now() - bound > 5000) throw new Error('the isolated node kept its VIP');
+      await sleep(50);
+    }
+  });
+
+  it('SIGSTOP of the holder longer than the election timeout, then SIGCONT: it does not hold alongside the new holder', async () => {
+    const old = await waitHolder();
+    const agent = cluster.agents.get(old)!;
+    agent.child.kill('SIGSTOP');
+    let next: string;
+    try {
+      next = await waitHolder(10_000, old, old);
+      await sleep(1000);
+    } finally {
+      agent.child.kill('SIGCONT');
+    }
+    await sleep(2000);
+    expect(cluster.holders()).toEqual([next]);
+    // The wire check in afterEach proves no request was answered by both while it thawed.
+  });
+
+  it('a peer with the wrong key is ignored: it never holds and the holder stays', async () => {
+    const holder = await waitHolder();
+    const victim = cluster.lab.nodes.find((n) => n.name !== holder)!;
+    await cluster.agents.get(victim.name)!.stop();
+    const wrong = await labFile(cluster.lab, 'wrong.key', randomBytes(32).toString('base64'));
+    const a = cluster.startAgent(victim, { ...peersEnv, vip_peer_key_file: wrong });
+    await sleep(3000);
+    expect(a.logs.some((l) => l.msg === 'holding VIP')).toBe(false);
+    expect(cluster.holders()).toEqual([holder]);
+    const metricsText = (await cluster.lab.exec(host(holder), [process.execPath, '-e', "fetch('http://127.0.0.1:2112/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))"])).stdout;
+    expect(metricsText).toMatch(/vipd_peer_messages_total\{outcome="bad-mac"\} [1-9]/);
+    await a.stop();
+    cluster.startAgent(victim, peersEnv);
+  });
+});
