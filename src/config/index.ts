@@ -8,6 +8,7 @@
  */
 import { isIP } from 'node:net';
 import { checkLeaseTiming } from '../election/lease-state.js';
+import { checkPeerConfig, type PeerConfig } from '../election/peers/timing.js';
 import { ConfigError, KUBE_VIP_INERT, SETTINGS, settingDef, type PeerSpec, type RawSettings, type SettingKey } from './settings.js';
 
 export { ConfigError } from './settings.js';
@@ -126,6 +127,20 @@ export function lingerMs(c: Pick<RawSettings, 'responder' | 'addressLifetime'>):
   return c.responder === 'agent' ? 0 : (c.addressLifetime + 1) * 1000;
 }
 
+/** The peer core's configuration (src/election/peers/timing.ts) from the settings. */
+export function peerConfigOf(c: Pick<RawSettings, 'nodeName' | 'peers' | 'peerBootstrap' | 'peerHeartbeatMs' | 'peerElectionTimeoutMs' | 'responder' | 'addressLifetime'>): PeerConfig {
+  return {
+    self: c.nodeName,
+    peers: c.peers.map((p) => p.name),
+    bootstrap: c.peerBootstrap,
+    heartbeatMs: c.peerHeartbeatMs,
+    electionTimeoutMs: c.peerElectionTimeoutMs,
+    lingerMs: lingerMs(c),
+    // Bound on clock-rate error between nodes (1 %): far above NTP-disciplined hardware.
+    skew: 0.01,
+  };
+}
+
 export interface LoadOptions {
   /** `run` needs a VIP; `manifest` may be given one too, `help` needs none. */
   requireVip?: boolean;
@@ -166,8 +181,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
       throw new ConfigError('vip_peers', r.peers.map((p) => p.name).join(','), `must include this node (vip_nodename=${r.nodeName})`);
     }
     if (!r.peerKeyFile) throw new ConfigError('vip_peer_key_file', undefined, 'is required when vip_peers is set: peer messages are authenticated with a shared key');
-    if (r.peerElectionTimeoutMs < 3 * r.peerHeartbeatMs) {
-      throw new ConfigError('vip_peer_election_timeout_ms', String(r.peerElectionTimeoutMs), `must be at least 3 × vip_peer_heartbeat_ms (${r.peerHeartbeatMs})`);
+    const checked = checkPeerConfig(peerConfigOf(r));
+    if (!checked.ok) {
+      const m = /^(\w+)=(\S+?):? (.*)$/.exec(checked.error.message);
+      throw m ? new ConfigError(m[1]!, m[2], m[3]!) : new ConfigError(checked.error.settings[0] ?? 'vip_peers', undefined, checked.error.message);
     }
   } else if (r.peerBootstrap) {
     throw new ConfigError('vip_peer_bootstrap', 'true', 'needs vip_peers: bootstrap lets this node hold the VIP alone only until its peers appear');

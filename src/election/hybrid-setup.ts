@@ -9,7 +9,7 @@
  * logged, never fatal.
  */
 import { readFile } from 'node:fs/promises';
-import { ConfigError, lingerMs, type Config } from '../config/index.js';
+import { ConfigError, peerConfigOf, type Config } from '../config/index.js';
 import { EligibilityGate } from '../health/eligibility.js';
 import type { HealthGate } from '../health/livez.js';
 import type { Logger } from '../observe/log.js';
@@ -17,7 +17,6 @@ import { NO_LEASE, type LeaseObservation } from './hybrid.js';
 import { setupLeaseElection, type LeaseSetup } from './lease-setup.js';
 import { PeerElector, type PeerAddress } from './peers/elector.js';
 import { parsePeerKey } from './peers/key.js';
-import { checkPeerConfig, type PeerConfig } from './peers/timing.js';
 import type { Elector } from './types.js';
 
 /** A gate someone else opens and closes. */
@@ -38,18 +37,6 @@ class SwitchGate implements HealthGate {
   }
 }
 
-export function peerConfig(config: Config): PeerConfig {
-  return {
-    self: config.nodeName,
-    peers: config.peers.map((p) => p.name),
-    bootstrap: config.peerBootstrap,
-    heartbeatMs: config.peerHeartbeatMs,
-    electionTimeoutMs: config.peerElectionTimeoutMs,
-    lingerMs: lingerMs(config),
-    skew: 0.01,
-  };
-}
-
 export async function loadPeerKey(path: string | undefined): Promise<Buffer> {
   const contents = path === undefined ? undefined : await readFile(path).catch((err: NodeJS.ErrnoException) => {
     throw new ConfigError('vip_peer_key_file', path, `cannot be read (${err.code ?? err.message})`);
@@ -60,9 +47,8 @@ export async function loadPeerKey(path: string | undefined): Promise<Buffer> {
 }
 
 export async function setupHybridElection(config: Config, log: Logger, buildLease: (followGate: HealthGate) => Promise<LeaseSetup>): Promise<Elector & { peer: PeerElector }> {
-  const cfg = peerConfig(config);
-  const checked = checkPeerConfig(cfg);
-  if (!checked.ok) throw new ConfigError(checked.error.settings[0] ?? 'vip_peers', undefined, checked.error.message);
+  // loadConfig has checked these settings with the same rules.
+  const cfg = peerConfigOf(config);
   const key = await loadPeerKey(config.peerKeyFile);
   const addresses: Record<string, PeerAddress> = Object.fromEntries(config.peers.map((p) => [p.name, { host: p.host, port: p.port }]));
 
