@@ -1,0 +1,519 @@
+/**
+ * The I/O half of service-IP membership (membership.ts has the rules):
+ * - MemberLease: this node's own Lease `vipd-member-<node>`. Renewed every retryPeriod, and at
+ *   once when the set of claimed IPs changes; the grant it buys ends renewDeadline after the
+ *   successful write was SENT. One write in flight at a time, every write a compare-and-swap on
+ *   the version last seen, so a fence by another node makes the next write fail (409) and the
+ *   grant and claims end there.
+ * - MemberView: one list + watch over every member Lease (label vipd.io/member=true), applied in
+ *   resourceVersion order, with a callback after each event so the runner can decide pending
+ *   claims at exactly that point of the order.
+ * - fenceMember: the compare-and-swap that voids an expired member's claims.
+ *
+ * API writes at steady state: one per node per retryPeriod, whatever the number of Services.
+ */
+import type { V1Lease } from '@kubernetes/client-node';
+import { monotonicClock, type Clock } from '../clock.js';
+import { advertisedSeconds, microTime, type LeaseTiming } from '../election/lease-state.js';
+import { withSignal } from '../k8s/abort.js';
+import { describeError, httpStatus, type ApiClient } from '../k8s/client.js';
+import type { Logger } from '../observe/log.js';
+import {
+  CLAIMS_ANNOTATION,
+  MEMBER_LABEL,
+  MemberTable,
+  formatClaims,
+  memberLeaseName,
+  nodeOfLease,
+  parseClaims,
+  type MemberRecord,
+} from './membership.js';
+
+/** What we read of a Lease, from the typed client or raw watch JSON. */
+export interface LeaseLike {
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  spec?: { holderIdentity?: string | null; leaseDurationSeconds?: number | null; leaseTransitions?: number | null; acquireTime?: unknown };
+}
+
+export function toMemberRecord(l: LeaseLike): MemberRecord | undefined {
+  const node = nodeOfLease(l.metadata?.name);
+  if (node === undefined) return undefined;
+  const r: MemberRecord = {
+    node,
+    holder: l.spec?.holderIdentity ?? '',
+    claims: parseClaims(l.metadata?.annotations?.[CLAIMS_ANNOTATION]),
+    resourceVersion: l.metadata?.resourceVersion ?? '',
+  };
+  if (typeof l.spec?.leaseDurationSeconds === 'number') r.leaseDurationSeconds = l.spec.leaseDurationSeconds;
+  return r;
+}
+
+function timeText(v: unknown): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  return v instanceof Date ? microTime(v.getTime()) : String(v);
+}
+
+export type GrantChange = { kind: 'hold'; until: number; reason: string } | { kind: 'lost'; reason: string };
+
+export interface MemberLeaseOptions {
+  client: ApiClient;
+  namespace: string;
+  node: string;
+  timing: LeaseTiming;
+  /** Per API attempt; default the client's. */
+  requestTimeoutMs?: number;
+  clock?: Clock;
+  wall?: () => number;
+  log: Logger;
+}
+
+export class MemberLease {
+  readonly name: string;
+  private readonly clock: Clock;
+  private readonly wall: () => number;
+  private last: LeaseLike | undefined;
+  private until = -Infinity;
+  private deadlineTimer: NodeJS.Timeout | undefined;
+  private want: string[] = [];
+  /** Claims text of our last successful write; undefined forces a write. */
+  private written: string | undefined;
+  private nextRenewAt = 0;
+  private backoffUntil = 0;
+  private waker: (() => void) | undefined;
+  private failures = 0;
+  private readonly grantListeners = new Set<(g: GrantChange) => void>();
+  private readonly writeListeners = new Set<(claims: readonly string[], version: string) => void>();
+  private readonly fenceListeners = new Set<(why: string) => void>();
+
+  constructor(private readonly o: MemberLeaseOptions) {
+    this.name = memberLeaseName(o.node);
+    this.clock = o.clock ?? monotonicClock;
+    this.wall = o.wall ?? Date.now;
+  }
+
+  /** Deadline of the current grant (monotonic), or -Infinity. */
+  grantUntil(): number {
+    return this.until;
+  }
+
+  hasGrant(now = this.clock.now()): boolean {
+    return now < this.until;
+  }
+
+  onGrant(fn: (g: GrantChange) => void): () => void {
+    this.grantListeners.add(fn);
+    return () => this.grantListeners.delete(fn);
+  }
+
+  /** After every successful write: the claims it listed and the version it produced. */
+  onWritten(fn: (claims: readonly string[], version: string) => void): () => void {
+    this.writeListeners.add(fn);
+    return () => this.writeListeners.delete(fn);
+  }
+
+  /** Our Lease no longer names us (fenced, released or deleted by someone else): our claims are void. */
+  onFenced(fn: (why: string) => void): () => void {
+    this.fenceListeners.add(fn);
+    return () => this.fenceListeners.delete(fn);
+  }
+
+  /** The claims the Lease should list; a change is written at once. */
+  setClaims(ips: readonly string[]): void {
+    const next = [...new Set(ips)].sort();
+    if (formatClaims(next) === formatClaims(this.want)) return;
+    this.want = next;
+    this.waker?.();
+  }
+
+  private opts(signal: AbortSignal) {
+    return this.o.requestTimeoutMs === undefined ? { signal } : { signal, timeoutMs: this.o.requestTimeoutMs };
+  }
+
+  /** Reads our Lease (at start: what an earlier run of this agent claimed). */
+  async read(signal: AbortSignal): Promise<LeaseLike | undefined> {
+    try {
+      const l = await withSignal([signal], this.o.timing.renewDeadlineMs, (s) =>
+        this.o.client.call('member-lease.get', (a) => a.coordination.readNamespacedLease({ name: this.name, namespace: this.o.namespace }, a.opts), this.opts(s)),
+      );
+      this.last = l as LeaseLike;
+      return this.last;
+    } catch (err) {
+      if (httpStatus(err) === 404) {
+        this.last = undefined;
+        return undefined;
+      }
+      throw err;
+    }
+  }
+
+  private body(holder: string, claims: string, leaseSeconds: number): V1Lease {
+    const prev = this.last;
+    const ours = prev?.spec?.holderIdentity === this.o.node;
+    const now = microTime(this.wall());
+    const prevTransitions = prev?.spec?.leaseTransitions ?? 0;
+    const acquire = holder === this.o.node && ours ? (timeText(prev?.spec?.acquireTime) ?? now) : now;
+    return {
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: {
+        name: this.name,
+        namespace: this.o.namespace,
+        ...(prev?.metadata?.resourceVersion ? { resourceVersion: prev.metadata.resourceVersion } : {}),
+        labels: { ...(prev?.metadata?.labels ?? {}), [MEMBER_LABEL]: 'true' },
+        annotations: { ...(prev?.metadata?.annotations ?? {}), [CLAIMS_ANNOTATION]: claims },
+      },
+      spec: {
+        holderIdentity: holder,
+        leaseDurationSeconds: leaseSeconds,
+        // MicroTime strings pass the generated serializer unchanged (as in lease-store.ts).
+        acquireTime: acquire as unknown as Date,
+        renewTime: now as unknown as Date,
+        leaseTransitions: prev === undefined ? 0 : ours || holder === '' ? prevTransitions : prevTransitions + 1,
+      },
+    };
+  }
+
+  private async put(body: V1Lease, signal: AbortSignal): Promise<LeaseLike> {
+    const create = body.metadata?.resourceVersion === undefined;
+    return withSignal([signal], this.o.timing.renewDeadlineMs, (s) =>
+      this.o.client.call(
+        create ? 'member-lease.create' : 'member-lease.update',
+        (a) =>
+          create
+            ? a.coordination.createNamespacedLease({ namespace: this.o.namespace, body }, a.opts)
+            : a.coordination.replaceNamespacedLease({ name: this.name, namespace: this.o.namespace, body }, a.opts),
+        this.opts(s),
+      ),
+    ) as Promise<LeaseLike>;
+  }
+
+  private emitGrant(g: GrantChange): void {
+    for (const fn of this.grantListeners) fn(g);
+  }
+
+  private lose(reason: string): void {
+    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = undefined;
+    const had = this.until > -Infinity;
+    this.until = -Infinity;
+    if (had) {
+      this.o.log.warn({ lease: this.name, reason }, 'member grant lost: not holding any service IP');
+      this.emitGrant({ kind: 'lost', reason });
+    }
+  }
+
+  private extend(sentAt: number): void {
+    const until = sentAt + this.o.timing.renewDeadlineMs;
+    const now = this.clock.now();
+    if (until <= now || until <= this.until) return;
+    const fresh = this.until === -Infinity;
+    this.until = until;
+    if (fresh) this.o.log.info({ lease: this.name }, 'member grant acquired');
+    this.armDeadline();
+    this.emitGrant({ kind: 'hold', until, reason: fresh ? `member Lease ${this.name} acquired` : `member Lease ${this.name} renewed` });
+  }
+
+  private armDeadline(): void {
+    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
+    const fire = (): void => {
+      this.deadlineTimer = undefined;
+      const left = this.until - this.clock.now();
+      if (left > 0) {
+        this.deadlineTimer = setTimeout(fire, Math.ceil(left));
+        return;
+      }
+      this.lose(`no successful write of member Lease ${this.name} within ${this.o.timing.renewDeadlineMs} ms`);
+    };
+    this.deadlineTimer = setTimeout(fire, Math.max(0, Math.ceil(this.until - this.clock.now())));
+  }
+
+  private fenced(why: string): void {
+    this.lose(why);
+    this.written = undefined;
+    for (const fn of this.fenceListeners) fn(why);
+  }
+
+  /** One renew (or acquire), listing the current claims. */
+  private async write(signal: AbortSignal): Promise<void> {
+    const claims = this.want;
+    const text = formatClaims(claims);
+    const sentAt = this.clock.now();
+    try {
+      const res = await this.put(this.body(this.o.node, text, advertisedSeconds(this.o.timing.leaseDurationMs)), signal);
+      this.last = res;
+      this.written = text;
+      this.failures = 0;
+      this.nextRenewAt = sentAt + this.o.timing.retryPeriodMs;
+      this.extend(sentAt);
+      const version = res.metadata?.resourceVersion ?? '';
+      for (const fn of this.writeListeners) fn(claims, version);
+    } catch (err) {
+      if (signal.aborted) return;
+      const code = httpStatus(err);
+      if (code === 409) {
+        // Changed since we read it: fenced by another node, or our own earlier write whose answer
+        // we lost. Read it and decide; the next write goes out at once.
+        this.written = undefined;
+        const fresh = await this.read(signal).catch(() => undefined);
+        if (fresh && fresh.spec?.holderIdentity !== this.o.node) this.fenced(`member Lease ${this.name} names "${fresh.spec?.holderIdentity ?? ''}" (fenced or released by another node)`);
+        if (!fresh) this.backoffUntil = this.clock.now() + this.o.timing.retryPeriodMs / 2;
+        return;
+      }
+      if (code === 404) {
+        this.last = undefined;
+        this.fenced(`member Lease ${this.name} was deleted`);
+        return;
+      }
+      this.failures++;
+      if (this.failures === 1 || this.failures % 20 === 0) this.o.log.warn({ lease: this.name, err: describeError(err), failures: this.failures }, 'cannot write member Lease');
+      this.backoffUntil = this.clock.now() + this.o.timing.retryPeriodMs / 2;
+    }
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    try {
+      while (!signal.aborted) {
+        const now = this.clock.now();
+        const dirty = this.written === undefined || formatClaims(this.want) !== this.written;
+        const due = Math.max(this.backoffUntil, dirty ? now : this.nextRenewAt);
+        if (due <= now) {
+          await this.write(signal);
+          continue;
+        }
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            clearTimeout(t);
+            signal.removeEventListener('abort', done);
+            this.waker = undefined;
+            resolve();
+          };
+          const t = setTimeout(done, due - now);
+          this.waker = done;
+          signal.addEventListener('abort', done, { once: true });
+        });
+      }
+    } finally {
+      if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
+      this.deadlineTimer = undefined;
+    }
+  }
+
+  /**
+   * Shutdown, after every holder has let go: clears the holder and the claims so the other nodes
+   * take over at once instead of after leaseDuration. Bounded by `timeoutMs`.
+   */
+  async release(timeoutMs: number): Promise<boolean> {
+    this.lose('shutting down');
+    const signal = AbortSignal.timeout(timeoutMs);
+    for (let attempt = 0; attempt < 3 && !signal.aborted; attempt++) {
+      if (!this.last || this.last.spec?.holderIdentity !== this.o.node) return true;
+      try {
+        this.last = await this.put(this.body('', '', 1), signal);
+        this.o.log.info({ lease: this.name }, 'member Lease released');
+        return true;
+      } catch (err) {
+        if (httpStatus(err) === 409) {
+          await this.read(signal).catch(() => undefined);
+          continue;
+        }
+        if (httpStatus(err) === 404) return true;
+        this.o.log.warn({ lease: this.name, err: describeError(err) }, 'cannot release member Lease; the other nodes take over after leaseDuration');
+        return false;
+      }
+    }
+    return false;
+  }
+}
+
+/**
+ * Voids an expired member's claims: clears its holder, compare-and-swap on the version this node
+ * saw unchanged for leaseDuration. 'changed': the member (or another fencer) wrote since.
+ */
+export async function fenceMember(client: ApiClient, namespace: string, seen: LeaseLike, signal: AbortSignal, requestTimeoutMs?: number): Promise<'fenced' | 'changed'> {
+  const name = seen.metadata?.name ?? '';
+  const rv = seen.metadata?.resourceVersion;
+  if (!rv) return 'changed';
+  const body: V1Lease = {
+    apiVersion: 'coordination.k8s.io/v1',
+    kind: 'Lease',
+    metadata: {
+      name,
+      namespace,
+      resourceVersion: rv,
+      ...(seen.metadata?.labels ? { labels: seen.metadata.labels } : {}),
+      // The claims stay: they no longer count (the Lease names nobody), and a restarted agent
+      // reads them to remove addresses its predecessor left behind.
+      ...(seen.metadata?.annotations ? { annotations: seen.metadata.annotations } : {}),
+    },
+    spec: {
+      holderIdentity: '',
+      leaseDurationSeconds: seen.spec?.leaseDurationSeconds ?? 1,
+      leaseTransitions: seen.spec?.leaseTransitions ?? 0,
+      renewTime: microTime(Date.now()) as unknown as Date,
+    },
+  };
+  try {
+    await client.call(
+      'member-lease.fence',
+      (a) => a.coordination.replaceNamespacedLease({ name, namespace, body }, a.opts),
+      requestTimeoutMs === undefined ? { signal } : { signal, timeoutMs: requestTimeoutMs },
+    );
+    return 'fenced';
+  } catch (err) {
+    const code = httpStatus(err);
+    if (code === 409 || code === 404) return 'changed';
+    throw err;
+  }
+}
+
+export type ViewUpdate = { kind: 'list' } | { kind: 'event'; node: string };
+
+export interface MemberViewOptions {
+  client: ApiClient;
+  namespace: string;
+  leaseDurationMs: number;
+  retryPeriodMs: number;
+  requestTimeoutMs?: number;
+  clock?: Clock;
+  log: Logger;
+}
+
+export class MemberView {
+  readonly table: MemberTable;
+  private readonly raws = new Map<string, LeaseLike>();
+  private readonly clock: Clock;
+  private readonly listeners = new Set<(u: ViewUpdate) => void>();
+  private rv = '';
+  private everSynced = false;
+  private restartCtl: AbortController | undefined;
+
+  constructor(private readonly o: MemberViewOptions) {
+    this.table = new MemberTable(o.leaseDurationMs);
+    this.clock = o.clock ?? monotonicClock;
+  }
+
+  get synced(): boolean {
+    return this.everSynced;
+  }
+
+  /** The last object seen for a node's Lease (what a fence compares against). */
+  raw(node: string): LeaseLike | undefined {
+    return this.raws.get(node);
+  }
+
+  /** Called synchronously after each list and each event, in resourceVersion order. */
+  onUpdate(fn: (u: ViewUpdate) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /** Drop the watch and list again (our view may be stale: a fence found a newer version). */
+  relist(): void {
+    this.rv = '';
+    this.restartCtl?.abort(new Error('relist'));
+  }
+
+  private emit(u: ViewUpdate): void {
+    for (const fn of this.listeners) fn(u);
+  }
+
+  private async list(signal: AbortSignal): Promise<void> {
+    const res = await withSignal([signal], Math.max(this.o.leaseDurationMs, 5_000), (s) =>
+      this.o.client.call(
+        'member-leases.list',
+        (a) => a.coordination.listNamespacedLease({ namespace: this.o.namespace, labelSelector: `${MEMBER_LABEL}=true` }, a.opts),
+        this.o.requestTimeoutMs === undefined ? { signal: s } : { signal: s, timeoutMs: this.o.requestTimeoutMs },
+      ),
+    );
+    const now = this.clock.now();
+    const recs: MemberRecord[] = [];
+    this.raws.clear();
+    for (const item of res.items as LeaseLike[]) {
+      const rec = toMemberRecord(item);
+      if (!rec) continue;
+      recs.push(rec);
+      this.raws.set(rec.node, item);
+    }
+    this.table.replaceAll(recs, now);
+    this.rv = res.metadata?.resourceVersion ?? '';
+    this.everSynced = true;
+    this.emit({ kind: 'list' });
+  }
+
+  private onEvent(type: string, obj: LeaseLike): void {
+    const rv = obj?.metadata?.resourceVersion;
+    if (type === 'BOOKMARK') {
+      if (rv) this.rv = rv;
+      return;
+    }
+    const rec = toMemberRecord(obj);
+    if (rv) this.rv = rv;
+    if (!rec) return;
+    const now = this.clock.now();
+    if (type === 'ADDED' || type === 'MODIFIED') {
+      this.raws.set(rec.node, obj);
+      this.table.apply(rec, now);
+    } else if (type === 'DELETED') {
+      this.raws.delete(rec.node);
+      this.table.remove(rec.node, now);
+    } else {
+      return;
+    }
+    this.emit({ kind: 'event', node: rec.node });
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    let backoff = 0;
+    // Every member renews each retryPeriod (this node too), so a silent stream is a dead one.
+    const idleTimeoutMs = Math.max(2_000, 4 * this.o.retryPeriodMs);
+    while (!signal.aborted) {
+      const ctl = new AbortController();
+      this.restartCtl = ctl;
+      try {
+        if (this.rv === '') await this.list(signal);
+        const started = this.clock.now();
+        let delivered = 0;
+        await withSignal([signal, ctl.signal], undefined, (s) =>
+          this.o.client.watch(
+            'member-leases.watch',
+            `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(this.o.namespace)}/leases`,
+            { labelSelector: `${MEMBER_LABEL}=true`, resourceVersion: this.rv, allowWatchBookmarks: true, timeoutSeconds: 300 },
+            (type, object) => {
+              delivered++;
+              this.onEvent(type, object as LeaseLike);
+            },
+            s,
+            { idleTimeoutMs, ...(this.o.requestTimeoutMs ? { connectTimeoutMs: this.o.requestTimeoutMs } : {}) },
+          ),
+        );
+        if (delivered === 0 && this.clock.now() - started < 1_000) {
+          this.rv = '';
+          backoff = Math.min(Math.max(backoff * 2, 200), 5_000);
+          await sleepFor(backoff, signal);
+        } else {
+          backoff = 0;
+        }
+      } catch (err) {
+        if (signal.aborted) break;
+        if (ctl.signal.aborted) continue; // relist() asked for it
+        this.rv = '';
+        if (httpStatus(err) === 410) continue;
+        backoff = Math.min(Math.max(backoff * 2, 200), 5_000);
+        this.o.log.warn({ err: describeError(err), retryMs: backoff }, 'member Lease list/watch failed; retrying');
+        await sleepFor(backoff, signal);
+      }
+    }
+  }
+}
+
+function sleepFor(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
