@@ -168,3 +168,45 @@ if (!isRoot) console.warn('test/e2e/peers.lab.test.ts: skipped, network namespac
     cluster.startAgent(victim, peersEnv);
   });
 });
+
+(isRoot ? describeWithApi : describe.skip)('first kubeadm init: single-node bootstrap, then two nodes join', () => {
+  let cluster: Cluster;
+  afterAll(async () => {
+    await cluster?.destroy();
+  });
+
+  it('holds with no API and no peers, keeps the VIP while the API comes up and peers join, without flapping', async () => {
+    cluster = await startCluster({ nodes: 3, startAgents: false });
+    const key = await labFile(cluster.lab, 'peer.key', randomBytes(32).toString('base64'));
+    const env = { vip_peers: cluster.lab.nodes.map((n) => `${n.name}=${n.ipv4}:7946`).join(','), vip_peer_key_file: key };
+    for (const s of cluster.cp.servers) await s.stop(); // before `kubeadm init` there is no API server
+    const [n1, n2, n3] = cluster.lab.nodes as [LabHost, LabHost, LabHost];
+    const prober = await Prober.open({ ifname: 'eth0', vips: [cluster.vip], intervalMs: 10, netns: cluster.lab.client.ns, srcIp4: cluster.lab.client.ipv4 });
+    try {
+      const first = cluster.startAgent(n1, { ...env, vip_peer_bootstrap: 'true' });
+      await first.waitForLog((l) => l.msg === 'holding VIP', 20_000);
+      prober.start();
+      await sleep(500);
+      await cluster.cp.servers[0]!.start(); // kubeadm init brings the API up behind the VIP
+      await sleep(1500);
+      await cluster.cp.servers[1]!.start();
+      await cluster.cp.servers[2]!.start();
+      cluster.startAgent(n2, env); // kubeadm join --control-plane, twice
+      cluster.startAgent(n3, env);
+      await sleep(5000);
+      prober.stop();
+      expect(cluster.holders()).toEqual(['n1']);
+      const records = prober.records(cluster.vip);
+      const answered = records.filter((r) => r.answers.length > 0);
+      expect(new Set(answered.flatMap((r) => r.answers.map((a) => a.mac)))).toEqual(new Set([n1.mac]));
+      // No flap: the VIP never stopped answering while the cluster formed (a lost probe or two on a
+      // busy machine is not a flap; a flap is the holder releasing, which the logs would show).
+      expect(first.logs.filter((l) => l.msg === 'released VIP')).toEqual([]);
+      expect(findTwoHolderEvents({ vip: cluster.vip, records, claims: prober.claims(cluster.vip) })).toEqual([]);
+      // Normal operation: the bootstrap rule has ended and the Lease follows the holder.
+      await first.waitForLog((l) => l.event === 'bootstrap-ended', 10_000);
+    } finally {
+      prober.close();
+    }
+  }, 120_000);
+});
