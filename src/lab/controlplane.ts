@@ -5,6 +5,7 @@
  * itself (like kubeadm's admin.conf) and the ServiceAccount credentials users will grant.
  * Used by the end-to-end tests, the demo (`npm run lab`) and the benchmarks.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startAgentProcess, type AgentProcess } from './agents.js';
@@ -16,6 +17,8 @@ export interface ClusterOptions {
   ipv6?: boolean;
   /** Extra environment for every agent (timings, peers, ...). */
   agentEnv?: Record<string, string>;
+  /** Peer voting on (vip_peers on every node, a fresh shared key): vipd's default configuration. */
+  peers?: boolean;
   /** Start the agents at once (default true). */
   startAgents?: boolean;
   id?: string;
@@ -25,6 +28,8 @@ export interface Cluster {
   lab: Lab;
   cp: ControlPlane;
   vip: string;
+  /** vip_peers + vip_peer_key_file when the cluster has peers, else empty. */
+  peersEnv: Record<string, string>;
   /** Agents by node name; replaced when restarted. */
   agents: Map<string, AgentProcess>;
   /** kubeconfig (ServiceAccount token) whose server is https://VIP:6443, for each node. */
@@ -64,10 +69,16 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       kubeconfigs.set(n.name, await cp.kubeconfigFor(`https://${lab.vip4}:6443`, { token }));
       await mkdir(join(stateRoot, n.name), { recursive: true });
     }
+    const peersEnv: Record<string, string> = {};
+    if (opts.peers) {
+      peersEnv.vip_peers = lab.nodes.map((n) => `${n.name}=${n.ipv4}:7946`).join(',');
+      peersEnv.vip_peer_key_file = await labFile(lab, 'peer.key', randomBytes(32).toString('base64'));
+    }
     const cluster: Cluster = {
       lab,
       cp,
       vip: lab.vip4,
+      peersEnv,
       agents,
       kubeconfigs,
       agentEnv(node, extra = {}) {
@@ -79,6 +90,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
           vip_state_dir: join(stateRoot, node.name),
           prometheus_server: '',
           ...LAB_LEASE_ENV,
+          ...peersEnv,
           ...opts.agentEnv,
           ...extra,
         };

@@ -115,7 +115,7 @@ export async function runLabDemo(argv: string[]): Promise<number> {
   const interactive = process.stdin.isTTY === true && !argv.includes('--tour-only');
   const say = (s: string) => process.stdout.write(`${s}\n`);
   say('building the lab: 3 node namespaces + etcd + client on a bridge, a kube-apiserver per node, vipd per node …');
-  const cluster = await startCluster({ nodes: 3, id: 'demo' });
+  const cluster = await startCluster({ nodes: 3, id: 'demo', peers: !argv.includes('--lease-only') });
   let cleaning: Promise<void> | undefined;
   const cleanup = () => (cleaning ??= cluster.destroy());
   const onSignal = () => {
@@ -138,7 +138,8 @@ export async function runLabDemo(argv: string[]): Promise<number> {
       const next = await waitForHolder(cluster, holder, 30_000);
       await sleep(1000);
       const seen = clientSummary(client, t0);
-      say(`  ${next} took over; the client's longest outage was ${Math.round(seen.outageMs)} ms (Lease timing ${cluster.agentEnv(cluster.lab.nodes[0]!).vip_leaseduration} s in the lab)`);
+      const how = cluster.peersEnv.vip_peers ? 'peer voting; the Lease follows' : `Lease only, ${cluster.agentEnv(cluster.lab.nodes[0]!).vip_leaseduration} s lease`;
+      say(`  ${next} took over; the client's longest outage was ${Math.round(seen.outageMs)} ms (${how})`);
       say(await statusTable(cluster, client));
 
       say(`\n▶ ${holder} comes back (agent and API server) — no preemption, ${next} keeps the VIP …`);

@@ -23,13 +23,8 @@ if (!isRoot) console.warn('test/e2e/peers.lab.test.ts: skipped, network namespac
   let peersEnv: Record<string, string>;
 
   beforeAll(async () => {
-    cluster = await startCluster({ nodes: 3, startAgents: false });
-    const key = await labFile(cluster.lab, 'peer.key', randomBytes(32).toString('base64'));
-    peersEnv = {
-      vip_peers: cluster.lab.nodes.map((n) => `${n.name}=${n.ipv4}:7946`).join(','),
-      vip_peer_key_file: key,
-      prometheus_server: ':2112',
-    };
+    cluster = await startCluster({ nodes: 3, peers: true, startAgents: false });
+    peersEnv = { ...cluster.peersEnv, prometheus_server: ':2112' };
     for (const n of cluster.lab.nodes) cluster.startAgent(n, peersEnv);
     await waitHolder();
   }, 180_000);
@@ -176,9 +171,8 @@ if (!isRoot) console.warn('test/e2e/peers.lab.test.ts: skipped, network namespac
   });
 
   it('holds with no API and no peers, keeps the VIP while the API comes up and peers join, without flapping', async () => {
-    cluster = await startCluster({ nodes: 3, startAgents: false });
-    const key = await labFile(cluster.lab, 'peer.key', randomBytes(32).toString('base64'));
-    const env = { vip_peers: cluster.lab.nodes.map((n) => `${n.name}=${n.ipv4}:7946`).join(','), vip_peer_key_file: key };
+    cluster = await startCluster({ nodes: 3, peers: true, startAgents: false });
+    const env = cluster.peersEnv;
     for (const s of cluster.cp.servers) await s.stop(); // before `kubeadm init` there is no API server
     const [n1, n2, n3] = cluster.lab.nodes as [LabHost, LabHost, LabHost];
     const prober = await Prober.open({ ifname: 'eth0', vips: [cluster.vip], intervalMs: 10, netns: cluster.lab.client.ns, srcIp4: cluster.lab.client.ipv4 });
