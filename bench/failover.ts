@@ -1,0 +1,107 @@
+/**
+ * `npm run bench:failover -- [--runs N] [--systems a,b] [--scenarios x,y] [--timings lab|default|both] [--verbose]`
+ *
+ * Failover outage side by side: one lab (3 nodes, a kube-apiserver each, one etcd, a client),
+ * each system's agents in turn on the same nodes, each scenario N times. Prints one JSON row per
+ * system and scenario on stdout; the whole run goes to bench/results/failover-<timestamp>.json.
+ * See bench/README.md for the method and how to read the rows.
+ */
+import { apiAssets } from '../src/lab/k8s-assets.js';
+import { FAILOVER_USAGE, parseFailoverArgs, UsageError, type Timings } from './lib/args.js';
+import { startBenchLab, type BenchLab } from './lib/benchlab.js';
+import { runOnce } from './lib/failover-run.js';
+import { emitRow, machine, progress, writeResults } from './lib/results.js';
+import { failoverRow, type FailoverRow, type RunDetail } from './lib/rows.js';
+import { availableSystems, makeSystem } from './lib/systems.js';
+
+async function main(): Promise<number> {
+  let args;
+  try {
+    args = parseFailoverArgs(process.argv.slice(2), availableSystems());
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`bench:failover: ${err.message}\n${FAILOVER_USAGE}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  if (process.getuid?.() !== 0) {
+    process.stderr.write('bench:failover: needs root (network namespaces)\n');
+    return 2;
+  }
+  const assets = apiAssets();
+  if ('skip' in assets) {
+    process.stderr.write(`bench:failover: ${assets.skip}\n`);
+    return 2;
+  }
+  const started = new Date().toISOString();
+  const t0 = performance.now();
+  let bl: BenchLab | undefined;
+  const onSignal = (): void => {
+    void (bl?.destroy() ?? Promise.resolve()).finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  const rows: FailoverRow[] = [];
+  const details: RunDetail[] = [];
+  try {
+    bl = await startBenchLab({ log: progress });
+    progress(`lab up in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    const passes: Array<Exclude<Timings, 'both'>> = args.timings === 'both' ? ['lab', 'default'] : [args.timings];
+    for (const timings of passes) {
+      for (const name of args.systems) {
+        // The 15/10/2 s defaults concern only vipd's Lease; the other systems run once.
+        if (timings === 'default' && !name.startsWith('vipd')) continue;
+        const sys = makeSystem(bl, name, timings);
+        const ts = performance.now();
+        progress(`${name}: ${sys.config}`);
+        if (sys.usesLease) await bl.deleteLease();
+        await bl.restartCapture();
+        for (const n of bl.nodes) await sys.start(n);
+        const observeTimeoutMs = timings === 'default' && name.startsWith('vipd') ? 45_000 : 20_000;
+        for (const scenario of args.scenarios) {
+          const mine: RunDetail[] = [];
+          for (let run = 1; run <= args.runs; run++) {
+            const d = await runOnce(bl, sys, scenario, run, { observeTimeoutMs });
+            mine.push(d);
+            progress(
+              `${name} ${scenario} #${run}: ${d.skipped ?? `${d.oldHolder} -> ${d.newHolder ?? '(none)'} outage ${d.outageMs?.toFixed(0)} ms, takeover ${d.takeoverMs?.toFixed(0) ?? '-'} ms, two-holder episodes ${d.episodes?.length ?? 0}`} (waited ${d.waitStableS} s for a steady holder, restored in ${d.restoreS ?? 0} s)`,
+            );
+          }
+          details.push(...mine);
+          const row = failoverRow(name, scenario, sys.config, mine, sys.note);
+          rows.push(row);
+          emitRow(row);
+        }
+        await sys.stopAll();
+        if (sys.usesLease) await bl.deleteLease();
+        progress(`${name} done in ${((performance.now() - ts) / 1000).toFixed(0)} s`);
+      }
+    }
+  } finally {
+    await bl?.destroy().catch((e: unknown) => progress(`cleanup: ${String(e)}`));
+  }
+  const file = await writeResults('failover', {
+    bench: 'failover',
+    command: `npm run bench:failover -- ${process.argv.slice(2).join(' ')}`.trim(),
+    started,
+    seconds: Math.round((performance.now() - t0) / 1000),
+    machine: machine(),
+    args,
+    rows,
+    ...(args.verbose ? { runs: details } : { runs: details.map(({ episodes, firstEvents: _e, ...d }) => ({ ...d, episodes: episodes?.length ?? 0 })) }),
+  });
+  progress(`done in ${((performance.now() - t0) / 1000).toFixed(0)} s; results in ${file}`);
+  return 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`bench:failover: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,60 @@
+/**
+ * Where results go: one JSON row per line on stdout (what scripts read), progress on stderr,
+ * and the whole run (command, machine, rows, details) in bench/results/<name>-<timestamp>.json.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { cpus, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { projectRoot } from '../../src/lab/agents.js';
+
+export interface Machine {
+  cpus: number;
+  cpuModel: string;
+  memGiB: number;
+  kernel: string;
+  node: string;
+  keepalived: string | null;
+  commit: string | null;
+}
+
+function tryRun(file: string, args: string[]): string | null {
+  try {
+    return execFileSync(file, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  } catch (err) {
+    // keepalived --version prints to stderr and exits non-zero on some builds
+    const e = err as { stderr?: string };
+    return e.stderr?.trim() || null;
+  }
+}
+
+export function machine(): Machine {
+  const c = cpus();
+  return {
+    cpus: c.length,
+    cpuModel: c[0]?.model ?? 'unknown',
+    memGiB: Math.round(totalmem() / 2 ** 30),
+    kernel: release(),
+    node: process.version,
+    keepalived: tryRun('/usr/sbin/keepalived', ['--version'])?.split('\n')[0] ?? null,
+    commit: tryRun('git', ['-C', projectRoot(), 'rev-parse', '--short', 'HEAD']),
+  };
+}
+
+export function emitRow(row: object): void {
+  process.stdout.write(JSON.stringify(row) + '\n');
+}
+
+export function progress(msg: string): void {
+  process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+}
+
+/** Writes bench/results/<name>-<timestamp>.json and returns its path. */
+export async function writeResults(name: string, body: object): Promise<string> {
+  const dir = join(projectRoot(), 'bench', 'results');
+  await mkdir(dir, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const file = join(dir, `${name}-${stamp}.json`);
+  await writeFile(file, JSON.stringify(body, null, 2) + '\n');
+  return file;
+}
