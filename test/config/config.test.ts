@@ -56,7 +56,7 @@ describe('config', () => {
     [{ ...base, vip_peers: 'cp2=198.18.0.12:7946' }, [], /vip_peers="cp2": must include this node/],
     [{ ...base, vip_peers: 'cp1=198.18.0.11:7946' }, [], /vip_peer_key_file: is required/],
     [{ ...base, vip_peers: 'cp1=198.18.0.11:7946', vip_peer_key_file: '/k', vip_peer_election_timeout_ms: '150' }, [], /^invalid setting vip_peer_election_timeout_ms="150": is too short for vip_peer_heartbeat_ms=100 and linger 0 ms/],
-    [{ ...base, vip_peers: 'cp1=198.18.0.11:7946', vip_peer_key_file: '/k', vip_responder: 'kernel' }, [], /^invalid setting vip_peer_election_timeout_ms="500": is too short for vip_peer_heartbeat_ms=100 and linger 2000 ms/],
+    [{ ...base, vip_peers: 'cp1=198.18.0.11:7946', vip_peer_key_file: '/k', vip_responder: 'kernel' }, [], /^invalid setting vip_peer_election_timeout_ms="400": is too short for vip_peer_heartbeat_ms=100 and linger 2000 ms/],
     [{ ...base, vip_peer_bootstrap: 'true' }, [], /^invalid setting vip_peer_bootstrap="true": needs vip_peers/],
     [{ ...base, vip_peers: 'cp1=nope' }, [], /vip_peers="cp1=nope": must be a comma list/],
     [{ ...base, vip_ddns: 'true' }, [], /vip_ddns="true": is a kube-vip feature vipd does not have/],
