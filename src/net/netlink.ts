@@ -105,9 +105,20 @@ function isErrno(err: unknown, ...names: string[]): boolean {
 
 export class Rtnl {
   private readonly sock: RtNetlinkSocket;
+  /**
+   * One request at a time: the socket cannot run two dumps (or a dump and a change) at once; the
+   * second fails with EBUSY or a torn multipart reply. Holders (one per VIP and service IP) share it.
+   */
+  private chain: Promise<unknown> = Promise.resolve();
 
   private constructor() {
     this.sock = createRtNetlink();
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn, fn);
+    this.chain = run.catch(() => undefined);
+    return run;
   }
 
   static open(): Rtnl {
@@ -115,7 +126,7 @@ export class Rtnl {
   }
 
   async links(): Promise<KernelLink[]> {
-    const msgs = await this.sock.getLinks();
+    const msgs = await this.serial(() => this.sock.getLinks());
     return msgs.map(toKernelLink).filter((l): l is KernelLink => l !== null);
   }
 
@@ -124,7 +135,7 @@ export class Rtnl {
   }
 
   async addresses(): Promise<KernelAddress[]> {
-    const msgs = await this.sock.getAddresses();
+    const msgs = await this.serial(() => this.sock.getAddresses());
     return msgs.map(toKernelAddress).filter((a): a is KernelAddress => a !== null);
   }
 
@@ -132,17 +143,19 @@ export class Rtnl {
     const fam = familyOf(spec.ip);
     const bytes = ipBytes(spec.ip);
     const life = spec.lifetimeSec ?? INFINITY_LIFE_TIME;
-    await this.sock.newAddress(
-      { family: fam === 6 ? AF_INET6 : AF_INET, prefixlen: spec.prefix, index: spec.ifindex },
-      {
-        local: bytes,
-        address: bytes,
-        // NODAD: during a handover the old holder may still have the address for a moment; DAD
-        // would then mark ours dadfailed and leave it dead.
-        ...(fam === 6 ? { flags: { nodad: true } } : {}),
-        cacheInfo: { ifaPrefered: life, ifaValid: life },
-      },
-      { flags: NLM_F_CREATE | NLM_F_REPLACE },
+    await this.serial(() =>
+      this.sock.newAddress(
+        { family: fam === 6 ? AF_INET6 : AF_INET, prefixlen: spec.prefix, index: spec.ifindex },
+        {
+          local: bytes,
+          address: bytes,
+          // NODAD: during a handover the old holder may still have the address for a moment; DAD
+          // would then mark ours dadfailed and leave it dead.
+          ...(fam === 6 ? { flags: { nodad: true } } : {}),
+          cacheInfo: { ifaPrefered: life, ifaValid: life },
+        },
+        { flags: NLM_F_CREATE | NLM_F_REPLACE },
+      ),
     );
   }
 
@@ -150,9 +163,8 @@ export class Rtnl {
   async delAddress(spec: Omit<AddressSpec, 'lifetimeSec'>): Promise<boolean> {
     const fam = familyOf(spec.ip);
     try {
-      await this.sock.delAddress(
-        { family: fam === 6 ? AF_INET6 : AF_INET, prefixlen: spec.prefix, index: spec.ifindex },
-        { local: ipBytes(spec.ip) },
+      await this.serial(() =>
+        this.sock.delAddress({ family: fam === 6 ? AF_INET6 : AF_INET, prefixlen: spec.prefix, index: spec.ifindex }, { local: ipBytes(spec.ip) }),
       );
       return true;
     } catch (err) {
@@ -164,7 +176,7 @@ export class Rtnl {
   /** The interface the kernel would use to reach `ip` (a route lookup, like `ip route get`). */
   async routeInterface(ip: string): Promise<string | undefined> {
     const fam = familyOf(ip);
-    const routes = await this.sock.getRoute({ family: fam === 6 ? AF_INET6 : AF_INET }, { dst: ipBytes(ip) });
+    const routes = await this.serial(() => this.sock.getRoute({ family: fam === 6 ? AF_INET6 : AF_INET }, { dst: ipBytes(ip) }));
     const oif = routes[0]?.attrs.oif;
     if (oif === undefined) return undefined;
     return (await this.links()).find((l) => l.index === oif)?.name;
