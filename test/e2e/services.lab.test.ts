@@ -1,0 +1,338 @@
+/**
+ * Issue 6 end to end: LoadBalancer Services on three control-plane nodes (each with its own
+ * kube-apiserver, one etcd), vipd with svc_enable=true on every node, a tag server on :8080 on
+ * every node, a client namespace that connects to the service IPs.
+ *
+ * The agents are the real CLI (dist/src/cli.js). Until src/agent.ts carries the services wiring,
+ * a module hook (test/e2e/svc-shim) swaps in a copy of it with those lines; the test notices by
+ * itself when the real agent has them.
+ *
+ * Never two holders is checked on the wire: an ARP prober in the client namespace asks for every
+ * service IP under test, and the bridge capture is searched for interleaved announcements.
+ */
+import { readFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { distEntry } from '../../src/lab/agents.js';
+import { LAB_LEASE_ENV, startCluster, type Cluster } from '../../src/lab/controlplane.js';
+import type { Capture, LabHost } from '../../src/lab/netns.js';
+import { Prober } from '../../src/lab/prober.js';
+import { findTwoHolderEvents, firstAnswerFrom, type ProbeRecord } from '../../src/lab/twoholders.js';
+import { parseFrame } from '../../src/net/frames.js';
+import { describeWithApi } from '../lab/with-api.js';
+
+const isRoot = process.getuid?.() === 0;
+if (!isRoot) console.warn('test/e2e/services.lab.test.ts: skipped, network namespaces need root');
+
+const PORT = 8080;
+const LEASE_MS = Number(LAB_LEASE_ENV.vip_leaseduration) * 1000;
+/** Failover bound for a service IP after kill -9 of its node's agent (docs/services.md). */
+const FAILOVER_BOUND_MS = LEASE_MS + 2000;
+
+interface Svc {
+  metadata: { name: string; namespace: string; resourceVersion: string };
+  status?: { loadBalancer?: { ingress?: Array<{ ip?: string }> }; conditions?: Array<{ type: string; status: string; reason: string; message: string }> };
+}
+
+function agentEnvExtra(): Record<string, string> {
+  const real = readFileSync(distEntry('src/agent.js'), 'utf8').includes('startServices');
+  if (!real) console.warn('[services.lab] src/agent.ts has no services wiring yet: using the test/e2e/svc-shim copy');
+  return {
+    svc_enable: 'true',
+    ...(real ? {} : { NODE_OPTIONS: `--import=${pathToFileURL(distEntry('test/e2e/svc-shim/hook.js')).href}` }),
+  };
+}
+
+(isRoot ? describeWithApi : describe.skip)('LoadBalancer Services: 3 nodes, real API servers, real agents', () => {
+  let cluster: Cluster;
+  let extra: Record<string, string>;
+
+  const inRange = (ip: string | undefined, lo: number, hi: number) => {
+    const m = /^198\.18\.0\.(\d+)$/.exec(ip ?? '');
+    return m !== null && Number(m[1]) >= lo && Number(m[1]) <= hi;
+  };
+
+  async function req(method: string, path: string, body?: unknown): Promise<unknown> {
+    const via = cluster.cp.servers.find((s) => s.state === 'running');
+    const r = await cluster.cp.request(method, path, body, via);
+    if (r.status >= 300) throw new Error(`${method} ${path}: HTTP ${r.status}: ${r.body.slice(0, 300)}`);
+    return r.body ? (JSON.parse(r.body) as unknown) : undefined;
+  }
+
+  const createSvc = (ns: string, name: string, spec: Record<string, unknown> = {}, annotations?: Record<string, string>) =>
+    req('POST', `/api/v1/namespaces/${ns}/services`, {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name, namespace: ns, ...(annotations ? { annotations } : {}) },
+      spec: { type: 'LoadBalancer', ports: [{ port: PORT, protocol: 'TCP' }], selector: { app: name }, ...spec },
+    });
+  const getSvc = (ns: string, name: string) => req('GET', `/api/v1/namespaces/${ns}/services/${name}`) as Promise<Svc>;
+  const ipOf = (s: Svc) => s.status?.loadBalancer?.ingress?.[0]?.ip;
+  const cond = (s: Svc) => s.status?.conditions?.find((c) => c.type === 'vipd.io/Allocated');
+
+  async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20_000, stepMs = 100): Promise<T> {
+    const deadline = performance.now() + timeoutMs;
+    let last: unknown;
+    for (;;) {
+      try {
+        const v = await fn();
+        if (v !== undefined && v !== false) return v;
+      } catch (err) {
+        last = err;
+      }
+      if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+      await sleep(stepMs);
+    }
+  }
+
+  const allocated = (ns: string, name: string) => until(`${ns}/${name} allocated`, async () => ipOf(await getSvc(ns, name)));
+
+  const liveNodes = () => cluster.lab.nodes.filter((n) => {
+    const a = cluster.agents.get(n.name);
+    return a !== undefined && a.child.exitCode === null && a.child.signalCode === null;
+  });
+
+  /** Service IPs on each node's lo (where the agent responder binds them). */
+  async function boundOn(nodes: LabHost[] = cluster.lab.nodes): Promise<Map<string, Set<string>>> {
+    const out = new Map<string, Set<string>>();
+    await Promise.all(
+      nodes.map(async (n) => {
+        const text = (await cluster.lab.exec(n, ['ip', '-o', '-4', 'addr', 'show', 'dev', 'lo'])).stdout;
+        out.set(n.name, new Set([...text.matchAll(/inet (\d+\.\d+\.\d+\.\d+)\/32/g)].map((m) => m[1]!)));
+      }),
+    );
+    return out;
+  }
+
+  /** The nodes (with a running agent) that have `ip` bound. */
+  async function holdersOf(ip: string): Promise<string[]> {
+    const b = await boundOn(liveNodes());
+    return [...b].filter(([, ips]) => ips.has(ip)).map(([n]) => n).sort();
+  }
+
+  async function oneHolder(ip: string, timeoutMs = 20_000, want?: string): Promise<string> {
+    return until(`${ip} bound on exactly one node${want ? ` (${want})` : ''}`, async () => {
+      const h = await holdersOf(ip);
+      return h.length === 1 && (want === undefined || h[0] === want) ? h[0] : undefined;
+    }, timeoutMs);
+  }
+
+  /** Connects from the client namespace to ip:8080; the tag server answers with its node name. */
+  async function tagVia(ip: string): Promise<string | null> {
+    const script = `const s=require('net').connect({host:'${ip}',port:${PORT},timeout:1500});let d='';s.on('data',x=>d+=x);s.on('end',()=>{console.log(d.trim());process.exit(0)});s.on('error',()=>process.exit(1));s.on('timeout',()=>process.exit(1))`;
+    const r = await cluster.lab.exec('client', [process.execPath, '-e', script], { timeoutMs: 5000 });
+    return r.code === 0 ? r.stdout.trim() : null;
+  }
+
+  async function warnings(ns: string, name: string): Promise<Array<{ reason: string; note: string }>> {
+    const list = (await req('GET', `/apis/events.k8s.io/v1/namespaces/${ns}/events`)) as { items: Array<{ type: string; reason: string; note: string; regarding: { name: string; kind: string } }> };
+    return list.items.filter((e) => e.type === 'Warning' && e.regarding.kind === 'Service' && e.regarding.name === name);
+  }
+
+  /** Starts an ARP prober on `ips` and a capture of ARP on the bridge; returns a stop() that yields the two-holder events. */
+  async function watchWire(ips: string[], intervalMs: number) {
+    const capture: Capture = await cluster.lab.capture({ filter: 'arp' });
+    const prober = await Prober.open({ ifname: 'eth0', vips: ips, intervalMs, netns: cluster.lab.client.ns, srcIp4: cluster.lab.client.ipv4 });
+    prober.start();
+    return {
+      prober,
+      async stop() {
+        prober.stop();
+        const frames = (await capture.stop()).map((r) => ({ time: r.time / 1000, frame: parseFrame(r.frame) }));
+        const events = ips.flatMap((ip) => findTwoHolderEvents({ vip: ip, records: prober.records(ip), frames, claims: prober.claims(ip) }).map((e) => ({ ip, ...e })));
+        const records = new Map<string, ProbeRecord[]>(ips.map((ip) => [ip, prober.records(ip)]));
+        prober.close();
+        return { events, records };
+      },
+    };
+  }
+
+  const macOf = (node: string) => cluster.lab.host(node).mac;
+
+  beforeAll(async () => {
+    cluster = await startCluster({ nodes: 3, startAgents: false });
+    extra = agentEnvExtra();
+    for (const ns of ['team-a', 'tiny', 'spread']) await req('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
+    await cluster.cp.apply(`
+apiVersion: v1
+kind: ConfigMap
+metadata: { name: kubevip, namespace: kube-system }
+data:
+  cidr-global: 198.18.0.128/26
+  range-team-a: 198.18.0.200-198.18.0.209
+  range-tiny: 198.18.0.220-198.18.0.221
+`);
+    for (const n of cluster.lab.nodes) {
+      const tag = cluster.lab.spawn(n, [process.execPath, distEntry('src/lab/tagserver-cli.js'), '--name', n.name, '--port', String(PORT), '--host', '0.0.0.0']);
+      void tag;
+      cluster.startAgent(n, extra);
+    }
+    await Promise.all(cluster.lab.nodes.map((n) => cluster.agents.get(n.name)!.waitForLog((l) => l.msg === 'services started', 30_000)));
+  }, 240_000);
+
+  afterAll(async () => {
+    if (process.env.VIPD_LAB_DUMP && cluster) {
+      const { writeFileSync } = await import('node:fs');
+      for (const [name, a] of cluster.agents) writeFileSync(`${process.env.VIPD_LAB_DUMP}-${name}.log`, a.logs.map((l) => JSON.stringify(l)).join('\n'));
+    }
+    await cluster?.destroy();
+  }, 60_000);
+
+  it('a Service gets an address from the global pool, the status says so, one node binds it and the client reaches that node through it', async () => {
+    await createSvc('default', 'web');
+    const ip = await allocated('default', 'web');
+    expect(inRange(ip, 128, 191)).toBe(true);
+    const s = await getSvc('default', 'web');
+    expect(cond(s)).toMatchObject({ status: 'True', reason: 'Allocated', message: `allocated: ${ip}` });
+    const holder = await oneHolder(ip);
+    expect(await until('TCP through the service IP', () => tagVia(ip).then((t) => t ?? undefined))).toBe(holder);
+    // On the wire only that node answers.
+    const wire = await watchWire([ip], 20);
+    await sleep(600);
+    const { events, records } = await wire.stop();
+    expect(events).toEqual([]);
+    const macs = new Set(records.get(ip)!.flatMap((r) => r.answers.map((a) => a.mac)));
+    expect([...macs]).toEqual([macOf(holder)]);
+  });
+
+  it('a namespace with its own pool gets its address from it', async () => {
+    await createSvc('team-a', 'api');
+    const ip = await allocated('team-a', 'api');
+    expect(inRange(ip, 200, 209)).toBe(true);
+    const holder = await oneHolder(ip);
+    expect(await until('TCP through the service IP', () => tagVia(ip).then((t) => t ?? undefined))).toBe(holder);
+  });
+
+  it('two Services asking for one address: the first wins, the second waits with a Warning Event', async () => {
+    await createSvc('default', 'ask1', {}, { 'kube-vip.io/loadbalancerIPs': '198.18.0.150' });
+    expect(await allocated('default', 'ask1')).toBe('198.18.0.150');
+    await createSvc('default', 'ask2', {}, { 'kube-vip.io/loadbalancerIPs': '198.18.0.150' });
+    const ev = await until('a Warning on ask2', async () => (await warnings('default', 'ask2')).find((e) => e.reason === 'RequestedIPInUse'));
+    expect(ev.note).toContain('198.18.0.150');
+    const s = await getSvc('default', 'ask2');
+    expect(ipOf(s)).toBeUndefined();
+    expect(cond(s)).toMatchObject({ status: 'False', reason: 'RequestedIPInUse' });
+    await oneHolder('198.18.0.150');
+  });
+
+  it('pool exhaustion: the third Service of a two-address pool waits with a Warning, and gets the address a deleted one frees', async () => {
+    await createSvc('tiny', 't1');
+    await allocated('tiny', 't1');
+    await createSvc('tiny', 't2');
+    await allocated('tiny', 't2');
+    await createSvc('tiny', 't3');
+    await until('PoolExhausted on t3', async () => (await warnings('tiny', 't3')).find((e) => e.reason === 'PoolExhausted'));
+    expect(ipOf(await getSvc('tiny', 't3'))).toBeUndefined();
+    const freed = ipOf(await getSvc('tiny', 't1'))!;
+    await req('DELETE', '/api/v1/namespaces/tiny/services/t1');
+    expect(await allocated('tiny', 't3')).toBe(freed);
+    await oneHolder(freed);
+  });
+
+  it('delete: the address is released and no longer announced or answered', async () => {
+    const ip = ipOf(await getSvc('default', 'web'))!;
+    await oneHolder(ip);
+    await req('DELETE', '/api/v1/namespaces/default/services/web');
+    await until(`${ip} unbound everywhere`, async () => (await holdersOf(ip)).length === 0, 15_000);
+    const wire = await watchWire([ip], 20);
+    await sleep(500);
+    const { records } = await wire.stop();
+    expect(records.get(ip)!.every((r) => r.answers.length === 0)).toBe(true);
+  });
+
+  it('30 Services spread over the three nodes; kill -9 of one agent moves only its addresses, each within the bound, never two holders; when it comes back it takes back exactly those', async () => {
+    const names = Array.from({ length: 30 }, (_, i) => `s${String(i).padStart(2, '0')}`);
+    for (const n of names) await createSvc('spread', n);
+    const ips = await until('30 addresses', async () => {
+      const all = await Promise.all(names.map(async (n) => ipOf(await getSvc('spread', n))));
+      return all.every((x) => x !== undefined) ? (all as string[]) : undefined;
+    }, 30_000);
+    expect(new Set(ips).size).toBe(30);
+    const owner = await until('each address bound on exactly one node', async () => {
+      const b = await boundOn();
+      const m = new Map<string, string>();
+      for (const ip of ips) {
+        const on = [...b].filter(([, s]) => s.has(ip)).map(([n]) => n);
+        if (on.length !== 1) return undefined;
+        m.set(ip, on[0]!);
+      }
+      return m;
+    }, 30_000);
+    const perNode = new Map<string, number>();
+    for (const n of owner.values()) perNode.set(n, (perNode.get(n) ?? 0) + 1);
+    console.log(`[services.lab] 30 addresses per node: ${JSON.stringify(Object.fromEntries(perNode))}`);
+    expect([...perNode.keys()].sort()).toEqual(['n1', 'n2', 'n3']);
+
+    const wire = await watchWire(ips, 50);
+    await sleep(1000);
+    const victim = [...perNode].sort((a, b) => b[1] - a[1])[0]![0];
+    const moved = ips.filter((ip) => owner.get(ip) === victim);
+    const stayed = ips.filter((ip) => owner.get(ip) !== victim);
+    const killedAt = performance.timeOrigin + performance.now();
+    cluster.agents.get(victim)!.child.kill('SIGKILL');
+    await cluster.agents.get(victim)!.exited;
+    const after = await until('the victim\'s addresses answered by other nodes', async () => {
+      const m = new Map<string, string>();
+      for (const ip of moved) {
+        const recs = wire.prober.records(ip);
+        const mac = recs.flatMap((r) => r.answers).find((a) => a.at > killedAt && a.mac !== macOf(victim))?.mac;
+        if (!mac) return undefined;
+        m.set(ip, mac);
+      }
+      return m;
+    }, FAILOVER_BOUND_MS + 10_000);
+    const moves = moved.map((ip) => ({ ip, to: cluster.lab.nodes.find((n) => n.mac === after.get(ip))!.name, ms: Math.round(firstAnswerFrom(wire.prober.records(ip), after.get(ip)!, killedAt)! - killedAt) }));
+    console.log(`[services.lab] kill -9 ${victim}: ${moves.length} addresses moved, ms after the kill: ${moves.map((m) => `${m.ip}→${m.to} ${m.ms}`).join(', ')}`);
+    for (const m of moves) {
+      expect(m.to).not.toBe(victim);
+      expect(m.ms, `${m.ip} failover`).toBeLessThan(FAILOVER_BOUND_MS);
+    }
+
+    // The others did not move.
+    const b = await boundOn(liveNodes());
+    for (const ip of stayed) expect(b.get(owner.get(ip)!)?.has(ip), `${ip} stays on ${owner.get(ip)}`).toBe(true);
+
+    // It comes back: rendezvous gives it exactly its old addresses, handed over from live nodes.
+    cluster.startAgent(cluster.lab.host(victim), extra);
+    await until('the victim holds its addresses again', async () => {
+      const bb = await boundOn();
+      return moved.every((ip) => bb.get(victim)?.has(ip) && [...bb].filter(([, s]) => s.has(ip)).length === 1);
+    }, 30_000);
+    await sleep(500);
+    const { events, records } = await wire.stop();
+    expect(events, 'two holders on the wire').toEqual([]);
+    for (const ip of stayed) {
+      const macs = new Set(records.get(ip)!.flatMap((r) => r.answers.map((a) => a.mac)));
+      expect([...macs], `${ip} answered only by ${owner.get(ip)}`).toEqual([macOf(owner.get(ip)!)]);
+    }
+  }, 120_000);
+
+  it('externalTrafficPolicy Local: the node with the ready endpoint announces; when the endpoint moves, the address moves', async () => {
+    await createSvc('default', 'local', { externalTrafficPolicy: 'Local' });
+    const ip = await allocated('default', 'local');
+    await sleep(1000);
+    expect(await holdersOf(ip)).toEqual([]); // no ready endpoint anywhere: announced nowhere
+    const slice = (node: LabHost) => ({
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: { name: 'local-1', namespace: 'default', labels: { 'kubernetes.io/service-name': 'local' } },
+      addressType: 'IPv4',
+      endpoints: [{ addresses: [node.ipv4], nodeName: node.name, conditions: { ready: true } }],
+      ports: [{ port: PORT, protocol: 'TCP' }],
+    });
+    const [n1, , n3] = cluster.lab.nodes as [LabHost, LabHost, LabHost];
+    await req('POST', '/apis/discovery.k8s.io/v1/namespaces/default/endpointslices', slice(n1));
+    await oneHolder(ip, 20_000, 'n1');
+    expect(await until('TCP to n1', () => tagVia(ip).then((t) => t ?? undefined))).toBe('n1');
+
+    const wire = await watchWire([ip], 20);
+    const cur = (await req('GET', '/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/local-1')) as { metadata: { resourceVersion: string } };
+    await req('PUT', '/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/local-1', { ...slice(n3), metadata: { ...slice(n3).metadata, resourceVersion: cur.metadata.resourceVersion } });
+    await oneHolder(ip, 20_000, 'n3');
+    expect(await until('TCP to n3', () => tagVia(ip).then((t) => (t === 'n3' ? t : undefined)))).toBe('n3');
+    await sleep(500);
+    const { events } = await wire.stop();
+    expect(events, 'two holders on the wire').toEqual([]);
+  });
+});
