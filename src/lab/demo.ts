@@ -12,6 +12,7 @@ import { distEntry } from './agents.js';
 import { startCluster, type Cluster } from './controlplane.js';
 import { apiAssets } from './k8s-assets.js';
 import type { LabHost } from './netns.js';
+import { Prober } from './prober.js';
 import type { ProbeRecord } from './tcpprobe.js';
 
 const TAG_PORT = 7000;
@@ -64,15 +65,42 @@ async function leaseHolder(cluster: Cluster): Promise<string> {
   return (JSON.parse(r.body) as { spec?: { holderIdentity?: string } }).spec?.holderIdentity || '(released)';
 }
 
-async function statusTable(cluster: Cluster, client: ClientView): Promise<string> {
+/** The newest peer term an agent logged, if it runs peer voting. */
+function peerTerm(cluster: Cluster, node: string): string {
+  const a = cluster.agents.get(node);
+  if (!a || !cluster.peersEnv.vip_peers) return '-';
+  for (let i = a.logs.length - 1; i >= 0; i--) {
+    const t = a.logs[i]!.term;
+    if (typeof t === 'number') return String(t);
+  }
+  return '0';
+}
+
+/** Seconds since the client last heard a gratuitous ARP from this node's MAC. */
+function lastAnnouncement(prober: Prober, vip: string, mac: string): string {
+  const claims = prober.claims(vip).filter((c) => c.mac === mac && c.kind === 'garp');
+  const last = claims.at(-1);
+  return last ? `${((Date.now() - last.at) / 1000).toFixed(1)} s ago` : '-';
+}
+
+async function statusTable(cluster: Cluster, client: ClientView, prober?: Prober): Promise<string> {
   const lease = await leaseHolder(cluster);
-  const rows = [['node', 'agent', 'api server', 'VIP on lo', 'role', 'lease holder']];
+  const rows = [['node', 'agent', 'api server', 'VIP on lo', 'role', 'peer term', 'last gARP heard', 'lease holder']];
   const holders = cluster.holders();
   for (const [i, n] of cluster.lab.nodes.entries()) {
     const a = cluster.agents.get(n.name);
     const alive = a && a.child.exitCode === null && a.child.signalCode === null;
     const bound = (await cluster.lab.exec(n, ['ip', '-o', 'addr', 'show', 'dev', 'lo'])).stdout.includes(`${cluster.vip}/`);
-    rows.push([n.name, alive ? 'running' : 'down', cluster.cp.servers[i]!.state, bound ? 'yes' : 'no', holders.includes(n.name) ? 'HOLDER' : alive ? 'candidate' : '-', lease === n.name ? '◀' : '']);
+    rows.push([
+      n.name,
+      alive ? 'running' : 'down',
+      cluster.cp.servers[i]!.state,
+      bound ? 'yes' : 'no',
+      holders.includes(n.name) ? 'HOLDER' : alive ? 'candidate' : '-',
+      peerTerm(cluster, n.name),
+      prober ? lastAnnouncement(prober, cluster.vip, n.mac) : '-',
+      lease === n.name ? '◀' : '',
+    ]);
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   const text = rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ')).join('\n');
@@ -81,11 +109,19 @@ async function statusTable(cluster: Cluster, client: ClientView): Promise<string
   return `${text}\nLease kube-system/plndr-cp-lock: ${lease}    client → ${cluster.vip}:${TAG_PORT}: ${seen}`;
 }
 
-async function waitForHolder(cluster: Cluster, not: string | undefined, timeoutMs: number): Promise<string | undefined> {
+/** The single holder once it has held for `stableMs` (a cold start may hand the VIP on once). */
+async function waitForHolder(cluster: Cluster, not: string | undefined, timeoutMs: number, stableMs = 0): Promise<string | undefined> {
   const start = performance.now();
+  let candidate: string | undefined;
+  let since = 0;
   while (performance.now() - start < timeoutMs) {
     const h = cluster.holders();
-    if (h.length === 1 && h[0] !== not) return h[0];
+    const one = h.length === 1 && h[0] !== not ? h[0] : undefined;
+    if (one !== candidate) {
+      candidate = one;
+      since = performance.now();
+    }
+    if (candidate && performance.now() - since >= stableMs) return candidate;
     await sleep(50);
   }
   return undefined;
@@ -125,10 +161,14 @@ export async function runLabDemo(argv: string[]): Promise<number> {
   process.once('SIGTERM', onSignal);
   try {
     for (const n of cluster.lab.nodes) cluster.lab.spawn(n, [process.execPath, distEntry('src/lab/tagserver-cli.js'), '--name', n.name, '--port', String(TAG_PORT)]);
-    const holder = await waitForHolder(cluster, undefined, 60_000);
+    const holder = await waitForHolder(cluster, undefined, 60_000, 2000);
     const client = startClient(cluster);
+    // Hears every gratuitous ARP on the client's side (and asks who has the VIP once a second).
+    const prober = await Prober.open({ ifname: 'eth0', vips: [cluster.vip], intervalMs: 1000, netns: cluster.lab.client.ns, srcIp4: cluster.lab.client.ipv4 });
+    prober.start();
+    const table = () => statusTable(cluster, client, prober);
     await sleep(1500);
-    say(`\nVIP ${cluster.vip} is held by ${holder}:\n${await statusTable(cluster, client)}`);
+    say(`\nVIP ${cluster.vip} is held by ${holder}:\n${await table()}`);
 
     if (holder) {
       say(`\n▶ kill -9 of ${holder}'s vipd and kube-apiserver (a crashed node) …`);
@@ -140,14 +180,14 @@ export async function runLabDemo(argv: string[]): Promise<number> {
       const seen = clientSummary(client, t0);
       const how = cluster.peersEnv.vip_peers ? 'peer voting; the Lease follows' : `Lease only, ${cluster.agentEnv(cluster.lab.nodes[0]!).vip_leaseduration} s lease`;
       say(`  ${next} took over; the client's longest outage was ${Math.round(seen.outageMs)} ms (${how})`);
-      say(await statusTable(cluster, client));
+      say(await table());
 
       say(`\n▶ ${holder} comes back (agent and API server) — no preemption, ${next} keeps the VIP …`);
       await cluster.cp.servers[cluster.lab.nodes.findIndex((n) => n.name === holder)]!.start();
       cluster.lab.spawn(holder, [process.execPath, distEntry('src/lab/tagserver-cli.js'), '--name', holder, '--port', String(TAG_PORT)]);
       cluster.startAgent(cluster.lab.host(holder));
       await sleep(3000);
-      say(await statusTable(cluster, client));
+      say(await table());
 
       if (next) {
         say(`\n▶ SIGTERM to ${next}'s vipd (graceful: VIP removed, Lease released, taken over at once) …`);
@@ -158,11 +198,12 @@ export async function runLabDemo(argv: string[]): Promise<number> {
         say(`  ${third} took over; the client's longest outage was ${Math.round(clientSummary(client, t1).outageMs)} ms`);
         cluster.startAgent(cluster.lab.host(next));
         await sleep(1000);
-        say(await statusTable(cluster, client));
+        say(await table());
       }
     }
 
     if (!interactive) {
+      prober.close();
       say('\n(tour done; run `sudo npm run lab` on a terminal to try commands yourself)');
       return 0;
     }
@@ -182,7 +223,7 @@ export async function runLabDemo(argv: string[]): Promise<number> {
       try {
         const n = node();
         if (cmd === 'quit' || cmd === 'exit') break;
-        else if (!cmd || cmd === 'status') say(await statusTable(cluster, client));
+        else if (!cmd || cmd === 'status') say(await table());
         else if (cmd === 'help') say(HELP);
         else if (!n && ['kill', 'stop', 'start', 'apidown', 'apiup', 'partition'].includes(cmd)) say(`unknown node ${arg ?? ''}; nodes: ${cluster.lab.nodes.map((x) => x.name).join(', ')}`);
         else if (cmd === 'kill' && n) {
@@ -200,13 +241,14 @@ export async function runLabDemo(argv: string[]): Promise<number> {
         else say(`unknown command; ${HELP}`);
         if (cmd && cmd !== 'status' && cmd !== 'help') {
           await sleep(1500);
-          say(await statusTable(cluster, client));
+          say(await table());
         }
       } catch (err) {
         say(`error: ${err instanceof Error ? err.message : String(err)}`);
       }
     }
     rl.close();
+    prober.close();
     return 0;
   } finally {
     say('removing the lab …');
