@@ -6,6 +6,7 @@
  * system and scenario on stdout; the whole run goes to bench/results/failover-<timestamp>.json.
  * See bench/README.md for the method and how to read the rows.
  */
+import { loadavg } from 'node:os';
 import { apiAssets } from '../src/lab/k8s-assets.js';
 import { FAILOVER_USAGE, parseFailoverArgs, UsageError, type Timings } from './lib/args.js';
 import { startBenchLab, type BenchLab } from './lib/benchlab.js';
@@ -35,6 +36,7 @@ async function main(): Promise<number> {
     return 2;
   }
   const started = new Date().toISOString();
+  const mach = machine();
   const t0 = performance.now();
   let bl: BenchLab | undefined;
   const onSignal = (): void => {
@@ -87,7 +89,8 @@ async function main(): Promise<number> {
     command: `npm run bench:failover -- ${process.argv.slice(2).join(' ')}`.trim(),
     started,
     seconds: Math.round((performance.now() - t0) / 1000),
-    machine: machine(),
+    machine: mach,
+    loadavg1End: Math.round((loadavg()[0] ?? 0) * 100) / 100,
     args,
     rows,
     ...(args.verbose ? { runs: details } : { runs: details.map(({ episodes, firstEvents: _e, ...d }) => ({ ...d, episodes: episodes?.length ?? 0 })) }),

@@ -94,11 +94,14 @@ export interface AuditCount {
   writes: number;
   /** By "verb target", e.g. "update leases", "get /livez". */
   byKind: Record<string, number>;
+  /** By client: the user agent's first word (e.g. "node", "curl/7.88.1", "kube-vip/v0.0.0"). */
+  byClient: Record<string, number>;
 }
 
 /** Requests received in [from, to) that `match` accepts. */
 export function countRequests(events: readonly AuditEvent[], from: number, to: number, match: (e: AuditEvent) => boolean): AuditCount {
   const byKind: Record<string, number> = {};
+  const byClient: Record<string, number> = {};
   let total = 0;
   let writes = 0;
   for (const e of events) {
@@ -107,8 +110,10 @@ export function countRequests(events: readonly AuditEvent[], from: number, to: n
     if (WRITE_VERBS.has(e.verb)) writes++;
     const k = `${e.verb} ${e.target}`;
     byKind[k] = (byKind[k] ?? 0) + 1;
+    const c = e.userAgent.split(' ')[0] || '(none)';
+    byClient[c] = (byClient[c] ?? 0) + 1;
   }
-  return { total, writes, byKind };
+  return { total, writes, byKind, byClient };
 }
 
 /** Per minute over a window of `ms`, to 0.1. */

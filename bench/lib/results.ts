@@ -4,7 +4,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { cpus, release, totalmem } from 'node:os';
+import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { projectRoot } from '../../src/lab/agents.js';
 
@@ -16,6 +16,8 @@ export interface Machine {
   node: string;
   keepalived: string | null;
   commit: string | null;
+  /** 1-minute load average when the run started: other work on the machine skews the numbers. */
+  loadavg1: number;
 }
 
 function tryRun(file: string, args: string[]): string | null {
@@ -38,6 +40,7 @@ export function machine(): Machine {
     node: process.version,
     keepalived: tryRun('/usr/sbin/keepalived', ['--version'])?.split('\n')[0] ?? null,
     commit: tryRun('git', ['-C', projectRoot(), 'rev-parse', '--short', 'HEAD']),
+    loadavg1: Math.round((loadavg()[0] ?? 0) * 100) / 100,
   };
 }
 
@@ -49,9 +52,9 @@ export function progress(msg: string): void {
   process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 }
 
-/** Writes bench/results/<name>-<timestamp>.json and returns its path. */
+/** Writes bench/results/<name>-<timestamp>.json (or into $VIPD_BENCH_RESULTS_DIR) and returns its path. */
 export async function writeResults(name: string, body: object): Promise<string> {
-  const dir = join(projectRoot(), 'bench', 'results');
+  const dir = process.env.VIPD_BENCH_RESULTS_DIR || join(projectRoot(), 'bench', 'results');
   await mkdir(dir, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const file = join(dir, `${name}-${stamp}.json`);

@@ -51,7 +51,7 @@ describe('audit log counting', () => {
     );
     const from = Date.parse('2026-01-01T00:00:00Z');
     const c = countRequests(events, from, from + 60_000, (e) => !isServerInternal(e));
-    expect(c).toEqual({ total: 3, writes: 2, byKind: { 'update leases': 1, 'get leases': 1, 'patch services/status': 1 } });
+    expect(c).toEqual({ total: 3, writes: 2, byKind: { 'update leases': 1, 'get leases': 1, 'patch services/status': 1 }, byClient: { vipd: 3 } });
     expect(perMinute(c.total, 60_000)).toBe(3);
     expect(perMinute(10, 30_000)).toBe(20);
     expect(perMinute(1, 0)).toBe(0);

@@ -1,0 +1,191 @@
+/**
+ * `npm run bench:footprint -- [--systems vipd,keepalived-default,kube-vip] [--seconds 60]`
+ *
+ * What each agent costs at idle with leader election on, in the same lab the failover benchmark
+ * uses: all three agents of a system run, one holds the VIP; after a 10 s warm-up we sample for
+ * `--seconds`:
+ * - rss_mb: VmRSS of the holder's agent (its process tree: keepalived's parent + VRRP child);
+ * - cpu_pct: the holder's CPU (utime+stime, plus reaped children such as keepalived's curls) as
+ *   % of one core over the window;
+ * - api_requests_per_min: every request the three agents made, counted at the API servers
+ *   (audit logs), health checks on /livez included; the breakdown says what they were.
+ * Each system runs with its defaults (vipd: 15/10/2 s Lease, health 1 s × 3, peers configured;
+ * kube-vip: 5/3/1 s; keepalived: VRRP v2 1 s and the 1 s /livez check).
+ */
+import { loadavg } from 'node:os';
+import { readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { apiAssets } from '../src/lab/k8s-assets.js';
+import type { LabHost } from '../src/lab/netns.js';
+import { FOOTPRINT_SYSTEMS, parseFootprintArgs, UsageError, type SystemName } from './lib/args.js';
+import { countRequests, isServerInternal, parseAuditLog, perMinute, type AuditEvent } from './lib/audit.js';
+import { startBenchLab, wallNow, type BenchLab } from './lib/benchlab.js';
+import { waitStable } from './lib/failover-run.js';
+import { cpuPercent, sampleTree, type Sample } from './lib/proc.js';
+import { emitRow, machine, progress, writeResults } from './lib/results.js';
+import { kubeVipBinary, makeSystem } from './lib/systems.js';
+
+const WARMUP_MS = 10_000;
+const ADMIN_USER = 'vipd-lab-admin';
+
+export interface FootprintRow {
+  system: string;
+  rss_mb: number;
+  cpu_pct: number;
+  api_requests_per_min: number;
+  /** The holder's share of api_requests_per_min (requests its agent sent to any API server). */
+  api_requests_per_min_holder: number;
+  api_writes_per_min: number;
+  /** Proportional set size of the holder's agent (shared pages split between processes). */
+  pss_mb: number;
+  /** Mean over the two standby agents. */
+  rss_mb_standby: number;
+  cpu_pct_standby: number;
+  /** Requests per minute by "verb target", all three agents. */
+  api_by_kind: Record<string, number>;
+  /** Requests per minute by client (user agent's first word), all three agents. */
+  api_by_client: Record<string, number>;
+  holder: string;
+  seconds: number;
+  config: string;
+  note?: string;
+}
+
+const mb = (kb: number): number => Math.round((kb / 1024) * 10) / 10;
+
+/** The agent on `node` made this request: it reached its own API server over loopback, or another one from the node's address. */
+export function fromNode(e: AuditEvent, node: LabHost, fileNode: string): boolean {
+  const src = e.sourceIPs[0] ?? '';
+  return (fileNode === node.name && (src === '127.0.0.1' || src === '::1')) || src === node.ipv4;
+}
+
+async function measure(bl: BenchLab, name: SystemName, seconds: number): Promise<FootprintRow | undefined> {
+  const sys = makeSystem(bl, name, 'default');
+  progress(`${name}: ${sys.config}`);
+  if (sys.usesLease) await bl.deleteLease();
+  try {
+    for (const n of bl.nodes) await sys.start(n);
+    const holderName = await waitStable(bl, sys, 90_000);
+    if (!holderName) {
+      progress(`${name}: no steady holder after 90 s; no row`);
+      return undefined;
+    }
+    await sleep(WARMUP_MS);
+    const holder = bl.lab.host(holderName);
+    const pids = new Map(bl.nodes.map((n) => [n.name, sys.pid(n)]));
+    const before = new Map<string, Sample>();
+    for (const n of bl.nodes) before.set(n.name, await sampleTree(pids.get(n.name)!));
+    const from = wallNow();
+    await sleep(seconds * 1000);
+    const to = wallNow();
+    const after = new Map<string, Sample>();
+    for (const n of bl.nodes) after.set(n.name, await sampleTree(pids.get(n.name)!));
+    const stillHolder = await waitStable(bl, sys, 5000);
+
+    // Per API server file, so a request can be tied to the node that sent it.
+    const perFile: Array<{ node: string; events: AuditEvent[] }> = [];
+    for (const n of bl.nodes) {
+      perFile.push({ node: n.name, events: parseAuditLog(await readFile(bl.auditFile(n), 'utf8').catch(() => '')) });
+    }
+    const agentRequest = (e: AuditEvent): boolean => !isServerInternal(e) && e.user !== ADMIN_USER;
+    const all = perFile.flatMap((f) => f.events);
+    const total = countRequests(all, from, to, agentRequest);
+    const holderCount = perFile.reduce((acc, f) => acc + countRequests(f.events, from, to, (e) => agentRequest(e) && fromNode(e, holder, f.node)).total, 0);
+    const ms = to - from;
+    const hb = before.get(holder.name)!;
+    const ha = after.get(holder.name)!;
+    const standby = bl.nodes.filter((n) => n !== holder);
+    const byKind: Record<string, number> = {};
+    for (const [k, v] of Object.entries(total.byKind).sort((a, b) => b[1] - a[1])) byKind[k] = perMinute(v, ms);
+    const byClient: Record<string, number> = {};
+    for (const [k, v] of Object.entries(total.byClient).sort((a, b) => b[1] - a[1])) byClient[k] = perMinute(v, ms);
+    const notes = [
+      sys.note,
+      stillHolder !== holder.name ? `holder changed during the window (${holder.name} -> ${stillHolder ?? 'none steady'})` : undefined,
+      ha.pids.length !== hb.pids.length ? `process count changed ${hb.pids.length} -> ${ha.pids.length}` : undefined,
+    ].filter(Boolean);
+    return {
+      system: name,
+      rss_mb: mb(ha.rssKb),
+      cpu_pct: cpuPercent(hb, ha),
+      api_requests_per_min: perMinute(total.total, ms),
+      api_requests_per_min_holder: perMinute(holderCount, ms),
+      api_writes_per_min: perMinute(total.writes, ms),
+      pss_mb: mb(ha.pssKb),
+      rss_mb_standby: mb(standby.reduce((acc, n) => acc + after.get(n.name)!.rssKb, 0) / standby.length),
+      cpu_pct_standby: Math.round((standby.reduce((acc, n) => acc + cpuPercent(before.get(n.name)!, after.get(n.name)!), 0) / standby.length) * 100) / 100,
+      api_by_kind: byKind,
+      api_by_client: byClient,
+      holder: holder.name,
+      seconds,
+      config: sys.config,
+      ...(notes.length ? { note: notes.join('; ') } : {}),
+    };
+  } finally {
+    await sys.stopAll();
+    if (sys.usesLease) await bl.deleteLease();
+  }
+}
+
+async function main(): Promise<number> {
+  const defaults: SystemName[] = FOOTPRINT_SYSTEMS.filter((s) => s !== 'kube-vip' || kubeVipBinary() !== undefined);
+  let args;
+  try {
+    args = parseFootprintArgs(process.argv.slice(2), defaults);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`bench:footprint: ${err.message}\nusage: npm run bench:footprint -- [--systems ${FOOTPRINT_SYSTEMS.join(',')}] [--seconds 60]\n`);
+      return 2;
+    }
+    throw err;
+  }
+  if (process.getuid?.() !== 0) {
+    process.stderr.write('bench:footprint: needs root (network namespaces)\n');
+    return 2;
+  }
+  const assets = apiAssets();
+  if ('skip' in assets) {
+    process.stderr.write(`bench:footprint: ${assets.skip}\n`);
+    return 2;
+  }
+  const started = new Date().toISOString();
+  const mach = machine();
+  const t0 = performance.now();
+  let bl: BenchLab | undefined;
+  process.once('SIGINT', () => void (bl?.destroy() ?? Promise.resolve()).finally(() => process.exit(130)));
+  process.once('SIGTERM', () => void (bl?.destroy() ?? Promise.resolve()).finally(() => process.exit(130)));
+  const rows: FootprintRow[] = [];
+  try {
+    bl = await startBenchLab({ log: progress, id: 'foot' });
+    for (const name of args.systems) {
+      const row = await measure(bl, name, args.seconds);
+      if (!row) continue;
+      rows.push(row);
+      emitRow(row);
+    }
+  } finally {
+    await bl?.destroy().catch((e: unknown) => progress(`cleanup: ${String(e)}`));
+  }
+  const file = await writeResults('footprint', {
+    bench: 'footprint',
+    command: `npm run bench:footprint -- ${process.argv.slice(2).join(' ')}`.trim(),
+    started,
+    seconds: Math.round((performance.now() - t0) / 1000),
+    machine: mach,
+    loadavg1End: Math.round((loadavg()[0] ?? 0) * 100) / 100,
+    args,
+    rows,
+  });
+  progress(`done; results in ${file}`);
+  return 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`bench:footprint: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);
