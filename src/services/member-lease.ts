@@ -228,6 +228,7 @@ export class MemberLease {
   }
 
   private fenced(why: string): void {
+    this.o.log.warn({ lease: this.name, reason: why }, 'member Lease fenced or gone: our service IP claims are void');
     this.lose(why);
     this.written = undefined;
     for (const fn of this.fenceListeners) fn(why);
@@ -299,8 +300,8 @@ export class MemberLease {
   }
 
   /**
-   * Shutdown, after every holder has let go: clears the holder and the claims so the other nodes
-   * take over at once instead of after leaseDuration. Bounded by `timeoutMs`.
+   * Shutdown, after every holder has let go: clears the holder, which voids the claims, so the
+   * other nodes take over at once instead of after leaseDuration. Bounded by `timeoutMs`.
    */
   async release(timeoutMs: number): Promise<boolean> {
     this.lose('shutting down');
@@ -308,7 +309,9 @@ export class MemberLease {
     for (let attempt = 0; attempt < 3 && !signal.aborted; attempt++) {
       if (!this.last || this.last.spec?.holderIdentity !== this.o.node) return true;
       try {
-        this.last = await this.put(this.body('', '', 1), signal);
+        // The claims stay listed (a Lease naming nobody voids them): the next holders see who had
+        // each address and take it over without the cold-start probe.
+        this.last = await this.put(this.body('', this.last.metadata?.annotations?.[CLAIMS_ANNOTATION] ?? '', 1), signal);
         this.o.log.info({ lease: this.name }, 'member Lease released');
         return true;
       } catch (err) {

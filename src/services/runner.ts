@@ -113,6 +113,7 @@ class Runner implements ServicesRunner {
   private unsubAllocator: (() => void) | undefined;
   private members: string[] = [];
   private lastWritten = '';
+  private lastClaimsText = '';
   private stopping = false;
   private closed = false;
   private changeTimer: NodeJS.Timeout | undefined;
@@ -151,8 +152,13 @@ class Runner implements ServicesRunner {
       this.reconcile();
     });
     this.lease.onWritten((claims, version) => {
+      if (claims.join(',') !== this.lastClaimsText) this.log.debug({ claims, version }, 'member Lease written with new claims');
+      this.lastClaimsText = claims.join(',');
       this.lastWritten = version;
       this.book.written(claims, version);
+      // The watch may have delivered this very write before its answer arrived; the view then
+      // already holds everything up to it (and maybe more, which can only add conflicts).
+      this.confirmPending();
       this.reconcile();
     });
     this.lease.onFenced((why) => this.voidClaims(why));
@@ -186,18 +192,25 @@ class Runner implements ServicesRunner {
 
   /** After each list or watch event of the member Leases, in resourceVersion order. */
   private onView(): void {
-    const now = this.clock.now();
     const own = this.view.table.get(this.me);
     if (own && !own.deleted && own.record.holder === this.me) {
-      const r = this.book.observedOwn(own.record.resourceVersion, (ip) => this.view.table.claimant(ip, this.me, now) !== undefined);
-      if (r.confirmed.length) this.log.info({ ips: r.confirmed, version: own.record.resourceVersion }, 'service IP claims confirmed');
-      for (const ip of r.retracted) this.log.info({ ip, claimant: this.view.table.claimant(ip, this.me, now) }, 'service IP claimed by another member first; retracting');
+      this.confirmPending();
     } else if (own && this.lastWritten && own.record.resourceVersion !== this.lastWritten && !this.stopping && own.record.holder !== this.me && this.book.ips().length > 0) {
       // Someone cleared our Lease after our last write: our grant is over and our claims are void.
       // The writer finds out on its next write too; act now.
       this.voidClaims(`member Lease names "${own.record.holder}" (fenced)`);
     }
     this.reconcile();
+  }
+
+  /** Decides pending claims against the view, if it has seen our own Lease at or after their write. */
+  private confirmPending(): void {
+    const own = this.view.table.get(this.me);
+    if (!own || own.deleted || own.record.holder !== this.me) return;
+    const now = this.clock.now();
+    const r = this.book.observedOwn(own.record.resourceVersion, (ip) => this.view.table.claimant(ip, this.me, now) !== undefined);
+    if (r.confirmed.length) this.log.info({ ips: r.confirmed, version: own.record.resourceVersion }, 'service IP claims confirmed');
+    for (const ip of r.retracted) this.log.info({ ip, claimant: this.view.table.claimant(ip, this.me, now) }, 'service IP claimed by another member first; retracting');
   }
 
   private voidClaims(why: string): void {
@@ -217,9 +230,13 @@ class Runner implements ServicesRunner {
     this.log.warn({ member: node, claims: o.record.claims, unchangedMs: Math.round(this.clock.now() - o.observedAt) }, 'member Lease expired; fencing it so its service IPs can move');
     fenceMember(this.client, this.o.config.leaseNamespace, raw, this.inner.signal, this.requestTimeoutMs).then(
       (r) => {
-        if (r === 'fenced') this.log.info({ member: node }, 'member fenced');
-        // Changed since we saw it: the member is alive or someone fenced first; our view may be behind.
-        else this.view.relist();
+        if (r === 'fenced') {
+          this.log.info({ member: node }, 'member fenced');
+        } else {
+          // Changed since we saw it: the member is alive or someone fenced first; our view may be behind.
+          this.log.debug({ member: node }, 'member changed before our fence; listing again');
+          this.view.relist();
+        }
       },
       (err: unknown) => {
         if (this.inner.signal.aborted) return;

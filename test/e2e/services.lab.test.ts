@@ -40,6 +40,7 @@ function agentEnvExtra(): Record<string, string> {
   if (!real) console.warn('[services.lab] src/agent.ts has no services wiring yet: using the test/e2e/svc-shim copy');
   return {
     svc_enable: 'true',
+    ...(process.env.VIPD_LAB_AGENT_LOG ? { vip_loglevel: process.env.VIPD_LAB_AGENT_LOG } : {}),
     ...(real ? {} : { NODE_OPTIONS: `--import=${pathToFileURL(distEntry('test/e2e/svc-shim/hook.js')).href}` }),
   };
 }
@@ -149,6 +150,43 @@ function agentEnvExtra(): Record<string, string> {
   }
 
   const macOf = (node: string) => cluster.lab.host(node).mac;
+  let spreadIps: string[] = [];
+
+  /** Every spread address bound on exactly one live node: address → node. */
+  async function owners(ips: string[], timeoutMs = 30_000): Promise<Map<string, string>> {
+    return until('each address bound on exactly one node', async () => {
+      const b = await boundOn(liveNodes());
+      const m = new Map<string, string>();
+      for (const ip of ips) {
+        const on = [...b].filter(([, set]) => set.has(ip)).map(([n]) => n);
+        if (on.length !== 1) return undefined;
+        m.set(ip, on[0]!);
+      }
+      return m;
+    }, timeoutMs);
+  }
+
+  /** Waits until each of `ips` was answered, after `since` (wall ms), by a MAC other than `not`'s; returns ms after `since` per address. */
+  async function movedAway(wire: Awaited<ReturnType<typeof watchWire>>, ips: string[], not: string, since: number, timeoutMs: number) {
+    const after = await until('addresses answered by other nodes', async () => {
+      const m = new Map<string, string>();
+      for (const ip of ips) {
+        const mac = wire.prober.records(ip).flatMap((r) => r.answers).find((a) => a.at > since && a.mac !== macOf(not))?.mac;
+        if (!mac) return undefined;
+        m.set(ip, mac);
+      }
+      return m;
+    }, timeoutMs, 20);
+    return ips.map((ip) => ({ ip, to: cluster.lab.nodes.find((n) => n.mac === after.get(ip))!.name, ms: Math.round(firstAnswerFrom(wire.prober.records(ip), after.get(ip)!, since)! - since) }));
+  }
+
+  /** `node` holds `ips` again (and nobody else does). */
+  async function handedBack(node: string, ips: string[]): Promise<void> {
+    await until(`${node} holds its addresses again`, async () => {
+      const b = await boundOn();
+      return ips.every((ip) => b.get(node)?.has(ip) && [...b].filter(([n, set]) => set.has(ip) && (n === node || liveNodes().some((l) => l.name === n))).length === 1);
+    }, 30_000);
+  }
 
   beforeAll(async () => {
     cluster = await startCluster({ nodes: 3, startAgents: false });
@@ -249,16 +287,8 @@ data:
       return all.every((x) => x !== undefined) ? (all as string[]) : undefined;
     }, 30_000);
     expect(new Set(ips).size).toBe(30);
-    const owner = await until('each address bound on exactly one node', async () => {
-      const b = await boundOn();
-      const m = new Map<string, string>();
-      for (const ip of ips) {
-        const on = [...b].filter(([, s]) => s.has(ip)).map(([n]) => n);
-        if (on.length !== 1) return undefined;
-        m.set(ip, on[0]!);
-      }
-      return m;
-    }, 30_000);
+    spreadIps = ips;
+    const owner = await owners(ips);
     const perNode = new Map<string, number>();
     for (const n of owner.values()) perNode.set(n, (perNode.get(n) ?? 0) + 1);
     console.log(`[services.lab] 30 addresses per node: ${JSON.stringify(Object.fromEntries(perNode))}`);
@@ -272,17 +302,7 @@ data:
     const killedAt = performance.timeOrigin + performance.now();
     cluster.agents.get(victim)!.child.kill('SIGKILL');
     await cluster.agents.get(victim)!.exited;
-    const after = await until('the victim\'s addresses answered by other nodes', async () => {
-      const m = new Map<string, string>();
-      for (const ip of moved) {
-        const recs = wire.prober.records(ip);
-        const mac = recs.flatMap((r) => r.answers).find((a) => a.at > killedAt && a.mac !== macOf(victim))?.mac;
-        if (!mac) return undefined;
-        m.set(ip, mac);
-      }
-      return m;
-    }, FAILOVER_BOUND_MS + 10_000);
-    const moves = moved.map((ip) => ({ ip, to: cluster.lab.nodes.find((n) => n.mac === after.get(ip))!.name, ms: Math.round(firstAnswerFrom(wire.prober.records(ip), after.get(ip)!, killedAt)! - killedAt) }));
+    const moves = await movedAway(wire, moved, victim, killedAt, FAILOVER_BOUND_MS + 10_000);
     console.log(`[services.lab] kill -9 ${victim}: ${moves.length} addresses moved, ms after the kill: ${moves.map((m) => `${m.ip}→${m.to} ${m.ms}`).join(', ')}`);
     for (const m of moves) {
       expect(m.to).not.toBe(victim);
@@ -295,10 +315,7 @@ data:
 
     // It comes back: rendezvous gives it exactly its old addresses, handed over from live nodes.
     cluster.startAgent(cluster.lab.host(victim), extra);
-    await until('the victim holds its addresses again', async () => {
-      const bb = await boundOn();
-      return moved.every((ip) => bb.get(victim)?.has(ip) && [...bb].filter(([, s]) => s.has(ip)).length === 1);
-    }, 30_000);
+    await handedBack(victim, moved);
     await sleep(500);
     const { events, records } = await wire.stop();
     expect(events, 'two holders on the wire').toEqual([]);
@@ -335,4 +352,49 @@ data:
     const { events } = await wire.stop();
     expect(events, 'two holders on the wire').toEqual([]);
   });
+  it('SIGSTOP of an agent: it goes silent at once, its addresses move after leaseDuration; on SIGCONT it learns it was fenced and takes them back only through the hand-over', async () => {
+    const owner = await owners(spreadIps);
+    const victim = 'n1';
+    const mine = spreadIps.filter((ip) => owner.get(ip) === victim);
+    const wire = await watchWire(spreadIps, 50);
+    await sleep(500);
+    const agent = cluster.agents.get(victim)!;
+    const stoppedAt = performance.timeOrigin + performance.now();
+    agent.child.kill('SIGSTOP');
+    const moves = await movedAway(wire, mine, victim, stoppedAt, FAILOVER_BOUND_MS + 10_000);
+    console.log(`[services.lab] SIGSTOP ${victim}: ${moves.length} addresses moved after ${Math.min(...moves.map((m) => m.ms))}-${Math.max(...moves.map((m) => m.ms))} ms`);
+    for (const m of moves) expect(m.ms, `${m.ip} failover`).toBeLessThan(FAILOVER_BOUND_MS);
+    // Nothing answered from the frozen node after it stopped (agent responder: silent at once).
+    for (const ip of mine) expect(wire.prober.records(ip).flatMap((r) => r.answers).filter((a) => a.at > stoppedAt + 50 && a.mac === macOf(victim))).toEqual([]);
+    await sleep(1000);
+    agent.child.kill('SIGCONT');
+    await agent.waitForLog((l) => l.msg === 'member Lease fenced or gone: our service IP claims are void', 10_000);
+    await handedBack(victim, mine);
+    await sleep(500);
+    const { events } = await wire.stop();
+    expect(events, 'two holders on the wire').toEqual([]);
+  }, 60_000);
+
+  it('SIGTERM: the agent lets go and releases its member Lease, so its addresses move at once (not after leaseDuration); it exits 0', async () => {
+    const owner = await owners(spreadIps);
+    const victim = 'n2';
+    const mine = spreadIps.filter((ip) => owner.get(ip) === victim);
+    const wire = await watchWire(spreadIps, 50);
+    await sleep(500);
+    const at = performance.timeOrigin + performance.now();
+    const exit = cluster.agents.get(victim)!.stop();
+    const moves = await movedAway(wire, mine, victim, at, 10_000);
+    console.log(`[services.lab] SIGTERM ${victim}: ${moves.length} addresses moved after ${Math.min(...moves.map((m) => m.ms))}-${Math.max(...moves.map((m) => m.ms))} ms`);
+    for (const m of moves) expect(m.ms, `${m.ip} handover`).toBeLessThan(LEASE_MS);
+    expect((await exit).code).toBe(0);
+    expect([...((await boundOn([cluster.lab.host(victim)])).get(victim) ?? [])].filter((ip) => spreadIps.includes(ip))).toEqual([]);
+    // Come back only after the capture analysis' span gap (4 s): a hand-back sooner would look like
+    // one span of this node with the others' claims inside it (an X → Y → X sequence).
+    await sleep(Math.max(0, at + 4500 - (performance.timeOrigin + performance.now())));
+    cluster.startAgent(cluster.lab.host(victim), extra);
+    await handedBack(victim, mine);
+    await sleep(500);
+    const { events } = await wire.stop();
+    expect(events, 'two holders on the wire').toEqual([]);
+  }, 60_000);
 });
