@@ -150,6 +150,22 @@ function agentEnvExtra(): Record<string, string> {
   }
 
   const macOf = (node: string) => cluster.lab.host(node).mac;
+
+  /** Write requests the API servers answered, summed over all of them: Lease updates and Service status writes. */
+  async function apiWrites(): Promise<{ leases: number; serviceStatus: number }> {
+    let leases = 0;
+    let serviceStatus = 0;
+    for (const via of cluster.cp.servers.filter((x) => x.state === 'running')) {
+      const text = (await cluster.cp.request('GET', '/metrics', undefined, via)).body;
+      for (const line of text.split('\n')) {
+        if (!line.startsWith('apiserver_request_total{')) continue;
+        const n = Number(line.slice(line.lastIndexOf(' ') + 1));
+        if (/resource="leases"/.test(line) && /verb="(PUT|PATCH|POST)"/.test(line)) leases += n;
+        if (/resource="services"/.test(line) && /subresource="status"/.test(line) && /verb="(PUT|PATCH)"/.test(line)) serviceStatus += n;
+      }
+    }
+    return { leases, serviceStatus };
+  }
   let spreadIps: string[] = [];
 
   /** Every spread address bound on exactly one live node: address → node. */
@@ -293,6 +309,16 @@ data:
     for (const n of owner.values()) perNode.set(n, (perNode.get(n) ?? 0) + 1);
     console.log(`[services.lab] 30 addresses per node: ${JSON.stringify(Object.fromEntries(perNode))}`);
     expect([...perNode.keys()].sort()).toEqual(['n1', 'n2', 'n3']);
+
+    // Steady state: Lease renewals only (3 member Leases + the control-plane Lease, every 0.5 s), no
+    // Service writes, however many Services there are.
+    const w0 = await apiWrites();
+    await sleep(4000);
+    const w1 = await apiWrites();
+    const perSecond = { leases: (w1.leases - w0.leases) / 4, serviceStatus: (w1.serviceStatus - w0.serviceStatus) / 4 };
+    console.log(`[services.lab] steady state with 30 Services, API writes per second: ${JSON.stringify(perSecond)}`);
+    expect(perSecond.serviceStatus).toBe(0);
+    expect(perSecond.leases).toBeLessThanOrEqual(4 * 2 + 2);
 
     const wire = await watchWire(ips, 50);
     await sleep(1000);
