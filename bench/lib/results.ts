@@ -2,7 +2,7 @@
  * Where results go: one JSON row per line on stdout (what scripts read), progress on stderr,
  * and the whole run (command, machine, rows, details) in bench/results/<name>-<timestamp>.json.
  */
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -16,18 +16,17 @@ export interface Machine {
   node: string;
   keepalived: string | null;
   commit: string | null;
+  /** Uncommitted changes under src/ when the run started: the agents ran code that is not in `commit`. */
+  srcDirty: boolean | null;
   /** 1-minute load average when the run started: other work on the machine skews the numbers. */
   loadavg1: number;
 }
 
+/** stdout (or, when that is empty, stderr: keepalived prints its version there) of a command; null if it fails. */
 function tryRun(file: string, args: string[]): string | null {
-  try {
-    return execFileSync(file, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-  } catch (err) {
-    // keepalived --version prints to stderr and exits non-zero on some builds
-    const e = err as { stderr?: string };
-    return e.stderr?.trim() || null;
-  }
+  const r = spawnSync(file, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  if (r.error || r.status !== 0) return null;
+  return r.stdout.trim() || r.stderr.trim();
 }
 
 export function machine(): Machine {
@@ -40,6 +39,7 @@ export function machine(): Machine {
     node: process.version,
     keepalived: tryRun('/usr/sbin/keepalived', ['--version'])?.split('\n')[0] ?? null,
     commit: tryRun('git', ['-C', projectRoot(), 'rev-parse', '--short', 'HEAD']),
+    srcDirty: ((s) => (s === null ? null : s.length > 0))(tryRun('git', ['-C', projectRoot(), 'status', '--porcelain', '--', 'src'])),
     loadavg1: Math.round((loadavg()[0] ?? 0) * 100) / 100,
   };
 }
