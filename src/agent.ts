@@ -14,7 +14,8 @@ import { setupHybridElection } from './election/hybrid-setup.js';
 import type { HealthGate } from './health/livez.js';
 import { resolveInterface, type ResolvedInterface } from './config/host.js';
 import { StandaloneElector } from './election/standalone.js';
-import type { Elector } from './election/types.js';
+import type { Elector, Verdict } from './election/types.js';
+import { startServices, type ServicesRunner } from './services/runner.js';
 import { Announcer } from './net/announce.js';
 import { NetlinkWatcher, Rtnl } from './net/netlink.js';
 import type { Logger } from './observe/log.js';
@@ -114,8 +115,10 @@ export async function startAgent(config: Config, log: Logger, clock: Clock = mon
   }
   const watcher = new NetlinkWatcher();
   const holders: Holder[] = [];
+  let services: ServicesRunner | undefined;
   const closeAll = async (reason: string): Promise<void> => {
     running = false;
+    await services?.close();
     await Promise.allSettled(holders.map((h) => h.close(reason)));
     watcher.close();
     rtnl.close();
@@ -155,6 +158,17 @@ export async function startAgent(config: Config, log: Logger, clock: Clock = mon
     throw err;
   }
 
+  if (config.svcEnable) {
+    try {
+      // The allocator is the control-plane holder when there is an election; else its own Lease.
+      const verdicts = config.leaderElection || config.peers.length > 0 ? { controlPlaneVerdicts: (l: (v: Verdict) => void) => elector.onVerdict(l) } : {};
+      services = await startServices({ config, log, rtnl, watcher, iface, loIndex: lo.index, clock, ...verdicts });
+    } catch (err) {
+      await closeAll('start failed');
+      throw err;
+    }
+  }
+
   // Returning the holders' pending kernel work lets the elector release the Lease only after the
   // VIP is gone from this node.
   elector.onVerdict((v) => {
@@ -166,7 +180,7 @@ export async function startAgent(config: Config, log: Logger, clock: Clock = mon
   const done = (async () => {
     try {
       running = true;
-      await elector.run(ac.signal);
+      await Promise.all([elector.run(ac.signal), services?.run(ac.signal)]);
     } finally {
       await closeAll(stopReason);
       log.info({ reason: stopReason }, 'agent stopped; VIPs removed');

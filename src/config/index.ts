@@ -162,7 +162,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
   }
   const vips = validateVips(r.address, r.subnet);
 
-  if (r.leaderElection) {
+  if (r.leaderElection || r.svcEnable) {
     const names = { leaseDuration: 'vip_leaseduration', renewDeadline: 'vip_renewdeadline', retryPeriod: 'vip_retryperiod', linger: 'linger', skewMargin: 'skew margin' };
     const checked = checkLeaseTiming(
       { leaseDurationMs: r.leaseDuration * 1000, renewDeadlineMs: r.renewDeadline * 1000, retryPeriodMs: r.retryPeriod * 1000, lingerMs: lingerMs(r) },

@@ -3,15 +3,11 @@
  * kube-apiserver, one etcd), vipd with svc_enable=true on every node, a tag server on :8080 on
  * every node, a client namespace that connects to the service IPs.
  *
- * The agents are the real CLI (dist/src/cli.js). Until src/agent.ts carries the services wiring,
- * a module hook (test/e2e/svc-shim) swaps in a copy of it with those lines; the test notices by
- * itself when the real agent has them.
+ * The agents are the real CLI (dist/src/cli.js).
  *
  * Never two holders is checked on the wire: an ARP prober in the client namespace asks for every
  * service IP under test, and the bridge capture is searched for interleaved announcements.
  */
-import { readFileSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { distEntry } from '../../src/lab/agents.js';
@@ -36,12 +32,9 @@ interface Svc {
 }
 
 function agentEnvExtra(): Record<string, string> {
-  const real = readFileSync(distEntry('src/agent.js'), 'utf8').includes('startServices');
-  if (!real) console.warn('[services.lab] src/agent.ts has no services wiring yet: using the test/e2e/svc-shim copy');
   return {
     svc_enable: 'true',
     ...(process.env.VIPD_LAB_AGENT_LOG ? { vip_loglevel: process.env.VIPD_LAB_AGENT_LOG } : {}),
-    ...(real ? {} : { NODE_OPTIONS: `--import=${pathToFileURL(distEntry('test/e2e/svc-shim/hook.js')).href}` }),
   };
 }
 
