@@ -32,7 +32,8 @@ export async function resolveInterface(config: Config, rtnl: Rtnl): Promise<Reso
     }
     return { name: link.name, index: link.index, how: 'configured' };
   }
-  const vip = config.vips[0]!.ip;
+  const vip = config.vips[0]?.ip;
+  if (vip === undefined) throw new ConfigError('vip_interface', undefined, 'is required when there is no address to find the interface from');
   const byIndex = new Map<number, KernelLink>(links.map((l) => [l.index, l]));
   const connected = (await rtnl.addresses()).find((a) => byIndex.get(a.ifindex)?.name !== 'lo' && inSubnet(vip, a));
   if (connected) {

@@ -157,7 +157,11 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
   }
   const r = raw as RawSettings;
 
-  if (opts.requireVip !== false && r.address.length === 0) {
+  // Services only (kube-vip's svc_enable without cp_enable): no VIP of its own, so the interface
+  // cannot be found from one and must be named.
+  if (r.address.length === 0 && r.svcEnable && !r.controlPlane) {
+    if (r.interface === undefined) throw new ConfigError('vip_interface', undefined, 'is required with svc_enable=true and no address: the interface to announce Service addresses on');
+  } else if (opts.requireVip !== false && r.address.length === 0) {
     throw new ConfigError('address', undefined, 'is required: the virtual IP to hold, for example address=198.18.0.100 (kube-vip\'s vip_address works too)');
   }
   const vips = validateVips(r.address, r.subnet);

@@ -68,6 +68,11 @@ describe('config', () => {
     expect(err.message).not.toContain('\n');
   });
 
+  it('services only: no address needed, but then the interface must be named', () => {
+    expect(loadConfig({ vip_nodename: 'cp1', svc_enable: 'true', vip_interface: 'eth0' }, []).vips).toEqual([]);
+    expect(() => loadConfig({ vip_nodename: 'cp1', svc_enable: 'true' }, [])).toThrow(/^invalid setting vip_interface: is required with svc_enable=true and no address/);
+  });
+
   it('accepts inert kube-vip settings so kube-vip manifests can be reused', () => {
     expect(() => loadConfig({ ...base, vip_ddns: 'false', dns_mode: 'first', svc_election: 'false' }, [])).not.toThrow();
   });
