@@ -42,7 +42,9 @@ import {
   type EndpointSliceLike,
   type ServiceLike,
 } from './model.js';
-import { formatProblem, parsePools, type PoolConfig } from './pools.js';
+import { formatProblem, parsePools, poolContains, type PoolConfig } from './pools.js';
+import { parseAddr, rangeSize, type Addr } from './addr.js';
+import { metrics } from '../observe/metrics.js';
 import { Reflector } from './reflector.js';
 import { PENDING_REASONS, releasePatch, statusPatch, type StatusPatch } from './status.js';
 
@@ -311,7 +313,9 @@ export class ServicesController {
     const reserved = all
       .filter((s) => !managedKeys.has(serviceKey(s)) && s.spec?.type === 'LoadBalancer' && !allocatedCondition(s))
       .flatMap((s) => ingressIps(s));
-    const outcomes = allocate({ pools: this.pools(), claims: managed.map(toClaim), controlPlaneVips: this.o.controlPlaneVips ?? [], reserved });
+    const pools = this.pools();
+    const outcomes = allocate({ pools, claims: managed.map(toClaim), controlPlaneVips: this.o.controlPlaneVips ?? [], reserved });
+    recordAllocationMetrics(pools, outcomes);
 
     const writes: Array<{ svc: ServiceObj; patch: StatusPatch; outcome?: Outcome }> = [];
     const now = new Date();
@@ -421,5 +425,30 @@ export class ServicesController {
     } finally {
       this.inflight.delete(key);
     }
+  }
+}
+
+/** Gauges for the allocator: Services assigned and pending (by reason), and pool usage. */
+function recordAllocationMetrics(pools: PoolConfig | undefined, outcomes: ReadonlyMap<string, Outcome>): void {
+  const pending = new Map<string, number>();
+  const used: Addr[] = [];
+  let assigned = 0;
+  for (const o of outcomes.values()) {
+    if (o.kind === 'assigned') {
+      assigned++;
+      for (const ip of o.ips) {
+        const a = parseAddr(ip);
+        if (a) used.push(a);
+      }
+    } else pending.set(o.reason, (pending.get(o.reason) ?? 0) + 1);
+  }
+  metrics.servicesAssigned.set(assigned);
+  metrics.servicesPending.reset();
+  for (const [reason, n] of pending) metrics.servicesPending.set({ reason }, n);
+  metrics.poolAddresses.reset();
+  for (const [key, pool] of pools?.pools ?? []) {
+    const size = pool.ranges.reduce((sum, r) => sum + rangeSize(r), 0n);
+    metrics.poolAddresses.set({ pool: key, state: 'total' }, Number(size > 2n ** 53n ? 2n ** 53n : size));
+    metrics.poolAddresses.set({ pool: key, state: 'used' }, used.filter((a) => poolContains(pool, a)).length);
   }
 }

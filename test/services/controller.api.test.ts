@@ -11,6 +11,7 @@ import { ApiClient } from '../../src/k8s/client.js';
 import { startControlPlane, type ControlPlane } from '../../src/lab/apiserver.js';
 import { createLogger } from '../../src/observe/log.js';
 import { ServicesController } from '../../src/services/controller.js';
+import { registry } from '../../src/observe/metrics.js';
 import { describeWithApi } from '../lab/with-api.js';
 
 const log = createLogger(process.env.VIPD_TEST_LOG ?? 'silent');
@@ -159,6 +160,11 @@ data:
     const s = await statusIs('team-a', 'a3', (s) => cond(s)?.status === 'False');
     expect(cond(s)?.reason).toBe('PoolExhausted');
     await until('exhausted event', async () => (await warnings('team-a', 'a3')).find((e) => e.reason === 'PoolExhausted'));
+    // The allocator's gauges say the same: one waiting for an exhausted pool, team-a's two addresses used.
+    const text = await registry.metrics();
+    expect(text).toMatch(/^vipd_services_pending\{reason="exhausted"\} 1$/m);
+    expect(text).toMatch(/^vipd_pool_addresses\{pool="range-team-a",state="used"\} 2$/m);
+    expect(text).toMatch(/^vipd_pool_addresses\{pool="range-team-a",state="total"\} 2$/m);
     await req('DELETE', '/api/v1/namespaces/team-a/services/a1');
     const after = await statusIs('team-a', 'a3', (s) => ingress(s).length > 0);
     expect(ingress(after)).toEqual(['198.18.101.10']);
