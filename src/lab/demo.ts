@@ -127,6 +127,29 @@ async function waitForHolder(cluster: Cluster, not: string | undefined, timeoutM
   return undefined;
 }
 
+/** A LoadBalancer Service gets an address from a pool, and the client reaches it through one node. */
+async function servicesTour(cluster: Cluster, say: (s: string) => void): Promise<void> {
+  say('\n▶ a LoadBalancer Service: pool 198.18.0.200/29 in the kubevip ConfigMap, one Service on port 7000 …');
+  await cluster.cp.apply('apiVersion: v1\nkind: ConfigMap\nmetadata: { name: kubevip, namespace: kube-system }\ndata:\n  cidr-global: 198.18.0.200/29\n');
+  const via = cluster.cp.servers.find((x) => x.state === 'running');
+  await cluster.cp.request('POST', '/api/v1/namespaces/default/services', { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web' }, spec: { type: 'LoadBalancer', ports: [{ port: TAG_PORT, protocol: 'TCP' }] } }, via);
+  let ip: string | undefined;
+  for (let i = 0; i < 100 && !ip; i++) {
+    const r = await cluster.cp.request('GET', '/api/v1/namespaces/default/services/web', undefined, via);
+    ip = (JSON.parse(r.body) as { status?: { loadBalancer?: { ingress?: Array<{ ip?: string }> } } }).status?.loadBalancer?.ingress?.[0]?.ip;
+    if (!ip) await sleep(100);
+  }
+  if (!ip) return say('  the Service got no address (see the agents\' logs)');
+  say(`  default/web  EXTERNAL-IP ${ip}`);
+  const script = `const s=require('net').connect(${TAG_PORT},'${ip}');s.on('data',d=>{process.stdout.write(d);process.exit(0)});s.on('error',()=>process.exit(1));setTimeout(()=>process.exit(1),1000)`;
+  for (let i = 0; i < 50; i++) {
+    const r = await cluster.lab.exec('client', [process.execPath, '-e', script]);
+    if (r.code === 0) return say(`  the client connects to ${ip}:${TAG_PORT}, served by ${r.stdout.trim()} (one node announces each Service address)`);
+    await sleep(200);
+  }
+  say(`  the client could not reach ${ip} yet`);
+}
+
 const HELP = `commands:
   status               the table again
   kill NODE            kill -9 the node's agent and API server (a crashed node)
@@ -151,7 +174,7 @@ export async function runLabDemo(argv: string[]): Promise<number> {
   const interactive = process.stdin.isTTY === true && !argv.includes('--tour-only');
   const say = (s: string) => process.stdout.write(`${s}\n`);
   say('building the lab: 3 node namespaces + etcd + client on a bridge, a kube-apiserver per node, vipd per node …');
-  const cluster = await startCluster({ nodes: 3, id: 'demo', peers: !argv.includes('--lease-only') });
+  const cluster = await startCluster({ nodes: 3, id: 'demo', peers: !argv.includes('--lease-only'), agentEnv: { svc_enable: 'true' } });
   let cleaning: Promise<void> | undefined;
   const cleanup = () => (cleaning ??= cluster.destroy());
   const onSignal = () => {
@@ -201,6 +224,8 @@ export async function runLabDemo(argv: string[]): Promise<number> {
         say(await table());
       }
     }
+
+    await servicesTour(cluster, say);
 
     if (!interactive) {
       prober.close();
