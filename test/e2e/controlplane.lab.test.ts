@@ -7,10 +7,8 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startCluster, type Cluster } from '../../src/lab/controlplane.js';
-import type { Capture } from '../../src/lab/netns.js';
 import { Prober } from '../../src/lab/prober.js';
-import { findTwoHolderEvents } from '../../src/lab/twoholders.js';
-import { parseFrame } from '../../src/net/frames.js';
+import { watchWire, type WireWatch } from '../../src/lab/wirewatch.js';
 import { describeWithApi } from '../lab/with-api.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -24,7 +22,7 @@ interface LeaseView {
 (isRoot ? describeWithApi : describe.skip)('control-plane VIP with Lease election (3 nodes, real API servers)', () => {
   let cluster: Cluster;
   let prober: Prober;
-  let capture: Capture;
+  let wire: WireWatch;
 
   beforeAll(async () => {
     cluster = await startCluster({ nodes: 3 });
@@ -35,15 +33,11 @@ interface LeaseView {
   });
 
   beforeEach(async () => {
-    capture = await cluster.lab.capture({ filter: 'arp' });
-    prober = await Prober.open({ ifname: 'eth0', vips: [cluster.vip], intervalMs: 10, netns: cluster.lab.client.ns, srcIp4: cluster.lab.client.ipv4 });
-    prober.start();
+    wire = await watchWire(cluster.lab, [cluster.vip]);
+    prober = wire.prober;
   });
   afterEach(async () => {
-    prober.stop();
-    const frames = (await capture.stop()).map((r) => ({ time: r.time / 1000, frame: parseFrame(r.frame) }));
-    const events = findTwoHolderEvents({ vip: cluster.vip, records: prober.records(cluster.vip), frames, claims: prober.claims(cluster.vip) });
-    prober.close();
+    const { events } = await wire.stop();
     expect(events, 'two holders seen on the wire').toEqual([]);
     // Leave three healthy agents and API servers for the next test.
     for (const s of cluster.cp.servers) if (s.state !== 'running') await s.start();

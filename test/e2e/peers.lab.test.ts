@@ -4,13 +4,13 @@
  * holders after every test (DESIGN.md).
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { randomBytes } from 'node:crypto';
 import { labFile, startCluster, type Cluster } from '../../src/lab/controlplane.js';
-import type { Capture, LabHost } from '../../src/lab/netns.js';
+import type { LabHost } from '../../src/lab/netns.js';
 import { Prober } from '../../src/lab/prober.js';
 import { findTwoHolderEvents, firstAnswerFrom } from '../../src/lab/twoholders.js';
-import { parseFrame } from '../../src/net/frames.js';
+import { watchWire, type WireWatch } from '../../src/lab/wirewatch.js';
 import { describeWithApi } from '../lab/with-api.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -19,7 +19,7 @@ if (!isRoot) console.warn('test/e2e/peers.lab.test.ts: skipped, network namespac
 (isRoot ? describeWithApi : describe.skip)('peer voting with the Lease (3 nodes, real API servers)', () => {
   let cluster: Cluster;
   let prober: Prober;
-  let capture: Capture;
+  let wire: WireWatch;
   let peersEnv: Record<string, string>;
 
   beforeAll(async () => {
@@ -33,15 +33,11 @@ if (!isRoot) console.warn('test/e2e/peers.lab.test.ts: skipped, network namespac
   });
 
   beforeEach(async () => {
-    capture = await cluster.lab.capture({ filter: 'arp' });
-    prober = await Prober.open({ ifname: 'eth0', vips: [cluster.vip], intervalMs: 10, netns: cluster.lab.client.ns, srcIp4: cluster.lab.client.ipv4 });
-    prober.start();
+    wire = await watchWire(cluster.lab, [cluster.vip]);
+    prober = wire.prober;
   });
   afterEach(async () => {
-    prober.stop();
-    const frames = (await capture.stop()).map((r) => ({ time: r.time / 1000, frame: parseFrame(r.frame) }));
-    const events = findTwoHolderEvents({ vip: cluster.vip, records: prober.records(cluster.vip), frames, claims: prober.claims(cluster.vip) });
-    prober.close();
+    const { events } = await wire.stop();
     expect(events, 'two holders seen on the wire').toEqual([]);
     await cluster.lab.heal();
     for (const s of cluster.cp.servers) if (s.state !== 'running') await s.start();

@@ -12,10 +12,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { distEntry } from '../../src/lab/agents.js';
 import { LAB_LEASE_ENV, startCluster, type Cluster } from '../../src/lab/controlplane.js';
-import type { Capture, LabHost } from '../../src/lab/netns.js';
-import { Prober } from '../../src/lab/prober.js';
-import { findTwoHolderEvents, firstAnswerFrom, type ProbeRecord } from '../../src/lab/twoholders.js';
-import { parseFrame } from '../../src/net/frames.js';
+import type { LabHost } from '../../src/lab/netns.js';
+import { firstAnswerFrom } from '../../src/lab/twoholders.js';
+import { watchWire } from '../../src/lab/wirewatch.js';
 import { describeWithApi } from '../lab/with-api.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -125,22 +124,7 @@ function agentEnvExtra(): Record<string, string> {
   }
 
   /** Starts an ARP prober on `ips` and a capture of ARP on the bridge; returns a stop() that yields the two-holder events. */
-  async function watchWire(ips: string[], intervalMs: number) {
-    const capture: Capture = await cluster.lab.capture({ filter: 'arp' });
-    const prober = await Prober.open({ ifname: 'eth0', vips: ips, intervalMs, netns: cluster.lab.client.ns, srcIp4: cluster.lab.client.ipv4 });
-    prober.start();
-    return {
-      prober,
-      async stop() {
-        prober.stop();
-        const frames = (await capture.stop()).map((r) => ({ time: r.time / 1000, frame: parseFrame(r.frame) }));
-        const events = ips.flatMap((ip) => findTwoHolderEvents({ vip: ip, records: prober.records(ip), frames, claims: prober.claims(ip) }).map((e) => ({ ip, ...e })));
-        const records = new Map<string, ProbeRecord[]>(ips.map((ip) => [ip, prober.records(ip)]));
-        prober.close();
-        return { events, records };
-      },
-    };
-  }
+  const watch = (ips: string[], intervalMs: number) => watchWire(cluster.lab, ips, intervalMs);
 
   const macOf = (node: string) => cluster.lab.host(node).mac;
 
@@ -252,7 +236,7 @@ data:
     const holder = await oneHolder(ip);
     expect(await until('TCP through the service IP', () => tagVia(ip).then((t) => t ?? undefined))).toBe(holder);
     // On the wire only that node answers.
-    const wire = await watchWire([ip], 20);
+    const wire = await watch([ip], 20);
     await sleep(600);
     const { events, records } = await wire.stop();
     expect(events).toEqual([]);
@@ -299,7 +283,7 @@ data:
     await oneHolder(ip);
     await req('DELETE', '/api/v1/namespaces/default/services/web');
     await until(`${ip} unbound everywhere`, async () => (await holdersOf(ip)).length === 0, 15_000);
-    const wire = await watchWire([ip], 20);
+    const wire = await watch([ip], 20);
     await sleep(500);
     const { records } = await wire.stop();
     expect(records.get(ip)!.every((r) => r.answers.length === 0)).toBe(true);
@@ -330,7 +314,7 @@ data:
     expect(perSecond.serviceStatus).toBe(0);
     expect(perSecond.leases).toBeLessThanOrEqual(4 * 2 + 2);
 
-    const wire = await watchWire(ips, 50);
+    const wire = await watch(ips, 50);
     await sleep(1000);
     const victim = [...perNode].sort((a, b) => b[1] - a[1])[0]![0];
     const moved = ips.filter((ip) => owner.get(ip) === victim);
@@ -379,7 +363,7 @@ data:
     await oneHolder(ip, 20_000, 'n1');
     expect(await until('TCP to n1', () => tagVia(ip).then((t) => t ?? undefined))).toBe('n1');
 
-    const wire = await watchWire([ip], 20);
+    const wire = await watch([ip], 20);
     const cur = (await req('GET', '/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/local-1')) as { metadata: { resourceVersion: string } };
     await req('PUT', '/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/local-1', { ...slice(n3), metadata: { ...slice(n3).metadata, resourceVersion: cur.metadata.resourceVersion } });
     await oneHolder(ip, 20_000, 'n3');
@@ -392,7 +376,7 @@ data:
     const owner = await owners(spreadIps);
     const victim = 'n1';
     const mine = spreadIps.filter((ip) => owner.get(ip) === victim);
-    const wire = await watchWire(spreadIps, 50);
+    const wire = await watch(spreadIps, 50);
     await sleep(500);
     const agent = cluster.agents.get(victim)!;
     const stoppedAt = performance.timeOrigin + performance.now();
@@ -415,7 +399,7 @@ data:
     const owner = await owners(spreadIps);
     const victim = 'n2';
     const mine = spreadIps.filter((ip) => owner.get(ip) === victim);
-    const wire = await watchWire(spreadIps, 50);
+    const wire = await watch(spreadIps, 50);
     await sleep(500);
     const at = performance.timeOrigin + performance.now();
     const exit = cluster.agents.get(victim)!.stop();
