@@ -86,7 +86,7 @@ async function main(): Promise<number> {
   }
   const file = await writeResults('failover', {
     bench: 'failover',
-    command: `npm run bench:failover -- ${process.argv.slice(2).join(' ')}`.trim(),
+    command: ['npm run bench:failover', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' '),
     started,
     seconds: Math.round((performance.now() - t0) / 1000),
     machine: mach,

@@ -168,7 +168,7 @@ async function main(): Promise<number> {
   }
   const file = await writeResults('footprint', {
     bench: 'footprint',
-    command: `npm run bench:footprint -- ${process.argv.slice(2).join(' ')}`.trim(),
+    command: ['npm run bench:footprint', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' '),
     started,
     seconds: Math.round((performance.now() - t0) / 1000),
     machine: mach,

@@ -227,7 +227,7 @@ async function main(): Promise<number> {
   }
   const file = await writeResults('services', {
     bench: 'services',
-    command: `npm run bench:services -- ${process.argv.slice(2).join(' ')}`.trim(),
+    command: ['npm run bench:services', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' '),
     started,
     seconds: Math.round((performance.now() - t0) / 1000),
     machine: mach,
