@@ -24,9 +24,24 @@ export class EligibilityGate implements HealthGate {
   private last: boolean;
   private readonly listeners = new Set<(healthy: boolean, reason: string) => void>();
 
+  private wake: (() => void) | undefined;
+
   constructor(private readonly o: EligibilityOptions) {
     this.last = this.healthy();
-    o.local.onChange((_h, reason) => this.update(reason));
+    o.local.onChange((_h, reason) => {
+      this.update(reason);
+      this.wake?.(); // probe the others now, not at the next interval
+    });
+  }
+
+  private async pause(signal: AbortSignal): Promise<void> {
+    const ac = new AbortController();
+    const onAbort = () => ac.abort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    this.wake = () => ac.abort();
+    await sleep(this.o.intervalMs, undefined, { signal: ac.signal }).catch(() => undefined);
+    this.wake = undefined;
+    signal.removeEventListener('abort', onAbort);
   }
 
   healthy(): boolean {
@@ -46,10 +61,18 @@ export class EligibilityGate implements HealthGate {
     for (const l of [...this.listeners]) l(now, reason);
   }
 
-  /** Probes the other known API servers' /livez while the signal is live. */
+  /**
+   * Probes the other known API servers' /livez while the signal is live, but only while the local
+   * one is unhealthy: a healthy node is eligible whatever the others say, and the probes are API
+   * load on every control-plane node.
+   */
   async run(signal: AbortSignal): Promise<void> {
     const probes = new Map<string, LivezProbe>();
     while (!signal.aborted) {
+      if (this.o.local.healthy()) {
+        await this.pause(signal);
+        continue;
+      }
       const local = this.o.client.localEndpoint();
       const others = this.o.client.endpoints().filter((e) => e !== local);
       for (const e of others) {
@@ -64,7 +87,7 @@ export class EligibilityGate implements HealthGate {
         this.othersHealthy = any;
         this.update(any ? 'another API server answers /livez' : 'no other API server answers /livez');
       }
-      await sleep(this.o.intervalMs, undefined, { signal }).catch(() => undefined);
+      await this.pause(signal);
     }
   }
 }

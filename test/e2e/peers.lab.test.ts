@@ -103,6 +103,15 @@ if (!isRoot) console.warn('test/e2e/peers.lab.test.ts: skipped, network namespac
     expect(ms!).toBeLessThan(3000); // the Lease alone would take 3 s here; the bench measures the real number
   });
 
+  it('health gate with peers: the holder\'s own API server stops, the agent runs on, and the VIP moves to a node whose API works', async () => {
+    const old = await waitHolder();
+    await serverOf(old).stop();
+    const next = await waitHolder(15_000, old);
+    expect(next).not.toBe(old);
+    const oldAgent = cluster.agents.get(old)!;
+    expect(oldAgent.child.exitCode).toBeNull();
+  });
+
   it('all API servers stopped: the VIP stays up, and still moves when its holder crashes', async () => {
     for (const s of cluster.cp.servers) await s.stop();
     await sleep(3000); // several health probes: every node sees its own API server down, and all the others too
