@@ -6,8 +6,8 @@
  * system and scenario on stdout; the whole run goes to bench/results/failover-<timestamp>.json.
  * See bench/README.md for the method and how to read the rows.
  */
+import { preflight } from './lib/preflight.js';
 import { loadavg } from 'node:os';
-import { apiAssets } from '../src/lab/k8s-assets.js';
 import { FAILOVER_USAGE, parseFailoverArgs, UsageError, type Timings } from './lib/args.js';
 import { startBenchLab, type BenchLab } from './lib/benchlab.js';
 import { runOnce } from './lib/failover-run.js';
@@ -26,13 +26,9 @@ async function main(): Promise<number> {
     }
     throw err;
   }
-  if (process.getuid?.() !== 0) {
-    process.stderr.write('bench:failover: needs root (network namespaces)\n');
-    return 2;
-  }
-  const assets = apiAssets();
-  if ('skip' in assets) {
-    process.stderr.write(`bench:failover: ${assets.skip}\n`);
+  const cannot = preflight('bench:failover', { root: true });
+  if (cannot) {
+    process.stderr.write(`${cannot}\n`);
     return 2;
   }
   const started = new Date().toISOString();

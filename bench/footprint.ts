@@ -12,10 +12,10 @@
  * Each system runs with its defaults (vipd: 15/10/2 s Lease, health 1 s × 3, peers configured;
  * kube-vip: 5/3/1 s; keepalived: VRRP v2 1 s and the 1 s /livez check).
  */
+import { preflight } from './lib/preflight.js';
 import { loadavg } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { apiAssets } from '../src/lab/k8s-assets.js';
 import type { LabHost } from '../src/lab/netns.js';
 import { FOOTPRINT_SYSTEMS, parseFootprintArgs, UsageError, type SystemName } from './lib/args.js';
 import { countRequests, isServerInternal, parseAuditLog, perMinute, type AuditEvent } from './lib/audit.js';
@@ -139,13 +139,9 @@ async function main(): Promise<number> {
     }
     throw err;
   }
-  if (process.getuid?.() !== 0) {
-    process.stderr.write('bench:footprint: needs root (network namespaces)\n');
-    return 2;
-  }
-  const assets = apiAssets();
-  if ('skip' in assets) {
-    process.stderr.write(`bench:footprint: ${assets.skip}\n`);
+  const cannot = preflight('bench:footprint', { root: true });
+  if (cannot) {
+    process.stderr.write(`${cannot}\n`);
     return 2;
   }
   const started = new Date().toISOString();

@@ -17,13 +17,13 @@
  * row's note says so. The control-plane Lease and any membership heartbeats are the agent's and
  * not included here; bench:footprint counts the agent's own requests.
  */
+import { preflight } from './lib/preflight.js';
 import { setMaxListeners } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiClient } from '../src/k8s/client.js';
-import { apiAssets } from '../src/lab/k8s-assets.js';
 import { startControlPlane, type ControlPlane } from '../src/lab/apiserver.js';
 import { createLogger } from '../src/observe/log.js';
 import { ServicesController } from '../src/services/controller.js';
@@ -69,9 +69,9 @@ async function main(): Promise<number> {
     }
     throw err;
   }
-  const assets = apiAssets();
-  if ('skip' in assets) {
-    process.stderr.write(`bench:services: ${assets.skip}\n`);
+  const cannot = preflight('bench:services', { root: false });
+  if (cannot) {
+    process.stderr.write(`${cannot}\n`);
     return 2;
   }
   const started = new Date().toISOString();
