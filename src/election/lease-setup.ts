@@ -10,7 +10,7 @@
 import type { Logger } from '../observe/log.js';
 import { createLogger } from '../observe/log.js';
 import { LivezProbe, LIVEZ_DEFAULTS, type HealthGate } from '../health/livez.js';
-import { ApiClient, DEFAULT_LOCAL_ENDPOINT } from '../k8s/client.js';
+import { ApiClient, DEFAULT_LOCAL_ENDPOINT, type ApiClientOptions } from '../k8s/client.js';
 import { EventRecorder } from '../k8s/events.js';
 import { LeaseElector, type LeaseElectorOptions } from './lease.js';
 import { validateLeaseTiming, type LeaseTiming, type LeaseTimingInput, type TimingNames } from './lease-state.js';
@@ -56,21 +56,18 @@ export interface LivezGateOptions {
   successThreshold?: number;
 }
 
-export interface LeaseSetupOptions {
+/** The API client's own settings, passed through (localEndpoint defaults to https://127.0.0.1:6443). */
+type ClientSettings = Pick<
+  ApiClientOptions,
+  'kubeconfigPath' | 'fallbackKubeconfigPath' | 'localEndpoint' | 'tlsServerName' | 'extraEndpoints' | 'endpointsCachePath' | 'discoverEndpoints' | 'excludeAddresses'
+>;
+
+export interface LeaseSetupOptions extends ClientSettings {
   identity: string;
   namespace: string;
   name: string;
   timing?: LeaseTimingInput;
   timingNames?: TimingNames;
-  kubeconfigPath: string;
-  fallbackKubeconfigPath?: string;
-  /** Default https://127.0.0.1:6443. */
-  localEndpoint?: string;
-  tlsServerName?: string;
-  extraEndpoints?: string[];
-  endpointsCachePath?: string;
-  discoverEndpoints?: boolean;
-  excludeAddresses?: string[];
   /** Control-plane mode: gate on the local /livez (default on). `false` for modes without a local API server. */
   livez?: LivezGateOptions | false;
   requestTimeoutMs?: number;
