@@ -16,7 +16,7 @@ import { preflight } from './lib/preflight.js';
 import { loadavg } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { LabHost } from '../src/lab/netns.js';
+import type { LabHost } from '../lab/netns.js';
 import { FOOTPRINT_SYSTEMS, parseFootprintArgs, UsageError, type SystemName } from './lib/args.js';
 import { countRequests, isServerInternal, parseAuditLog, perMinute, type AuditEvent } from './lib/audit.js';
 import { startBenchLab, wallNow, type BenchLab } from './lib/benchlab.js';

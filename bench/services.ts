@@ -24,7 +24,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiClient } from '../src/k8s/client.js';
-import { startControlPlane, type ControlPlane } from '../src/lab/apiserver.js';
+import { startControlPlane, type ControlPlane } from '../lab/apiserver.js';
 import { createLogger } from '../src/observe/log.js';
 import { ServicesController } from '../src/services/controller.js';
 import { parseServicesArgs, UsageError } from './lib/args.js';

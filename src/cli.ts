@@ -36,7 +36,6 @@ const USAGE = `vipd ${'<command>'}
 Commands:
   run        Run the agent: elect a holder and hold the VIP (settings from the environment or flags)
   manifest   Print a static pod, DaemonSet or RBAC manifest from the same settings ('vipd manifest --help')
-  lab        Start the embedded demo: a 3-node network lab with vipd on each node (needs root)
   version    Print the version
   help       This text; 'vipd run --help' lists every setting
 
@@ -58,7 +57,7 @@ async function run(argv: string[]): Promise<number> {
     throw err;
   }
   const log = createLogger(config.logLevel, { node: config.nodeName });
-  const { startAgent } = await import('./agent.js');
+  const { startAgent } = await import('./app/agent.js');
   let agent;
   try {
     agent = await startAgent(config, log);
@@ -94,10 +93,10 @@ async function main(): Promise<number> {
   switch (command) {
     case 'run':
       return run(rest);
-    case 'lab': {
-      const { runLabDemo } = await import('./lab/demo.js');
-      return runLabDemo(rest);
-    }
+    case 'lab':
+      // The lab (namespaces, API servers, probers) is development tooling, not in the release.
+      process.stderr.write('vipd: the lab is not part of the release; from a clone of the repository run: sudo npm run lab\n');
+      return EXIT_BAD_INPUT;
     case 'manifest': {
       const { manifestCommand } = await import('./manifest/command.js');
       return manifestCommand(rest);
@@ -113,7 +112,7 @@ async function main(): Promise<number> {
       process.stdout.write(`${USAGE}\n`);
       return 0;
     default:
-      process.stderr.write(`vipd: unknown command ${JSON.stringify(command)}; expected run, manifest, lab, version or help\n`);
+      process.stderr.write(`vipd: unknown command ${JSON.stringify(command)}; expected run, manifest, version or help\n`);
       return EXIT_BAD_INPUT;
   }
 }

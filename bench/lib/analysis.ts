@@ -15,8 +15,8 @@
  * - episode: events closer than `episodeGapMs` to each other, merged. The prober asks every
  *   10 ms, so two holders that last a second produce ~100 double answers: one episode.
  */
-import { findTwoHolderEvents, type Claim, type ProbeRecord as ArpRecord, type TwoHolderEvent } from '../../src/lab/twoholders.js';
-import { outageWindows, type ProbeRecord as TcpRecord } from '../../src/lab/tcpprobe.js';
+import { findTwoHolderEvents, type Claim, type ProbeRecord as ArpRecord, type TwoHolderEvent } from '../../lab/twoholders.js';
+import { outageWindows, type ProbeRecord as TcpRecord } from '../../lab/tcpprobe.js';
 
 export type { ArpRecord, TcpRecord };
 

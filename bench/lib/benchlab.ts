@@ -15,11 +15,11 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { distEntry } from '../../src/lab/agents.js';
-import { startControlPlane, type ApiServerHandle, type ControlPlane } from '../../src/lab/apiserver.js';
-import { createLab, type Capture, type Lab, type LabHost } from '../../src/lab/netns.js';
-import { claimsIn, type Claim, type ProbeRecord as ArpRecord } from '../../src/lab/twoholders.js';
-import type { ProbeRecord as TcpRecord } from '../../src/lab/tcpprobe.js';
+import { distEntry } from '../../lab/agents.js';
+import { startControlPlane, type ApiServerHandle, type ControlPlane } from '../../lab/apiserver.js';
+import { createLab, type Capture, type Lab, type LabHost } from '../../lab/netns.js';
+import { claimsIn, type Claim, type ProbeRecord as ArpRecord } from '../../lab/twoholders.js';
+import type { ProbeRecord as TcpRecord } from '../../lab/tcpprobe.js';
 import { parseFrame } from '../../src/net/frames.js';
 import { AUDIT_POLICY, parseAuditLog, type AuditEvent } from './audit.js';
 
@@ -103,14 +103,14 @@ export async function startBenchLab(opts: { id?: string; log?: (s: string) => vo
     const startTagServer = (n: LabHost): void => {
       const old = tagServers.get(n.name);
       if (old && old.exitCode === null && old.signalCode === null) return;
-      const c = lab.spawn(n, [process.execPath, distEntry('src/lab/tagserver-cli.js'), '--name', n.name, '--port', String(TAG_PORT)]);
+      const c = lab.spawn(n, [process.execPath, distEntry('lab/tagserver-cli.js'), '--name', n.name, '--port', String(TAG_PORT)]);
       tagServers.set(n.name, c);
     };
     for (const n of lab.nodes) startTagServer(n);
 
     const tcp: TcpRecord[] = [];
     const arp: ArpRecord[] = [];
-    const tcpProc = lab.spawn('client', [process.execPath, distEntry('src/lab/tcpprobe-cli.js'), '--target', lab.vip4, '--port', String(TAG_PORT), '--interval', String(PROBE_INTERVAL_MS), '--stream']);
+    const tcpProc = lab.spawn('client', [process.execPath, distEntry('lab/tcpprobe-cli.js'), '--target', lab.vip4, '--port', String(TAG_PORT), '--interval', String(PROBE_INTERVAL_MS), '--stream']);
     children.push(tcpProc);
     lineStream(tcpProc, (l) => {
       try {
@@ -120,7 +120,7 @@ export async function startBenchLab(opts: { id?: string; log?: (s: string) => vo
         // not a record
       }
     });
-    const arpProc = lab.spawn('client', [process.execPath, distEntry('src/lab/prober-cli.js'), '--iface', 'eth0', '--vip', lab.vip4, '--interval', String(PROBE_INTERVAL_MS)]);
+    const arpProc = lab.spawn('client', [process.execPath, distEntry('lab/prober-cli.js'), '--iface', 'eth0', '--vip', lab.vip4, '--interval', String(PROBE_INTERVAL_MS)]);
     children.push(arpProc);
     lineStream(arpProc, (l) => {
       try {

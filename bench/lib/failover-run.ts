@@ -8,7 +8,7 @@
  * a single holder answers ARP and connections steadily again.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { LabHost } from '../../src/lab/netns.js';
+import type { LabHost } from '../../lab/netns.js';
 import { analyzeRun, stableHolder, takeoverSettled } from './analysis.js';
 import type { Scenario } from './args.js';
 import { wallNow, type BenchLab } from './benchlab.js';

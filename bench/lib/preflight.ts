@@ -1,4 +1,4 @@
-import { apiAssets } from '../../src/lab/k8s-assets.js';
+import { apiAssets } from '../../lab/k8s-assets.js';
 
 /**
  * What every benchmark needs before it builds a lab: root (network namespaces) when asked, and the

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { projectRoot } from '../../src/lab/agents.js';
+import { projectRoot } from '../../lab/agents.js';
 
 export interface Machine {
   cpus: number;

@@ -2,7 +2,7 @@
  * The systems under test, behind one interface, so a scenario reads the same for all of them.
  *
  * Every agent runs as one process group per node, started the way its operators run it:
- * - vipd: `node dist/src/cli.js run` with the lab cluster's environment (src/lab/controlplane.ts)
+ * - vipd: `node dist/src/cli.js run` with the lab cluster's environment (lab/controlplane.ts)
  *   and otherwise its defaults: Lease through the node's own API server, VIP on lo answered by the
  *   agent, /metrics on :2112.
  * - keepalived: Debian's keepalived 2.2.7, VRRP only (-P), in the foreground (-n), its own pid
@@ -19,14 +19,14 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { projectRoot, startAgentProcess, type AgentProcess } from '../../src/lab/agents.js';
-import { LAB_LEASE_ENV } from '../../src/lab/controlplane.js';
-import type { LabHost } from '../../src/lab/netns.js';
+import { projectRoot, startAgentProcess, type AgentProcess } from '../../lab/agents.js';
+import { LAB_LEASE_ENV } from '../../lab/controlplane.js';
+import type { LabHost } from '../../lab/netns.js';
 import type { SystemName, Timings } from './args.js';
 import type { BenchLab } from './benchlab.js';
 import { KEEPALIVED_DEFAULT, KEEPALIVED_FAST, keepalivedConf, masterDownSeconds, priorityOf, type KeepalivedProfile } from './keepalived-conf.js';
 
-/** The vipd agent's log line when it runs peer voting (src/election/peers/elector.ts). */
+/** The vipd agent's log line when it runs peer voting (src/election/peers/driver.ts). */
 export const PEER_VOTING_LOG = 'peer voting started';
 export const PEER_NOTE = 'peers not wired yet';
 export const PEER_PORT = 7947;

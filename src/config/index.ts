@@ -7,7 +7,7 @@
  * the host (does the interface exist) before anything is touched.
  */
 import { isIP } from 'node:net';
-import { checkLeaseTiming } from '../election/lease-state.js';
+import { checkLeaseTiming } from '../election/lease/state.js';
 import { checkPeerConfig, type PeerConfig } from '../election/peers/timing.js';
 import { ConfigError, KUBE_VIP_INERT, SETTINGS, settingDef, type PeerSpec, type RawSettings, type SettingKey } from './settings.js';
 

@@ -1,72 +1,100 @@
 /**
- * Fencing between the Lease and peer voting (DESIGN rule 2). Pure.
+ * Hybrid election for the agent (vip_peers set): peer voting grants the VIP; the Lease follows the
+ * peer holder and steers elections while the API is up (steering.ts, docs/election.md). Only the peer
+ * elector's verdicts reach the holders, so there is one granting mechanism and DESIGN rule 2 holds
+ * by construction.
  *
- * The rule, in one line: when peers are configured, a node holds the VIP only with a live peer
- * grant (a majority's promises, docs/election.md); the Lease never grants on its own, it only
- * STEERS which node the peers promise to. So the two modes cannot grant different nodes: there
- * is one granting mechanism, and the Lease is an input to it.
- *
- * Steering, in elections only: a node whose Lease view names X (live by its own clock) and that has
- * received a request (pre-vote, vote, heartbeat) from X within the election timeout grants its
- * pre-vote and vote only to X; the Lease holder campaigns without the random back-off. A working
- * holder's heartbeats are acknowledged whatever the Lease says, so the Lease never deposes a
- * healthy holder; instead the Lease follows the peers: the core says `lease-wanted` exactly while
- * it holds, and the Lease elector should acquire and renew only then.
- * A Lease record naming a node that is silent on the peer network steers nothing, so crash
- * failover never waits for a Lease duration: the peers' majority of expired promises is the
- * evidence that the old holder's grant is over.
- *
- * Without peers (vip_peers unset) the Lease elector's verdict is used as is; that is not this
- * module's concern.
+ * The Lease is best effort here: when no API server answers (first kubeadm init, an outage) the
+ * peers carry on alone; when the kubeconfig cannot even be loaded, the Lease part is left out and
+ * logged, never fatal.
  */
-import type { LeaseView } from './lease-state.js';
+import { readFile } from 'node:fs/promises';
+import { ConfigError, peerConfigOf, type Config } from '../config/index.js';
+import { EligibilityGate } from '../health/eligibility.js';
+import type { HealthGate } from '../health/livez.js';
+import type { Logger } from '../observe/log.js';
+import { NO_LEASE, type LeaseObservation } from './steering.js';
+import { setupLeaseElection, type LeaseSetup } from './lease/setup.js';
+import { PeerElector, type PeerAddress } from './peers/driver.js';
+import { parsePeerKey } from './peers/key.js';
+import type { Elector } from './types.js';
 
-/** What this node last learned from the Lease record, on its own monotonic clock. */
-export interface LeaseObservation {
-  /** holderIdentity named by the record; null when empty or unknown. */
-  holder: string | null;
-  /** Until when the record counts as live here: observedAt + leaseDuration (client-go), or our own Lease grant's end. */
-  liveUntil: number;
-}
-
-export const NO_LEASE: LeaseObservation = { holder: null, liveUntil: Number.NEGATIVE_INFINITY };
-
-/**
- * Converts the Lease elector's view into the peer core's input. `ownUntil` is the Lease elector's
- * current hold deadline when the record names us (its verdict's `until`).
- */
-export function leaseObservation(view: LeaseView, self: string, ownUntil: number | undefined): LeaseObservation {
-  switch (view.kind) {
-    case 'held':
-      return { holder: view.holder, liveUntil: view.expiresAt };
-    case 'ours':
-      return ownUntil === undefined ? NO_LEASE : { holder: self, liveUntil: ownUntil };
-    default:
-      return NO_LEASE;
+/** A gate someone else opens and closes. */
+class SwitchGate implements HealthGate {
+  private open = false;
+  private readonly listeners = new Set<(healthy: boolean, reason: string) => void>();
+  healthy(): boolean {
+    return this.open;
+  }
+  set(open: boolean, reason: string): void {
+    if (open === this.open) return;
+    this.open = open;
+    for (const l of this.listeners) l(open, reason);
+  }
+  onChange(listener: (healthy: boolean, reason: string) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 }
 
-export interface PreferenceInputs {
-  self: string;
-  peers: readonly string[];
-  lease: LeaseObservation;
-  /** Last time a request from each peer arrived (local monotonic ms). */
-  lastActive: Readonly<Record<string, number>>;
-  electionTimeoutMs: number;
-  /** Whether this node may hold at all (health gate, not shutting down). */
-  selfEligible: boolean;
-  now: number;
+export async function loadPeerKey(path: string | undefined): Promise<Buffer> {
+  const contents = path === undefined ? undefined : await readFile(path).catch((err: NodeJS.ErrnoException) => {
+    throw new ConfigError('vip_peer_key_file', path, `cannot be read (${err.code ?? err.message})`);
+  });
+  const parsed = parsePeerKey(contents);
+  if (!parsed.ok) throw new ConfigError('vip_peer_key_file', path, parsed.error.message.replace(/^vip_peer_key_file:?\s*/, ''));
+  return parsed.key;
 }
 
-/**
- * The node the Lease steers promises to right now, or null when the Lease steers nothing.
- * Also returns until when this answer stands (for timers).
- */
-export function leasePreference(p: PreferenceInputs): { node: string | null; until: number } {
-  const { lease, now } = p;
-  if (lease.holder === null || lease.liveUntil <= now || !p.peers.includes(lease.holder)) return { node: null, until: Number.POSITIVE_INFINITY };
-  if (lease.holder === p.self) return p.selfEligible ? { node: p.self, until: lease.liveUntil } : { node: null, until: Number.POSITIVE_INFINITY };
-  const activeUntil = (p.lastActive[lease.holder] ?? Number.NEGATIVE_INFINITY) + p.electionTimeoutMs;
-  if (activeUntil <= now) return { node: null, until: Number.POSITIVE_INFINITY };
-  return { node: lease.holder, until: Math.min(activeUntil, lease.liveUntil) };
+export async function setupHybridElection(config: Config, log: Logger, buildLease: (followGate: HealthGate) => Promise<LeaseSetup>): Promise<Elector & { peer: PeerElector }> {
+  // loadConfig has checked these settings with the same rules.
+  const cfg = peerConfigOf(config);
+  const key = await loadPeerKey(config.peerKeyFile);
+  const addresses: Record<string, PeerAddress> = Object.fromEntries(config.peers.map((p) => [p.name, { host: p.host, port: p.port }]));
+
+  const follow = new SwitchGate();
+  let lease: LeaseSetup | undefined;
+  try {
+    lease = await buildLease(follow);
+  } catch (err) {
+    log.warn({ err }, 'Lease unavailable; peer voting alone decides (it always grants; the Lease only steers)');
+  }
+  const eligibility = lease?.probe
+    ? new EligibilityGate({ local: lease.probe, client: lease.client, intervalMs: config.healthIntervalMs, timeoutMs: Math.min(1000, config.healthIntervalMs), log: log.child({ mod: 'eligibility' }) })
+    : undefined;
+  const peer = new PeerElector({ cfg, addresses, key, log: log.child({ mod: 'peers' }), ...(eligibility ? { gate: eligibility } : {}) });
+  peer.onLeaseWanted((wanted) => follow.set(wanted, wanted ? 'peer holder' : 'not the peer holder'));
+
+  const leaseDurationMs = config.leaseDuration * 1000;
+  const observe = (): LeaseObservation => {
+    const st = lease?.elector.status();
+    if (!st) return NO_LEASE;
+    if (st.role === 'holding' && st.until !== undefined) return { holder: config.nodeName, liveUntil: st.until };
+    if (st.leader && st.observedAt !== undefined) return { holder: st.leader, liveUntil: st.observedAt + leaseDurationMs };
+    return NO_LEASE;
+  };
+
+  return {
+    peer,
+    onVerdict: (listener) => peer.onVerdict(listener),
+    async run(signal: AbortSignal): Promise<void> {
+      let last = '';
+      const push = () => {
+        const o = observe();
+        const sig = `${o.holder}@${Math.round(o.liveUntil)}`;
+        if (sig !== last) {
+          last = sig;
+          peer.observeLease(o);
+        }
+      };
+      const offLease = lease?.elector.onVerdict(() => push());
+      const timer = setInterval(push, 250);
+      try {
+        await Promise.all([peer.run(signal), lease?.run(signal), eligibility?.run(signal)]);
+      } finally {
+        clearInterval(timer);
+        offLease?.();
+      }
+    },
+  };
 }

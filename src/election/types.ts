@@ -1,6 +1,6 @@
 /**
  * What every elector (Lease, peers, hybrid) tells a holder: may this node hold the VIP, and until when.
- * `until` is a deadline on the agent's monotonic clock (src/clock.ts). A holder must have stopped
+ * `until` is a deadline on the agent's monotonic clock (src/util/clock.ts). A holder must have stopped
  * answering for the VIP by `until` even if no further verdict ever arrives.
  */
 export type Verdict =

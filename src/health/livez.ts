@@ -12,7 +12,7 @@
  */
 import https from 'node:https';
 import http from 'node:http';
-import { monotonicClock, type Clock } from '../clock.js';
+import { monotonicClock, type Clock } from '../util/clock.js';
 import { createLogger, type Logger } from '../observe/log.js';
 
 /** What the elector consults: may this node lead now, and tell me when that changes. */

@@ -37,8 +37,8 @@ import {
   type ResponseContext,
   type Observable,
 } from '@kubernetes/client-node';
-import { monotonicClock, type Clock } from '../clock.js';
-import { withSignal } from './abort.js';
+import { monotonicClock, type Clock } from '../util/clock.js';
+import { withSignal } from '../util/signals.js';
 import { createLogger, type Logger } from '../observe/log.js';
 import { metrics } from '../observe/metrics.js';
 

@@ -12,7 +12,7 @@ const HOME_NAMESPACE = 'kube-system';
 
 const HEADER = [
   'RBAC for the vipd agent: the exact permissions users grant, and the ones every test that talks to',
-  'Kubernetes runs with (src/lab/apiserver.ts applies this file and hands out a token of this',
+  'Kubernetes runs with (lab/apiserver.ts applies this file and hands out a token of this',
   'ServiceAccount). Least privilege: anything not listed here is refused, and tests assert that.',
   '',
   'Namespaced things (Leases, the pool ConfigMap) are granted in kube-system, where vipd keeps them.',

@@ -18,7 +18,7 @@
  *   so two agents that both believe they hold cannot start a storm.
  */
 import { EventEmitter } from 'node:events';
-import { monotonicClock, type Clock } from '../clock.js';
+import { monotonicClock, type Clock } from '../util/clock.js';
 import type { Logger } from '../observe/log.js';
 import { metrics } from '../observe/metrics.js';
 import {

@@ -15,7 +15,7 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
-import { monotonicClock, type Clock } from '../clock.js';
+import { monotonicClock, type Clock } from '../util/clock.js';
 import { ConfigError } from '../config/index.js';
 import type { Logger } from './log.js';
 

@@ -20,14 +20,14 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { setHeaderOptions, type V1ConfigMap, type V1EndpointSlice } from '@kubernetes/client-node';
-import { monotonicClock, type Clock } from '../clock.js';
+import { monotonicClock, type Clock } from '../util/clock.js';
 import type { Verdict } from '../election/types.js';
 import { describeError, httpStatus, type ApiClient } from '../k8s/client.js';
 import { EventRecorder, type EventInput } from '../k8s/events.js';
 import { createLogger, type Logger } from '../observe/log.js';
-import { plan, type Plan } from './announce-plan.js';
-import { handoff, initialHandoff, type HandoffState } from './handoff.js';
-import { allocate, type Outcome } from './ipam.js';
+import { plan, type Plan } from './logic/placement.js';
+import { handoff, initialHandoff, type HandoffState } from './logic/handoff.js';
+import { allocate, type Outcome } from './logic/ipam.js';
 import {
   DEFAULT_CLASS_FILTER,
   allocatedCondition,
@@ -41,12 +41,12 @@ import {
   type ClassFilter,
   type EndpointSliceLike,
   type ServiceLike,
-} from './model.js';
-import { formatProblem, parsePools, poolContains, type PoolConfig } from './pools.js';
-import { parseAddr, rangeSize, type Addr } from './addr.js';
+} from './logic/model.js';
+import { formatProblem, parsePools, poolContains, type PoolConfig } from './logic/pools.js';
+import { parseAddr, rangeSize, type Addr } from './logic/addr.js';
 import { metrics } from '../observe/metrics.js';
-import { Reflector } from './reflector.js';
-import { PENDING_REASONS, releasePatch, statusPatch, type StatusPatch } from './status.js';
+import { Reflector } from '../k8s/reflector.js';
+import { PENDING_REASONS, releasePatch, statusPatch, type StatusPatch } from './logic/status.js';
 
 export interface ServicesControllerOptions {
   client: ApiClient;

@@ -13,9 +13,9 @@
  * API writes at steady state: one per node per retryPeriod, whatever the number of Services.
  */
 import type { V1Lease } from '@kubernetes/client-node';
-import { monotonicClock, type Clock } from '../clock.js';
-import { advertisedSeconds, microTime, type LeaseTiming } from '../election/lease-state.js';
-import { withSignal } from '../k8s/abort.js';
+import { monotonicClock, type Clock } from '../util/clock.js';
+import { advertisedSeconds, microTime, type LeaseTiming } from '../election/lease/state.js';
+import { withSignal } from '../util/signals.js';
 import { describeError, httpStatus, type ApiClient } from '../k8s/client.js';
 import type { Logger } from '../observe/log.js';
 import {
@@ -27,7 +27,7 @@ import {
   nodeOfLease,
   parseClaims,
   type MemberRecord,
-} from './membership.js';
+} from './logic/membership.js';
 
 /** What we read of a Lease, from the typed client or raw watch JSON. */
 export interface LeaseLike {
@@ -165,7 +165,7 @@ export class MemberLease {
       spec: {
         holderIdentity: holder,
         leaseDurationSeconds: leaseSeconds,
-        // MicroTime strings pass the generated serializer unchanged (as in lease-store.ts).
+        // MicroTime strings pass the generated serializer unchanged (as in lease/store.ts).
         acquireTime: acquire as unknown as Date,
         renewTime: now as unknown as Date,
         leaseTransitions: prev === undefined ? 0 : ours || holder === '' ? prevTransitions : prevTransitions + 1,

@@ -18,7 +18,7 @@
  * - close() leaves nothing behind: address removed, announcing stopped.
  */
 import { readFile, writeFile } from 'node:fs/promises';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../util/clock.js';
 import type { VipSpec } from '../config/index.js';
 import type { Verdict } from '../election/types.js';
 import type { Logger } from '../observe/log.js';

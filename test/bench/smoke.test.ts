@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { distEntry } from '../../src/lab/agents.js';
+import { distEntry } from '../../lab/agents.js';
 import { describeWithApi } from '../lab/with-api.js';
 
 const root = process.getuid?.() === 0;

@@ -6,9 +6,9 @@
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startCluster, type Cluster } from '../../src/lab/controlplane.js';
-import { Prober } from '../../src/lab/prober.js';
-import { watchWire, type WireWatch } from '../../src/lab/wirewatch.js';
+import { startCluster, type Cluster } from '../../lab/controlplane.js';
+import { Prober } from '../../lab/prober.js';
+import { watchWire, type WireWatch } from '../../lab/wirewatch.js';
 import { describeWithApi } from '../lab/with-api.js';
 
 const isRoot = process.getuid?.() === 0;

@@ -6,11 +6,11 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { randomBytes } from 'node:crypto';
-import { labFile, startCluster, type Cluster } from '../../src/lab/controlplane.js';
-import type { LabHost } from '../../src/lab/netns.js';
-import { Prober } from '../../src/lab/prober.js';
-import { findTwoHolderEvents, firstAnswerFrom } from '../../src/lab/twoholders.js';
-import { watchWire, type WireWatch } from '../../src/lab/wirewatch.js';
+import { labFile, startCluster, type Cluster } from '../../lab/controlplane.js';
+import type { LabHost } from '../../lab/netns.js';
+import { Prober } from '../../lab/prober.js';
+import { findTwoHolderEvents, firstAnswerFrom } from '../../lab/twoholders.js';
+import { watchWire, type WireWatch } from '../../lab/wirewatch.js';
 import { describeWithApi } from '../lab/with-api.js';
 
 const isRoot = process.getuid?.() === 0;

@@ -10,11 +10,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { distEntry } from '../../src/lab/agents.js';
-import { LAB_LEASE_ENV, startCluster, type Cluster } from '../../src/lab/controlplane.js';
-import type { LabHost } from '../../src/lab/netns.js';
-import { firstAnswerFrom } from '../../src/lab/twoholders.js';
-import { watchWire } from '../../src/lab/wirewatch.js';
+import { distEntry } from '../../lab/agents.js';
+import { LAB_LEASE_ENV, startCluster, type Cluster } from '../../lab/controlplane.js';
+import type { LabHost } from '../../lab/netns.js';
+import { firstAnswerFrom } from '../../lab/twoholders.js';
+import { watchWire } from '../../lab/wirewatch.js';
 import { describeWithApi } from '../lab/with-api.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -212,7 +212,7 @@ data:
   range-tiny: 198.18.0.220-198.18.0.221
 `);
     for (const n of cluster.lab.nodes) {
-      const tag = cluster.lab.spawn(n, [process.execPath, distEntry('src/lab/tagserver-cli.js'), '--name', n.name, '--port', String(PORT), '--host', '0.0.0.0']);
+      const tag = cluster.lab.spawn(n, [process.execPath, distEntry('lab/tagserver-cli.js'), '--name', n.name, '--port', String(PORT), '--host', '0.0.0.0']);
       void tag;
       cluster.startAgent(n, extra);
     }

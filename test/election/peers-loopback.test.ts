@@ -1,5 +1,5 @@
 /**
- * The UDP driver (src/election/peers/elector.ts) with real sockets and timers on 127.0.0.1: three
+ * The UDP driver (src/election/peers/driver.ts) with real sockets and timers on 127.0.0.1: three
  * instances elect exactly one holder; a clean stop hands over; an instance with the wrong key is
  * never acted on (its packets are counted as bad-mac) and never holds. Deadlines below are generous
  * bounds, not measurements.
@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, test } from 'vitest';
 import { createLogger } from '../../src/observe/log.js';
 import { metrics } from '../../src/observe/metrics.js';
-import { PeerElector } from '../../src/election/peers/elector.js';
+import { PeerElector } from '../../src/election/peers/driver.js';
 import type { Verdict } from '../../src/election/types.js';
 
 const KEY = createHmac('sha256', 'loopback').update('cluster').digest();

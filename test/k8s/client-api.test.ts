@@ -8,7 +8,7 @@ import { mkdtemp, readFile, rm, writeFile, copyFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AllEndpointsFailedError, ApiClient, httpStatus, normalizeEndpoint } from '../../src/k8s/client.js';
-import { startControlPlane, type ControlPlane } from '../../src/lab/apiserver.js';
+import { startControlPlane, type ControlPlane } from '../../lab/apiserver.js';
 import { createLogger } from '../../src/observe/log.js';
 import { describeWithApi } from '../lab/with-api.js';
 

@@ -16,8 +16,8 @@ import {
   type V1Lease,
 } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startControlPlane, sweepOrphanedControlPlanes, type ApiServerHandle, type ControlPlane } from '../../src/lab/apiserver.js';
-import { apiAssets, assetsFolderName, pinnedAssetVersions, projectRoot } from '../../src/lab/k8s-assets.js';
+import { startControlPlane, sweepOrphanedControlPlanes, type ApiServerHandle, type ControlPlane } from '../../lab/apiserver.js';
+import { apiAssets, assetsFolderName, pinnedAssetVersions, projectRoot } from '../../lab/k8s-assets.js';
 import { describeWithApi } from './with-api.js';
 
 function client<T extends ApiType>(kubeconfig: string, api: ApiConstructor<T>): T {
@@ -229,7 +229,7 @@ describeWithApi('control plane: three kube-apiservers sharing one etcd on loopba
 
 describeWithApi('control plane whose owner was killed', () => {
   // The owner is a separate node running the compiled harness (npm test builds first).
-  const dist = join(projectRoot(), 'dist', 'src', 'lab', 'apiserver.js');
+  const dist = join(projectRoot(), 'dist', 'lab', 'apiserver.js');
   it.skipIf(!existsSync(dist))('is swept by the next start: its processes ended, its folder removed', async () => {
     const owner = spawn(
       process.execPath,

@@ -2,16 +2,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { once } from 'node:events';
-import { createLab, removeStaleLabs, VIP4, VIP6, type Lab, type LabHost } from '../../src/lab/netns.js';
-import { run } from '../../src/lab/exec.js';
-import { distEntry } from '../../src/lab/agents.js';
-import type { PcapRecord } from '../../src/lab/pcap.js';
-import type { ProbeSummary } from '../../src/lab/tcpprobe.js';
+import { createLab, removeStaleLabs, VIP4, VIP6, type Lab, type LabHost } from '../../lab/netns.js';
+import { run } from '../../lab/exec.js';
+import { distEntry } from '../../lab/agents.js';
+import type { PcapRecord } from '../../lab/pcap.js';
+import type { ProbeSummary } from '../../lab/tcpprobe.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn('test/lab/netns.test.ts: skipped, network namespaces need root');
 
-const distCli = (name: string): string => distEntry(`src/lab/${name}`);
+const distCli = (name: string): string => distEntry(`lab/${name}`);
 
 async function namespaces(): Promise<string[]> {
   const r = await run(['ip', 'netns', 'list']);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { parsePcap, PcapFormatError, readPcapRecords, writePcap } from '../../src/lab/pcap.js';
+import { parsePcap, PcapFormatError, readPcapRecords, writePcap } from '../../lab/pcap.js';
 
 // Hand-made files: a global header then records, each field written explicitly so the test
 // does not depend on the writer it also checks.

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ProberLine, VipSummary } from '../../src/lab/prober.js';
+import type { ProberLine, VipSummary } from '../../lab/prober.js';
 import {
   claimsIn,
   doubleAnswers,
@@ -14,7 +14,7 @@ import {
   summarize,
   type Claim,
   type ProbeRecord,
-} from '../../src/lab/twoholders.js';
+} from '../../lab/twoholders.js';
 import { Announcer } from '../../src/net/announce.js';
 import { garpRequest, parseFrame, unsolicitedNa } from '../../src/net/frames.js';
 import { createLogger } from '../../src/observe/log.js';
@@ -81,7 +81,7 @@ describe('two-holder analysis (pure)', () => {
 });
 
 const isRoot = process.getuid?.() === 0;
-const CLI = fileURLToPath(new URL('../../dist/src/lab/prober-cli.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../../dist/lab/prober-cli.js', import.meta.url));
 
 interface ProberRun {
   lines: Array<ProberLine | VipSummary>;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { defaultTimeoutMs, outageWindows, summarizeProbe, type ProbeRecord } from '../../src/lab/tcpprobe.js';
+import { defaultTimeoutMs, outageWindows, summarizeProbe, type ProbeRecord } from '../../lab/tcpprobe.js';
 
 // Records every 10 ms from t=0; `pattern` is one character per attempt: a node letter answered, '.' failed.
 function recs(pattern: string, start = 0): ProbeRecord[] {

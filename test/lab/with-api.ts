@@ -6,7 +6,7 @@
  * skip (.ci/run builds the binaries first, so a miss there is a broken pipeline).
  */
 import { describe, it } from 'vitest';
-import { apiAssets } from '../../src/lab/k8s-assets.js';
+import { apiAssets } from '../../lab/k8s-assets.js';
 
 // One line per test file, however many suites it skips.
 let warned = false;

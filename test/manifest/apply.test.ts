@@ -12,7 +12,7 @@ import { loadAllYaml } from '@kubernetes/client-node';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
 import { ApiClient } from '../../src/k8s/client.js';
-import { startControlPlane, type ControlPlane } from '../../src/lab/apiserver.js';
+import { startControlPlane, type ControlPlane } from '../../lab/apiserver.js';
 import { defaultManifestOptions, generateManifest, serviceAccountKubeconfig, type ManifestKind, type ManifestOptions } from '../../src/manifest/generate.js';
 import { createLogger } from '../../src/observe/log.js';
 import { describeWithApi } from '../lab/with-api.js';

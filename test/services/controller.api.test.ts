@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiClient } from '../../src/k8s/client.js';
-import { startControlPlane, type ControlPlane } from '../../src/lab/apiserver.js';
+import { startControlPlane, type ControlPlane } from '../../lab/apiserver.js';
 import { createLogger } from '../../src/observe/log.js';
 import { ServicesController } from '../../src/services/controller.js';
 import { registry } from '../../src/observe/metrics.js';

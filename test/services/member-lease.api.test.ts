@@ -5,12 +5,12 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { validateLeaseTiming } from '../../src/election/lease-state.js';
+import { validateLeaseTiming } from '../../src/election/lease/state.js';
 import { ApiClient } from '../../src/k8s/client.js';
-import { startControlPlane, type ControlPlane } from '../../src/lab/apiserver.js';
+import { startControlPlane, type ControlPlane } from '../../lab/apiserver.js';
 import { createLogger } from '../../src/observe/log.js';
 import { fenceMember, MemberLease, MemberView, type GrantChange } from '../../src/services/member-lease.js';
-import { CLAIMS_ANNOTATION, ClaimBook } from '../../src/services/membership.js';
+import { CLAIMS_ANNOTATION, ClaimBook } from '../../src/services/logic/membership.js';
 import { describeWithApi } from '../lab/with-api.js';
 
 const log = createLogger(process.env.VIPD_TEST_LOG ?? 'silent');

@@ -4,13 +4,13 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { distEntry, startAgentProcess, type AgentProcess } from '../../src/lab/agents.js';
-import { createLab, type Lab, type LabHost } from '../../src/lab/netns.js';
-import type { Capture } from '../../src/lab/netns.js';
+import { distEntry, startAgentProcess, type AgentProcess } from '../../lab/agents.js';
+import { createLab, type Lab, type LabHost } from '../../lab/netns.js';
+import type { Capture } from '../../lab/netns.js';
 import { parseFrame, garpRequest, type ParsedFrame } from '../../src/net/frames.js';
 import { openPacketSocket } from '../../src/net/packet.js';
-import { Prober } from '../../src/lab/prober.js';
-import { lastAnswerFrom, linger } from '../../src/lab/twoholders.js';
+import { Prober } from '../../lab/prober.js';
+import { lastAnswerFrom, linger } from '../../lab/twoholders.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn('test/vip/holder.lab.test.ts: skipped, network namespaces need root');
@@ -80,7 +80,7 @@ describe.skipIf(!isRoot)('holder on a real network (agent responder)', () => {
 
   it('binds the VIP, announces a burst of both gARP forms and unsolicited NAs, and the client reaches it', async () => {
     const cap = await lab.capture();
-    const server = lab.spawn(n1, [process.execPath, distEntry('src/lab/tagserver-cli.js'), '--name', 'n1', '--port', '6443']);
+    const server = lab.spawn(n1, [process.execPath, distEntry('lab/tagserver-cli.js'), '--name', 'n1', '--port', '6443']);
     const a = start();
     await holding(a, vip4);
     await holding(a, vip6);

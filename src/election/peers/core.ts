@@ -27,7 +27,7 @@
  *   the joiners (docs/election.md §6).
  */
 import type { Verdict } from '../types.js';
-import { leasePreference, NO_LEASE, type LeaseObservation } from '../hybrid.js';
+import { leasePreference, NO_LEASE, type LeaseObservation } from '../steering.js';
 import type { Body, Epoch, PeerMessage, RejectReason } from './messages.js';
 import { validatePeerConfig, type DerivedTiming, type PeerConfig } from './timing.js';
 

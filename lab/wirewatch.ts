@@ -1,0 +1,31 @@
+/**
+ * DESIGN.md's two-holder watch in one call: an ARP/NS prober in the client namespace asking for
+ * each VIP every `intervalMs`, plus a capture of ARP on the bridge; `stop()` returns every
+ * two-holder event found in both (twoholders.ts) and the prober's records.
+ */
+import { parseFrame } from '../src/net/frames.js';
+import type { Lab } from './netns.js';
+import { Prober } from './prober.js';
+import { findTwoHolderEvents, type ProbeRecord, type TwoHolderEvent } from './twoholders.js';
+
+export interface WireWatch {
+  prober: Prober;
+  stop(): Promise<{ events: Array<TwoHolderEvent & { ip: string }>; records: Map<string, ProbeRecord[]> }>;
+}
+
+export async function watchWire(lab: Lab, ips: readonly string[], intervalMs = 10): Promise<WireWatch> {
+  const capture = await lab.capture({ filter: 'arp' });
+  const prober = await Prober.open({ ifname: 'eth0', vips: ips, intervalMs, netns: lab.client.ns, srcIp4: lab.client.ipv4, ...(lab.ipv6Enabled ? { srcIp6: lab.client.ipv6 } : {}) });
+  prober.start();
+  return {
+    prober,
+    async stop() {
+      prober.stop();
+      const frames = (await capture.stop()).map((r) => ({ time: r.time / 1000, frame: parseFrame(r.frame) }));
+      const events = ips.flatMap((ip) => findTwoHolderEvents({ vip: ip, records: prober.records(ip), frames, claims: prober.claims(ip) }).map((e) => ({ ip, ...e })));
+      const records = new Map<string, ProbeRecord[]>(ips.map((ip) => [ip, prober.records(ip)]));
+      prober.close();
+      return { events, records };
+    },
+  };
+}

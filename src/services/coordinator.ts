@@ -1,0 +1,461 @@
+/**
+ * LoadBalancer Services in the agent (svc_enable=true): the services controller, the member
+ * Lease and the membership view (membership.ts, member-lease.ts), and one Holder per service IP
+ * this node holds.
+ *
+ * For each service IP X, this node's holder gets `hold until T` only while
+ *   - the plan (rendezvous over live members, externalTrafficPolicy Local) gives X to this node,
+ *   - X is a CONFIRMED claim in this node's member Lease (membership.ts), and
+ *   - T = the member grant's deadline (last successful member-Lease write sent + renewDeadline)
+ *     is in the future;
+ * otherwise `standby`. A claim leaves the Lease only after the holder has unbound X. Service IPs
+ * equal to a configured VIP are never held here: the VIP's own holder has them.
+ *
+ * Allocation (status writes) happens on one node: the holder of the agent's VIP Lease when the
+ * agent passes its verdicts (`controlPlaneVerdicts`), else the holder of the
+ * `vipd-services-allocator` Lease, one Lease for all Services.
+ *
+ * Shutdown: every holder lets go first, then the member Lease is released (holder cleared) so the
+ * other nodes take this node's IPs at once, then the allocator Lease is released.
+ */
+import { join } from 'node:path';
+import { monotonicClock, type Clock } from '../util/clock.js';
+import { lingerMs, type Config, type VipSpec } from '../config/index.js';
+import { LeaseElector } from '../election/lease/elector.js';
+import { suggestedRequestTimeoutMs } from '../election/lease/setup.js';
+import { validateLeaseTiming, type LeaseTiming } from '../election/lease/state.js';
+import { ApiLeaseStore } from '../election/lease/store.js';
+import type { Verdict } from '../election/types.js';
+import { ApiClient, describeError } from '../k8s/client.js';
+import { Announcer } from '../net/announce.js';
+import type { NetlinkWatcher, Rtnl } from '../net/netlink.js';
+import type { Logger } from '../observe/log.js';
+import { Holder } from '../vip/holder.js';
+import { canonicalAddr, familyOf } from './logic/addr.js';
+import { ServicesController } from './controller.js';
+import { fenceMember, MemberLease, MemberView, type LeaseLike } from './member-lease.js';
+import { ClaimBook, parseClaims, type MemberObservation, CLAIMS_ANNOTATION } from './logic/membership.js';
+
+export const ALLOCATOR_LEASE = 'vipd-services-allocator';
+
+export interface ServicesRunnerOptions {
+  config: Config;
+  log: Logger;
+  rtnl: Rtnl;
+  watcher: NetlinkWatcher;
+  /** The uplink the agent announces on (resolveInterface). */
+  iface: { name: string; index: number };
+  loIndex: number;
+  clock?: Clock;
+  /**
+   * The agent's VIP Lease elector verdicts (only with vip_leaderelection=true): its holder is the
+   * one allocator. Absent: a `vipd-services-allocator` Lease is elected.
+   */
+  controlPlaneVerdicts?: (listener: (v: Verdict) => void) => () => void;
+  /** Tests: use this client (not closed by the runner) instead of building one from the config. */
+  client?: ApiClient;
+}
+
+export interface ServicesStatus {
+  members: string[];
+  grantUntil: number;
+  claims: Record<string, string>;
+  holding: string[];
+}
+
+export interface ServicesRunner {
+  /** Runs until `signal` aborts; then lets go of every service IP and releases the Leases. */
+  run(signal: AbortSignal): Promise<void>;
+  /** Frees everything; for a runner whose run() never started (a failed agent start). Idempotent. */
+  close(): Promise<void>;
+  status(): ServicesStatus;
+}
+
+interface HolderEntry {
+  holder?: Holder;
+  opening?: Promise<void>;
+  releasing?: boolean;
+  closing?: boolean;
+}
+
+export async function startServices(o: ServicesRunnerOptions): Promise<ServicesRunner> {
+  const c = o.config;
+  const timing = validateLeaseTiming(
+    { leaseDurationMs: c.leaseDuration * 1000, renewDeadlineMs: c.renewDeadline * 1000, retryPeriodMs: c.retryPeriod * 1000, lingerMs: lingerMs(c) },
+    { leaseDuration: 'vip_leaseduration', renewDeadline: 'vip_renewdeadline', retryPeriod: 'vip_retryperiod' },
+  );
+  const requestTimeoutMs = suggestedRequestTimeoutMs(timing);
+  const log = o.log.child({ mod: 'services' });
+  const client =
+    o.client ??
+    (await ApiClient.create({
+      kubeconfigPath: c.kubeconfig,
+      ...(c.fallbackKubeconfig ? { fallbackKubeconfigPath: c.fallbackKubeconfig } : {}),
+      localEndpoint: c.apiEndpoint,
+      endpointsCachePath: join(c.stateDir, 'api-endpoints-services.json'),
+      requestTimeoutMs,
+      log: log.child({ mod: 'k8s' }),
+    }));
+  return new Runner(o, timing, requestTimeoutMs, client, o.client === undefined, log);
+}
+
+class Runner implements ServicesRunner {
+  private readonly clock: Clock;
+  private readonly me: string;
+  private readonly lease: MemberLease;
+  private readonly view: MemberView;
+  private readonly ctl: ServicesController;
+  private readonly book = new ClaimBook();
+  private readonly holders = new Map<string, HolderEntry>();
+  private readonly cpVips: Set<string>;
+  private readonly fencing = new Map<string, string>();
+  private allocator: LeaseElector | undefined;
+  private unsubAllocator: (() => void) | undefined;
+  private members: string[] = [];
+  private lastWritten = '';
+  private lastClaimsText = '';
+  private stopping = false;
+  private closed = false;
+  private changeTimer: NodeJS.Timeout | undefined;
+  private inner = new AbortController();
+
+  constructor(
+    private readonly o: ServicesRunnerOptions,
+    private readonly timing: LeaseTiming,
+    private readonly requestTimeoutMs: number,
+    private readonly client: ApiClient,
+    private readonly ownsClient: boolean,
+    private readonly log: Logger,
+  ) {
+    const c = o.config;
+    this.clock = o.clock ?? monotonicClock;
+    this.me = c.nodeName;
+    this.cpVips = new Set(c.vips.map((v) => canonicalAddr(v.ip)).filter((s): s is string => s !== undefined));
+    this.lease = new MemberLease({ client, namespace: c.leaseNamespace, node: this.me, timing, requestTimeoutMs, clock: this.clock, log });
+    this.view = new MemberView({ client, namespace: c.leaseNamespace, leaseDurationMs: timing.leaseDurationMs, retryPeriodMs: timing.retryPeriodMs, requestTimeoutMs, clock: this.clock, log });
+    const [cmNs, cmName] = c.svcPoolConfigMap.split('/', 2);
+    this.ctl = new ServicesController({
+      client,
+      nodeName: this.me,
+      ...(c.svcNamespace ? { namespace: c.svcNamespace } : {}),
+      classFilter: { className: c.lbClassName, classOnly: c.lbClassOnly, legacyHandling: c.lbClassLegacyHandling },
+      poolConfigMap: { namespace: cmNs!, name: cmName! },
+      controlPlaneVips: [...this.cpVips],
+      // The claim protocol (membership.ts) replaces the timed handoff.
+      handoffDelayMs: 0,
+      clock: this.clock,
+      log,
+    });
+    this.ctl.onDesired(() => this.reconcile());
+    this.lease.onGrant((g) => {
+      if (g.kind === 'lost') this.log.warn({ reason: g.reason }, 'member grant lost; letting go of every service IP until it is back');
+      this.reconcile();
+    });
+    this.lease.onWritten((claims, version) => {
+      if (claims.join(',') !== this.lastClaimsText) this.log.debug({ claims, version }, 'member Lease written with new claims');
+      this.lastClaimsText = claims.join(',');
+      this.lastWritten = version;
+      this.book.written(claims, version);
+      // The watch may have delivered this very write before its answer arrived; the view then
+      // already holds everything up to it (and maybe more, which can only add conflicts).
+      this.confirmPending();
+      this.reconcile();
+    });
+    this.lease.onFenced((why) => this.voidClaims(why));
+    this.view.onUpdate(() => this.onView());
+    if (o.controlPlaneVerdicts) {
+      this.unsubAllocator = o.controlPlaneVerdicts((v) => this.ctl.setAllocator(v));
+    } else {
+      this.allocator = new LeaseElector({
+        ...timing,
+        store: new ApiLeaseStore({ client, namespace: c.leaseNamespace, name: ALLOCATOR_LEASE, requestTimeoutMs }),
+        identity: this.me,
+        clock: this.clock,
+        log: log.child({ mod: 'allocator' }),
+      });
+      this.allocator.onVerdict((v) => this.ctl.setAllocator(v));
+    }
+  }
+
+  status(): ServicesStatus {
+    const claims: Record<string, string> = {};
+    for (const ip of this.book.ips()) claims[ip] = this.book.state(ip)!.kind;
+    return {
+      members: this.members,
+      grantUntil: this.lease.grantUntil(),
+      claims,
+      holding: [...this.holders].filter(([, e]) => e.holder?.holding()).map(([ip]) => ip),
+    };
+  }
+
+  // ------------------------------------------------------------------ membership
+
+  /** After each list or watch event of the member Leases, in resourceVersion order. */
+  private onView(): void {
+    const own = this.view.table.get(this.me);
+    if (own && !own.deleted && own.record.holder === this.me) {
+      this.confirmPending();
+    } else if (own && this.lastWritten && own.record.resourceVersion !== this.lastWritten && !this.stopping && own.record.holder !== this.me && this.book.ips().length > 0) {
+      // Someone cleared our Lease after our last write: our grant is over and our claims are void.
+      // The writer finds out on its next write too; act now.
+      this.voidClaims(`member Lease names "${own.record.holder}" (fenced)`);
+    }
+    this.reconcile();
+  }
+
+  /** Decides pending claims against the view, if it has seen our own Lease at or after their write. */
+  private confirmPending(): void {
+    const own = this.view.table.get(this.me);
+    if (!own || own.deleted || own.record.holder !== this.me) return;
+    const now = this.clock.now();
+    const r = this.book.observedOwn(own.record.resourceVersion, (ip) => this.view.table.claimant(ip, this.me, now) !== undefined);
+    if (r.confirmed.length) this.log.info({ ips: r.confirmed, version: own.record.resourceVersion }, 'service IP claims confirmed');
+    for (const ip of r.retracted) this.log.info({ ip, claimant: this.view.table.claimant(ip, this.me, now) }, 'service IP claimed by another member first; retracting');
+  }
+
+  private voidClaims(why: string): void {
+    const was = this.book.reset();
+    if (was.length > 0) this.log.warn({ ips: was, reason: why }, 'our service IP claims are void; letting go');
+    for (const e of this.holders.values()) e.holder?.apply({ kind: 'standby', reason: why });
+    this.reconcile();
+  }
+
+  private fence(o: MemberObservation): void {
+    const node = o.record.node;
+    const rv = o.record.resourceVersion;
+    if (this.fencing.get(node) === rv) return;
+    const raw: LeaseLike | undefined = this.view.raw(node);
+    if (!raw || raw.metadata?.resourceVersion !== rv) return;
+    this.fencing.set(node, rv);
+    this.log.warn({ member: node, claims: o.record.claims, unchangedMs: Math.round(this.clock.now() - o.observedAt) }, 'member Lease expired; fencing it so its service IPs can move');
+    fenceMember(this.client, this.o.config.leaseNamespace, raw, this.inner.signal, this.requestTimeoutMs).then(
+      (r) => {
+        if (r === 'fenced') {
+          this.log.info({ member: node }, 'member fenced');
+        } else {
+          // Changed since we saw it: the member is alive or someone fenced first; our view may be behind.
+          this.log.debug({ member: node }, 'member changed before our fence; listing again');
+          this.view.relist();
+        }
+      },
+      (err: unknown) => {
+        if (this.inner.signal.aborted) return;
+        this.log.warn({ member: node, err: describeError(err) }, 'cannot fence member; will retry');
+        setTimeout(() => {
+          if (this.fencing.get(node) === rv) this.fencing.delete(node);
+          this.reconcile();
+        }, this.timing.retryPeriodMs).unref();
+      },
+    );
+  }
+
+  // ------------------------------------------------------------------ the loop
+
+  private reconcile(): void {
+    if (this.stopping || this.closed) return;
+    const now = this.clock.now();
+    const table = this.view.table;
+    table.prune(now);
+    if (this.view.synced) {
+      const live = table.live(now);
+      if (live.join(',') !== this.members.join(',')) {
+        this.log.info({ members: live, before: this.members }, 'service members changed');
+        this.members = live;
+        this.ctl.setMembers(live);
+      }
+    }
+
+    const grant = this.lease.hasGrant(now);
+    const want = new Set(this.ctl.desired().filter((ip) => !this.cpVips.has(ip)));
+    this.book.setWanted(want, (ip) => grant && this.view.synced && table.claimant(ip, this.me, now) === undefined);
+    this.lease.setClaims(this.book.published());
+
+    for (const ip of this.book.ips()) this.ensureHolder(ip);
+    const until = this.lease.grantUntil();
+    for (const [ip, e] of this.holders) {
+      const st = this.book.state(ip);
+      if (e.closing || !e.holder) continue;
+      if (st?.kind === 'confirmed' && until > now) {
+        const prev = this.previousClaimant(ip);
+        e.holder.apply({ kind: 'hold', until, reason: 'service IP claimed; member grant live', ...(prev ? { previousHolder: prev } : {}) });
+        continue;
+      }
+      e.holder.apply({ kind: 'standby', reason: st?.kind === 'releasing' ? 'service IP moved' : until > now ? 'service IP not confirmed' : 'no member grant' });
+      if (st?.kind === 'releasing' && !e.releasing) {
+        e.releasing = true;
+        const h = e.holder;
+        void h.settled().then(() => {
+          e.releasing = false;
+          if (h.holding()) return;
+          this.book.released(ip);
+          this.reconcile();
+        });
+      } else if (st === undefined && !e.releasing) {
+        this.closeHolder(ip, e);
+      }
+    }
+    // Released before its holder ever opened: nothing was bound.
+    for (const ip of this.book.ips()) if (this.book.state(ip)?.kind === 'releasing' && !this.holders.get(ip)) this.book.released(ip);
+
+    if (grant && this.view.synced) for (const m of table.expired(now)) if (m.record.node !== this.me) this.fence(m);
+    this.armChangeTimer(now);
+  }
+
+  /** Who held `ip` before, as far as the member Leases say: a takeover skips the cold-start probe. */
+  private previousClaimant(ip: string): string | undefined {
+    for (const node of this.view.table.nodes()) {
+      if (node === this.me) continue;
+      if (this.view.table.get(node)?.record.claims.includes(ip)) return node;
+    }
+    return undefined;
+  }
+
+  private armChangeTimer(now: number): void {
+    if (this.changeTimer) clearTimeout(this.changeTimer);
+    this.changeTimer = undefined;
+    const next = this.view.table.nextChange(now);
+    if (next === undefined) return;
+    this.changeTimer = setTimeout(() => this.reconcile(), Math.max(0, Math.ceil(next - now)) + 1);
+    this.changeTimer.unref();
+  }
+
+  // ------------------------------------------------------------------ holders
+
+  private ensureHolder(ip: string): void {
+    if (this.holders.has(ip) || this.stopping) return;
+    const e: HolderEntry = {};
+    this.holders.set(ip, e);
+    e.opening = this.openHolder(ip).then(
+      (h) => {
+        e.opening = undefined;
+        e.holder = h;
+        if (this.stopping || this.closed) {
+          void h.close('shutdown');
+          return;
+        }
+        this.reconcile();
+      },
+      (err: unknown) => {
+        this.log.error({ vip: ip, err: describeError(err) }, 'cannot set up a holder for a service IP; retrying');
+        this.holders.delete(ip);
+        setTimeout(() => this.reconcile(), 1_000).unref();
+      },
+    );
+  }
+
+  private async openHolder(ip: string): Promise<Holder> {
+    const c = this.o.config;
+    const family = familyOf(ip) ?? 4;
+    const vip: VipSpec = { ip, family, prefix: family === 4 ? 32 : 128 };
+    const log = this.o.log.child({ vip: ip, service: true });
+    const announcer = await Announcer.open({ ifname: this.o.iface.name, vip: ip, refreshMs: c.arpRate, answer: c.responder === 'agent', log, clock: this.clock });
+    const holder = new Holder(
+      {
+        vip,
+        ifname: this.o.iface.name,
+        ifindex: this.o.iface.index,
+        loIndex: this.o.loIndex,
+        responder: c.responder,
+        lifetimeSec: c.addressLifetime,
+        probeMs: c.probeMs,
+        claimOnConflict: c.claimOnConflict,
+        conflictRetryMs: c.conflictRetryMs,
+      },
+      { rtnl: this.o.rtnl, watcher: this.o.watcher, announcer, clock: this.clock, log },
+    );
+    try {
+      await holder.start();
+    } catch (err) {
+      await holder.close('start failed');
+      throw err;
+    }
+    return holder;
+  }
+
+  private closeHolder(ip: string, e: HolderEntry): void {
+    if (e.closing || !e.holder) return;
+    e.closing = true;
+    void e.holder.close('service IP no longer ours').finally(() => {
+      if (this.holders.get(ip) === e) this.holders.delete(ip);
+      this.reconcile();
+    });
+  }
+
+  /** Addresses an earlier run of this agent claimed: remove those nobody holds here now (crash leftovers). */
+  private async removeLeftovers(prev: LeaseLike | undefined): Promise<void> {
+    const ips = parseClaims(prev?.metadata?.annotations?.[CLAIMS_ANNOTATION]).filter((ip) => !this.cpVips.has(ip));
+    if (ips.length === 0) return;
+    const idx = new Set([this.o.loIndex, this.o.iface.index]);
+    for (const a of await this.o.rtnl.addresses()) {
+      const ip = canonicalAddr(a.ip);
+      if (ip === undefined || !ips.includes(ip) || !idx.has(a.ifindex)) continue;
+      await this.o.rtnl.delAddress({ ifindex: a.ifindex, ip: a.ip, prefix: a.prefix });
+      this.log.warn({ vip: ip, ifindex: a.ifindex }, 'removed a service IP address left behind by an earlier run');
+    }
+  }
+
+  // ------------------------------------------------------------------ lifecycle
+
+  async run(signal: AbortSignal): Promise<void> {
+    if (this.closed) throw new Error('services runner is closed');
+    const inner = this.inner.signal;
+    const tasks: Array<Promise<unknown>> = [this.view.run(inner), this.ctl.run(inner)];
+    if (this.ownsClient) tasks.push(this.client.run(inner));
+    if (this.allocator) tasks.push(this.allocator.run(signal));
+    const writer = (async () => {
+      // What an earlier run of this agent claimed, before any claim of ours is written.
+      for (let delay = 200; !inner.aborted; delay = Math.min(delay * 2, 5_000)) {
+        try {
+          await this.removeLeftovers(await this.lease.read(inner));
+          break;
+        } catch (err) {
+          if (inner.aborted) return;
+          this.log.warn({ err: describeError(err), retryMs: delay }, 'cannot read our member Lease yet; retrying');
+          await new Promise((r) => setTimeout(r, delay).unref());
+        }
+      }
+      await this.lease.run(inner);
+    })();
+    this.log.info({ node: this.me, lease: this.lease.name, allocator: this.allocator ? ALLOCATOR_LEASE : 'the VIP Lease holder' }, 'services started');
+    try {
+      await new Promise<void>((resolve) => {
+        if (signal.aborted) return resolve();
+        signal.addEventListener('abort', () => resolve(), { once: true });
+      });
+    } finally {
+      await this.shutdown(writer, tasks);
+    }
+  }
+
+  private async shutdown(writer: Promise<void>, tasks: Array<Promise<unknown>>): Promise<void> {
+    this.stopping = true;
+    if (this.changeTimer) clearTimeout(this.changeTimer);
+    // Holders let go first; only then may the other nodes be told (release) that our IPs are free.
+    await Promise.race([this.closeAllHolders('shutdown'), new Promise((r) => setTimeout(r, 3_000).unref())]);
+    this.inner.abort();
+    await writer.catch(() => undefined);
+    await this.lease.release(Math.min(this.timing.renewDeadlineMs, 5_000));
+    this.unsubAllocator?.();
+    await Promise.allSettled(tasks);
+    if (this.ownsClient) this.client.close();
+    this.closed = true;
+    this.log.info('services stopped; service IPs removed');
+  }
+
+  private async closeAllHolders(reason: string): Promise<void> {
+    const opening = [...this.holders.values()].map((e) => e.opening).filter((p): p is Promise<void> => p !== undefined);
+    await Promise.allSettled(opening);
+    await Promise.allSettled([...this.holders.values()].map((e) => e.holder?.close(reason)));
+    this.holders.clear();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.stopping = true;
+    this.inner.abort();
+    this.unsubAllocator?.();
+    await this.closeAllHolders('closed');
+    if (this.ownsClient) this.client.close();
+    this.closed = true;
+  }
+}
