@@ -1,25 +1,34 @@
 /**
- * The agent: wires config → elector → holders (one per VIP address) and owns the process
- * lifecycle. Shutdown order on SIGTERM/SIGINT: the elector emits standby (holders stop answering
- * and unbind), the elector releases what it holds (the Lease), then the process exits 0.
+ * The composition root: the only code that reads Config for the running agent (through
+ * ./options.ts). It builds, once each: the option slices, the host facts (capabilities, the
+ * interface, strict-ARP sysctls), one API client (one kubeconfig watcher, one endpoint cache),
+ * one netlink handle and watcher, one `makeHolder(vip)` factory, the elector, and the services
+ * coordinator; then it wires verdicts to holders and owns the process lifecycle.
+ *
+ * Start order: everything that can refuse a setting (peer key, capabilities, interface) runs
+ * before anything on the host changes, so a ConfigError has touched nothing.
+ * Shutdown order on SIGTERM/SIGINT: the elector emits standby (holders stop answering and
+ * unbind), the elector releases what it holds (the Lease), the services coordinator lets go of
+ * its IPs and its member Lease, then the process exits 0.
  */
-import { monotonicClock, type Clock } from '../util/clock.js';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { startObserveServer, type ObserveServer } from '../observe/http.js';
-import { registry } from '../observe/metrics.js';
-import { lingerMs, type Config } from '../config/index.js';
-import { setupLeaseElection, type LeaseSetup } from '../election/lease/setup.js';
-import { setupHybridElection } from '../election/hybrid.js';
-import type { HealthGate } from '../health/livez.js';
-import { resolveInterface, type ResolvedInterface } from '../config/host.js';
+import { checkCapabilities, ensureStrictArp, resolveInterface, type ResolvedInterface } from '../config/host.js';
+import { ConfigError, formatListenAddress, type Config, type ListenAddress } from '../config/index.js';
+import { readPeerKey } from '../config/peer-key.js';
+import { buildHybridElection } from '../election/hybrid.js';
+import { buildLeaseElection } from '../election/lease/setup.js';
 import { StandaloneElector } from '../election/standalone.js';
 import type { Elector, Verdict } from '../election/types.js';
-import { startServices, type ServicesRunner } from '../services/coordinator.js';
-import { Announcer } from '../net/announce.js';
+import type { HealthGate } from '../health/livez.js';
+import { ApiClient } from '../k8s/client.js';
 import { NetlinkWatcher, Rtnl } from '../net/netlink.js';
+import { ListenError, startObserveServer, type ObserveServer } from '../observe/http.js';
 import type { Logger } from '../observe/log.js';
-import { Holder } from '../vip/holder.js';
+import { registry } from '../observe/metrics.js';
+import { startServices, type ServicesCoordinator } from '../services/coordinator.js';
+import { monotonicClock, type Clock } from '../util/clock.js';
+import type { Holder } from '../vip/holder.js';
+import { holderFactory } from './holders.js';
+import { agentOptions, type AgentOptions } from './options.js';
 
 export interface AgentHandle {
   holders: Holder[];
@@ -29,149 +38,123 @@ export interface AgentHandle {
   stop(reason: string): void;
 }
 
-/**
- * standalone (vip_leaderelection=false), or the Lease (true). Building the Lease elector loads the
- * kubeconfig but sends nothing.
- */
-export async function buildElector(config: Config, log: Logger): Promise<Elector> {
-  if (!config.leaderElection && config.peers.length === 0) return new StandaloneElector();
-  if (config.peers.length > 0) return setupHybridElection(config, log, (followGate) => buildLease(config, log, followGate));
-  const setup = await buildLease(config, log);
-  return { onVerdict: (l) => setup.elector.onVerdict(l), run: (signal) => setup.run(signal) };
+/** The metrics listener; a port in use or a foreign address is the setting's fault (exit 2). */
+export async function startObserve(listen: ListenAddress, o: { ready: () => boolean; log: Logger }): Promise<ObserveServer> {
+  try {
+    return await startObserveServer({ listen, registry, ready: o.ready, healthy: () => true, log: o.log });
+  } catch (err) {
+    if (err instanceof ListenError) throw new ConfigError('prometheus_server', formatListenAddress(listen), err.message);
+    throw err;
+  }
 }
 
-function buildLease(config: Config, log: Logger, followGate?: HealthGate): Promise<LeaseSetup> {
-  return setupLeaseElection({
-    identity: config.nodeName,
-    namespace: config.leaseNamespace,
-    name: config.leaseName,
-    timing: {
-      leaseDurationMs: config.leaseDuration * 1000,
-      renewDeadlineMs: config.renewDeadline * 1000,
-      retryPeriodMs: config.retryPeriod * 1000,
-      lingerMs: lingerMs(config),
-    },
-    timingNames: { leaseDuration: 'vip_leaseduration', renewDeadline: 'vip_renewdeadline', retryPeriod: 'vip_retryperiod' },
-    kubeconfigPath: config.kubeconfig,
-    ...(config.fallbackKubeconfig ? { fallbackKubeconfigPath: config.fallbackKubeconfig } : {}),
-    localEndpoint: config.apiEndpoint,
-    endpointsCachePath: join(config.stateDir, 'api-endpoints.json'),
-    livez: config.controlPlane
-      ? { url: config.healthUrl, intervalMs: config.healthIntervalMs, failureThreshold: config.healthFailures, timeoutMs: Math.min(1000, config.healthIntervalMs) }
-      : false,
-    ...(followGate ? { followGate } : {}),
-    log,
-  });
+/** The one API client, or undefined when no part of the agent needs the API. */
+async function buildClient(o: AgentOptions, log: Logger): Promise<ApiClient | undefined> {
+  if (!o.api) return undefined;
+  try {
+    return await ApiClient.create({ ...o.api, log: log.child({ mod: 'k8s' }) });
+  } catch (err) {
+    // Peer voting works without any API (first kubeadm init, an outage); Services cannot.
+    if (o.election === 'hybrid' && !o.services) {
+      log.warn({ err }, 'cannot build the API client; peer voting alone decides');
+      return undefined;
+    }
+    throw err;
+  }
 }
 
-/** CAP_NET_ADMIN (12): addresses, sysctls. CAP_NET_RAW (13): the AF_PACKET socket. */
-export function missingCapabilities(status: string): string[] {
-  const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(status);
-  if (!m) return [];
-  const eff = BigInt(`0x${m[1]}`);
-  return [
-    [12n, 'NET_ADMIN'],
-    [13n, 'NET_RAW'],
-  ].flatMap(([bit, name]) => ((eff >> (bit as bigint)) & 1n ? [] : [name as string]));
+function buildElector(o: AgentOptions, client: ApiClient | undefined, key: Buffer | undefined, log: Logger): { elector: Elector; run: (signal: AbortSignal) => Promise<void> } {
+  const leaseHalf = (followGate?: HealthGate) =>
+    buildLeaseElection({
+      client: client!,
+      identity: o.identity,
+      namespace: o.lease!.namespace,
+      name: o.lease!.name,
+      timing: o.lease!.timing,
+      timingNames: o.lease!.timingNames,
+      requestTimeoutMs: o.lease!.requestTimeoutMs,
+      livez: o.livez,
+      ...(followGate ? { followGate } : {}),
+      log,
+    });
+  if (o.election === 'hybrid') {
+    const hybrid = buildHybridElection({
+      cfg: o.peers!.cfg,
+      addresses: o.peers!.addresses,
+      key: key!,
+      ...(client && o.lease ? { buildLease: leaseHalf, client } : {}),
+      eligibility: o.eligibility,
+      leaseDurationMs: o.lease!.timing.leaseDurationMs,
+      log,
+    });
+    return { elector: hybrid, run: (s) => hybrid.run(s) };
+  }
+  if (o.election === 'lease') {
+    const lease = leaseHalf();
+    return { elector: lease.elector, run: (s) => lease.run(s) };
+  }
+  const standalone = new StandaloneElector();
+  return { elector: standalone, run: (s) => standalone.run(s) };
 }
 
-/**
- * Resolves the interface first (a ConfigError there has touched nothing), then prepares the
- * kernel, then starts the elector.
- */
 export async function startAgent(config: Config, log: Logger, clock: Clock = monotonicClock): Promise<AgentHandle> {
-  const missing = missingCapabilities(await readFile('/proc/self/status', 'utf8'));
-  if (missing.length > 0) {
-    throw new Error(`vipd needs the capabilities ${missing.join(' and ')} (NET_ADMIN: VIP addresses and sysctls; NET_RAW: the ARP/NDP socket); add them to the container's securityContext`);
-  }
+  const o = agentOptions(config);
+  // What can refuse a setting, before anything changes.
+  const key = o.peers ? await readPeerKey(o.peers.keyFile) : undefined;
+  await checkCapabilities();
   const rtnl = Rtnl.open();
-  let iface: ResolvedInterface;
-  try {
-    iface = await resolveInterface(config, rtnl);
-  } catch (err) {
-    rtnl.close();
-    throw err;
-  }
-  let elector: Elector;
-  try {
-    elector = await buildElector(config, log);
-  } catch (err) {
-    rtnl.close();
-    throw err;
-  }
-  log.info({ iface: iface.name, how: iface.how }, `announcing on ${iface.name} (${iface.how})`);
-  const lo = await rtnl.linkByName('lo');
-  if (!lo) throw new Error('no loopback interface');
-
-  let running = false;
-  let observe: ObserveServer | undefined;
-  if (config.metricsAddress) {
-    try {
-      observe = await startObserveServer({ address: config.metricsAddress, registry, ready: () => running, healthy: () => true, log });
-    } catch (err) {
-      rtnl.close();
-      throw err;
-    }
-  }
-  const watcher = new NetlinkWatcher();
-  const holders: Holder[] = [];
-  let services: ServicesRunner | undefined;
-  const closeAll = async (reason: string): Promise<void> => {
-    running = false;
-    await services?.close();
-    await Promise.allSettled(holders.map((h) => h.close(reason)));
-    watcher.close();
-    rtnl.close();
-    await observe?.close();
+  const cleanups: Array<() => void | Promise<void>> = [() => rtnl.close()];
+  const undo = async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
   };
-
+  let running = false;
+  let iface: ResolvedInterface;
+  const holders: Holder[] = [];
+  let services: ServicesCoordinator | undefined;
+  let client: ApiClient | undefined;
+  let election: ReturnType<typeof buildElector>;
   try {
-    for (const vip of config.vips) {
-      const vipLog = log.child({ vip: vip.ip });
-      const announcer = await Announcer.open({
-        ifname: iface.name,
-        vip: vip.ip,
-        refreshMs: config.arpRate,
-        answer: config.responder === 'agent',
-        log: vipLog,
+    iface = await resolveInterface(o.host, rtnl);
+    client = await buildClient(o, log);
+    if (client) cleanups.push(() => client!.close());
+    election = buildElector(o, client, key, log);
+    log.info({ iface: iface.name, how: iface.how }, `announcing on ${iface.name} (${iface.how})`);
+    const lo = await rtnl.linkByName('lo');
+    if (!lo) throw new Error('no loopback interface');
+    if (o.observe) {
+      const observe = await startObserve(o.observe, { ready: () => running, log });
+      cleanups.push(() => observe.close());
+    }
+    if (o.host.strictArp) await ensureStrictArp(iface.name, log);
+
+    const watcher = new NetlinkWatcher();
+    cleanups.push(() => watcher.close());
+    const makeHolder = holderFactory({ settings: o.holder, iface, loIndex: lo.index, rtnl, watcher, clock });
+    cleanups.push(() => Promise.allSettled(holders.map((h) => h.close('stopped'))).then(() => undefined));
+    for (const vip of o.vips) holders.push(await makeHolder(vip, log.child({ vip: vip.ip })));
+
+    if (o.services) {
+      const elector = election.elector;
+      services = startServices({
+        options: o.services,
+        identity: o.identity,
+        client: client!,
+        makeHolder,
         clock,
+        log,
+        ...(o.services.allocator === 'control-plane' ? { controlPlaneVerdicts: (l: (v: Verdict) => void) => elector.onVerdict(l) } : {}),
       });
-      const holder = new Holder(
-        {
-          vip,
-          ifname: iface.name,
-          ifindex: iface.index,
-          loIndex: lo.index,
-          responder: config.responder,
-          lifetimeSec: config.addressLifetime,
-          probeMs: config.probeMs,
-          claimOnConflict: config.claimOnConflict,
-          conflictRetryMs: config.conflictRetryMs,
-        },
-        { rtnl, watcher, announcer, clock, log: vipLog },
-      );
-      holders.push(holder);
-      await holder.start();
+      const s = services;
+      cleanups.push(() => s.close());
     }
   } catch (err) {
-    await closeAll('start failed');
+    await undo();
     throw err;
-  }
-
-  if (config.svcEnable) {
-    try {
-      // The allocator is the control-plane holder when there is an election; else its own Lease.
-      const verdicts = config.leaderElection || config.peers.length > 0 ? { controlPlaneVerdicts: (l: (v: Verdict) => void) => elector.onVerdict(l) } : {};
-      services = await startServices({ config, log, rtnl, watcher, iface, loIndex: lo.index, clock, ...verdicts });
-    } catch (err) {
-      await closeAll('start failed');
-      throw err;
-    }
   }
 
   // Returning the holders' pending kernel work lets the elector release the Lease only after the
   // VIP is gone from this node.
-  elector.onVerdict((v) => {
+  election.elector.onVerdict((v) => {
     for (const h of holders) h.apply(v);
     return Promise.all(holders.map((h) => h.settled())).then(() => undefined);
   });
@@ -180,9 +163,11 @@ export async function startAgent(config: Config, log: Logger, clock: Clock = mon
   const done = (async () => {
     try {
       running = true;
-      await Promise.all([elector.run(ac.signal), services?.run(ac.signal)]);
+      await Promise.all([election.run(ac.signal), services?.run(ac.signal), client?.run(ac.signal)]);
     } finally {
-      await closeAll(stopReason);
+      running = false;
+      await Promise.allSettled(holders.map((h) => h.close(stopReason)));
+      await undo();
       log.info({ reason: stopReason }, 'agent stopped; VIPs removed');
     }
   })();

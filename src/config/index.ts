@@ -3,26 +3,32 @@
  * Flags beat the environment (kube-vip has it the other way round; vipd follows the usual rule,
  * and kube-vip manifests only use the environment, so reused manifests behave the same).
  *
- * `loadConfig` is pure: it never looks at the host. `checkHost` (in ./host.ts) checks what needs
- * the host (does the interface exist) before anything is touched.
+ * This module is the one place settings are validated: `loadConfig` is pure (it never looks at the
+ * host) and every rule it can know — addresses, ports, listen addresses, the Lease and peer timing
+ * rules — ends in a ConfigError naming the setting. It converts the Lease timing to milliseconds
+ * once (`leaseTimingOf`) and checks it once; the checked results travel in Config
+ * (`leaseTiming`, `peerConfig`) so nobody downstream converts or checks again.
+ * What only the host can answer (capabilities, the interface, sysctls) is ./host.ts; the peer key
+ * file's contents are ./peer-key.ts. The agent runs both before it changes anything.
  */
 import { isIP } from 'node:net';
-import { checkLeaseTiming } from '../election/lease/state.js';
+import { checkLeaseTiming, type LeaseTiming, type LeaseTimingInput, type TimingSetting } from '../election/lease/state.js';
 import { checkPeerConfig, type PeerConfig } from '../election/peers/timing.js';
-import { ConfigError, KUBE_VIP_INERT, SETTINGS, settingDef, type PeerSpec, type RawSettings, type SettingKey } from './settings.js';
+import type { VipSpec } from '../vip/holder.js';
+import { ConfigError, formatListenAddress, KUBE_VIP_INERT, SETTINGS, settingDef, type ListenAddress, type PeerSpec, type RawSettings, type SettingKey } from './settings.js';
 
-export { ConfigError } from './settings.js';
+export { ConfigError, formatListenAddress, type ListenAddress } from './settings.js';
 
-export interface VipSpec {
-  ip: string;
-  family: 4 | 6;
-  prefix: number;
-}
+export type { VipSpec };
 
 export interface Config extends Omit<RawSettings, 'address' | 'subnet' | 'apiEndpoint' | 'healthUrl'> {
   vips: VipSpec[];
   apiEndpoint: string;
   healthUrl: string;
+  /** The Lease timing in ms, checked; present whenever a Lease is used (leader election, services). */
+  leaseTiming?: LeaseTiming;
+  /** The peer core's configuration, checked; present when vip_peers is set. */
+  peerConfig?: PeerConfig;
 }
 
 /** Environment names with these prefixes are ours (or kube-vip's): an unknown one is a typo, not someone else's variable. */
@@ -127,6 +133,20 @@ export function lingerMs(c: Pick<RawSettings, 'responder' | 'addressLifetime'>):
   return c.responder === 'agent' ? 0 : (c.addressLifetime + 1) * 1000;
 }
 
+/** The Lease timing in milliseconds, from the settings in seconds: the one place they are converted. */
+export function leaseTimingOf(c: Pick<RawSettings, 'leaseDuration' | 'renewDeadline' | 'retryPeriod' | 'responder' | 'addressLifetime'>): LeaseTimingInput {
+  return { leaseDurationMs: c.leaseDuration * 1000, renewDeadlineMs: c.renewDeadline * 1000, retryPeriodMs: c.retryPeriod * 1000, lingerMs: lingerMs(c) };
+}
+
+/** The Lease timing rules' names for the settings (the linger and skew margin are derived, not set). */
+export const LEASE_TIMING_NAMES: Record<TimingSetting, string> = {
+  leaseDuration: 'vip_leaseduration',
+  renewDeadline: 'vip_renewdeadline',
+  retryPeriod: 'vip_retryperiod',
+  linger: 'linger',
+  skewMargin: 'skew margin',
+};
+
 /** The peer core's configuration (src/election/peers/timing.ts) from the settings. */
 export function peerConfigOf(c: Pick<RawSettings, 'nodeName' | 'peers' | 'peerBootstrap' | 'peerHeartbeatMs' | 'peerElectionTimeoutMs' | 'responder' | 'addressLifetime'>): PeerConfig {
   return {
@@ -166,30 +186,27 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
   }
   const vips = validateVips(r.address, r.subnet);
 
-  if (r.leaderElection || r.svcEnable) {
-    const names = { leaseDuration: 'vip_leaseduration', renewDeadline: 'vip_renewdeadline', retryPeriod: 'vip_retryperiod', linger: 'linger', skewMargin: 'skew margin' };
-    const checked = checkLeaseTiming(
-      { leaseDurationMs: r.leaseDuration * 1000, renewDeadlineMs: r.renewDeadline * 1000, retryPeriodMs: r.retryPeriod * 1000, lingerMs: lingerMs(r) },
-      names,
-    );
+  let leaseTiming: LeaseTiming | undefined;
+  if (r.leaderElection || r.svcEnable || r.peers.length > 0) {
+    const checked = checkLeaseTiming(leaseTimingOf(r), LEASE_TIMING_NAMES);
     if (!checked.ok) {
       const first = checked.error.settings[0] ?? 'leaseDuration';
-      const setting = names[first];
-      const value = { leaseDuration: r.leaseDuration, renewDeadline: r.renewDeadline, retryPeriod: r.retryPeriod, linger: lingerMs(r) / 1000, skewMargin: 0 }[first];
-      throw new ConfigError(setting, String(value), checked.error.message.replace(/^\S+ \([^)]*\) /, ''));
+      // The user wrote seconds; name the value as written.
+      const seconds = { leaseDuration: r.leaseDuration, renewDeadline: r.renewDeadline, retryPeriod: r.retryPeriod, linger: lingerMs(r) / 1000, skewMargin: 0 }[first];
+      throw new ConfigError(LEASE_TIMING_NAMES[first], String(seconds), checked.error.rule);
     }
+    leaseTiming = checked.timing;
   }
 
+  let peerConfig: PeerConfig | undefined;
   if (r.peers.length > 0) {
     if (!r.peers.some((p: PeerSpec) => p.name === r.nodeName)) {
       throw new ConfigError('vip_peers', r.peers.map((p) => p.name).join(','), `must include this node (vip_nodename=${r.nodeName})`);
     }
     if (!r.peerKeyFile) throw new ConfigError('vip_peer_key_file', undefined, 'is required when vip_peers is set: peer messages are authenticated with a shared key');
-    const checked = checkPeerConfig(peerConfigOf(r));
-    if (!checked.ok) {
-      const m = /^(\w+)=(\S+?):? (.*)$/.exec(checked.error.message);
-      throw m ? new ConfigError(m[1]!, m[2], m[3]!) : new ConfigError(checked.error.settings[0] ?? 'vip_peers', undefined, checked.error.message);
-    }
+    peerConfig = peerConfigOf(r);
+    const checked = checkPeerConfig(peerConfig);
+    if (!checked.ok) throw new ConfigError(checked.error.settings[0] ?? 'vip_peers', checked.error.value, checked.error.rule);
   } else if (r.peerBootstrap) {
     throw new ConfigError('vip_peer_bootstrap', 'true', 'needs vip_peers: bootstrap lets this node hold the VIP alone only until its peers appear');
   }
@@ -211,6 +228,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
     vips,
     apiEndpoint: api,
     healthUrl: healthUrl ?? `https://127.0.0.1:${r.port}/livez`,
+    ...(leaseTiming ? { leaseTiming } : {}),
+    ...(peerConfig ? { peerConfig } : {}),
   };
 }
 
@@ -224,11 +243,12 @@ export function toEnv(config: Config): Record<string, string> {
   for (const key of Object.keys(SETTINGS) as SettingKey[]) {
     if (skip.has(key)) continue;
     const v = (config as unknown as Record<string, unknown>)[key];
-    if (v === undefined) {
+    if (key === 'metricsAddress') {
       // An unset listen address means "disabled", which the environment spells as empty.
-      if (key === 'metricsAddress') env[settingDef(key).env] = '';
+      env[settingDef(key).env] = formatListenAddress(v as ListenAddress | undefined);
       continue;
     }
+    if (v === undefined) continue;
     if (key === 'peers') {
       const peers = v as PeerSpec[];
       if (peers.length) env[SETTINGS.peers.env] = peers.map((p) => `${p.name}=${isIP(p.host) === 6 ? `[${p.host}]` : p.host}:${p.port}`).join(',');

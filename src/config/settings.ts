@@ -7,6 +7,9 @@
  */
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
+import type { ListenAddress } from '../observe/http.js';
+
+export type { ListenAddress };
 
 export class ConfigError extends Error {
   constructor(
@@ -112,14 +115,21 @@ const logLevel = (raw: string | undefined, s: string): string => {
   return fail(s, raw, 'must be one of debug, info, warn, error (or kube-vip\'s -4, 0, 4, 8)');
 };
 
-const listenAddress = (raw: string | undefined, s: string): string | undefined => {
-  if (raw === undefined) return ':2112';
+/** prometheus_server: ":2112", "127.0.0.1:2112", "[::1]:2112"; empty disables the listener. */
+export const parseListenAddress = (raw: string | undefined, s: string): ListenAddress | undefined => {
+  if (raw === undefined) return { host: undefined, port: 2112 };
   if (raw === '') return undefined;
-  if (!/^(\[[0-9a-fA-F:.]+\]|[0-9.]*|[a-zA-Z0-9.-]*):\d{1,5}$/.test(raw) || Number(raw.slice(raw.lastIndexOf(':') + 1)) > 65535) {
-    fail(s, raw, 'must be [host]:port, for example :2112 or 127.0.0.1:2112, or empty to disable');
-  }
-  return raw;
+  const m = /^(\[[0-9a-fA-F:.]+\]|[0-9.]*|[a-zA-Z0-9.-]*):(\d{1,5})$/.exec(raw);
+  if (!m || Number(m[2]) > 65535) fail(s, raw, 'must be [host]:port, for example :2112 or 127.0.0.1:2112, or empty to disable');
+  const host = m[1]!.replace(/^\[(.*)\]$/, '$1');
+  return { host: host === '' ? undefined : host, port: Number(m[2]) };
 };
+
+export function formatListenAddress(a: ListenAddress | undefined): string {
+  if (a === undefined) return '';
+  const host = a.host === undefined ? '' : a.host.includes(':') ? `[${a.host}]` : a.host;
+  return `${host}:${a.port}`;
+}
 
 export interface PeerSpec {
   name: string;
@@ -195,7 +205,7 @@ export const SETTINGS = {
   lbClassLegacyHandling: { env: 'lb_class_legacy_handling', group: 'services', kubeVip: true, help: 'kube-vip\'s rule: Services without a class are ours unless lb_class_only is set. false: the class must match.', defaultText: 'true', parse: bool(true) },
   svcPoolConfigMap: { env: 'svc_pool_configmap', group: 'services', help: 'The address pools: a ConfigMap in kube-vip-cloud-provider\'s format, name (in kube-system) or namespace/name. vipd\'s RBAC grants read access in kube-system only.', defaultText: 'kube-system/kubevip', parse: objectRef('kube-system/kubevip') },
   stateDir: { env: 'vip_state_dir', group: 'observe', help: 'Directory for state that must survive an API outage (known API endpoints, learned peers).', defaultText: '/var/lib/vipd', parse: str('/var/lib/vipd') },
-  metricsAddress: { env: 'prometheus_server', flags: ['prometheusHTTPServer'], group: 'observe', kubeVip: true, help: 'Listen address for /metrics, /healthz and /readyz; empty disables.', defaultText: ':2112', parse: listenAddress },
+  metricsAddress: { env: 'prometheus_server', flags: ['prometheusHTTPServer'], group: 'observe', kubeVip: true, help: 'Listen address for /metrics, /healthz and /readyz; empty disables.', defaultText: ':2112', parse: parseListenAddress },
   logLevel: { env: 'vip_loglevel', flags: ['log'], group: 'observe', kubeVip: true, help: 'Log level: debug, info, warn, error (kube-vip\'s numbers accepted).', defaultText: 'info', parse: logLevel },
 } satisfies Record<string, Setting<unknown>>;
 

@@ -5,18 +5,18 @@
  * by construction.
  *
  * The Lease is best effort here: when no API server answers (first kubeadm init, an outage) the
- * peers carry on alone; when the kubeconfig cannot even be loaded, the Lease part is left out and
- * logged, never fatal.
+ * peers carry on alone; when the agent has no API client (the kubeconfig cannot even be loaded),
+ * the Lease part is left out and logged, never fatal. Settings arrive checked; nothing here reads
+ * Config.
  */
-import { readFile } from 'node:fs/promises';
-import { ConfigError, peerConfigOf, type Config } from '../config/index.js';
 import { EligibilityGate } from '../health/eligibility.js';
 import type { HealthGate } from '../health/livez.js';
 import type { Logger } from '../observe/log.js';
 import { NO_LEASE, type LeaseObservation } from './steering.js';
-import { setupLeaseElection, type LeaseSetup } from './lease/setup.js';
+import type { ApiClient } from '../k8s/client.js';
+import type { LeaseElection } from './lease/setup.js';
 import { PeerElector, type PeerAddress } from './peers/driver.js';
-import { parsePeerKey } from './peers/key.js';
+import type { PeerConfig } from './peers/timing.js';
 import type { Elector } from './types.js';
 
 /** A gate someone else opens and closes. */
@@ -37,40 +37,35 @@ class SwitchGate implements HealthGate {
   }
 }
 
-export async function loadPeerKey(path: string | undefined): Promise<Buffer> {
-  const contents = path === undefined ? undefined : await readFile(path).catch((err: NodeJS.ErrnoException) => {
-    throw new ConfigError('vip_peer_key_file', path, `cannot be read (${err.code ?? err.message})`);
-  });
-  const parsed = parsePeerKey(contents);
-  if (!parsed.ok) throw new ConfigError('vip_peer_key_file', path, parsed.error.message.replace(/^vip_peer_key_file:?\s*/, ''));
-  return parsed.key;
+export interface HybridOptions {
+  /** The peer core's checked configuration (src/config/index.ts). */
+  cfg: PeerConfig;
+  addresses: Record<string, PeerAddress>;
+  key: Buffer;
+  /** The Lease half, built around the given follow gate; absent when there is no API client. */
+  buildLease?: (followGate: HealthGate) => LeaseElection;
+  /** For the eligibility probes of the other API servers (with the Lease half's livez probe). */
+  client?: ApiClient;
+  eligibility: { intervalMs: number; timeoutMs: number };
+  leaseDurationMs: number;
+  log: Logger;
 }
 
-export async function setupHybridElection(config: Config, log: Logger, buildLease: (followGate: HealthGate) => Promise<LeaseSetup>): Promise<Elector & { peer: PeerElector }> {
-  // loadConfig has checked these settings with the same rules.
-  const cfg = peerConfigOf(config);
-  const key = await loadPeerKey(config.peerKeyFile);
-  const addresses: Record<string, PeerAddress> = Object.fromEntries(config.peers.map((p) => [p.name, { host: p.host, port: p.port }]));
-
+export function buildHybridElection(o: HybridOptions): Elector & { peer: PeerElector } {
+  const { cfg, log } = o;
   const follow = new SwitchGate();
-  let lease: LeaseSetup | undefined;
-  try {
-    lease = await buildLease(follow);
-  } catch (err) {
-    log.warn({ err }, 'Lease unavailable; peer voting alone decides (it always grants; the Lease only steers)');
-  }
-  const eligibility = lease?.probe
-    ? new EligibilityGate({ local: lease.probe, client: lease.client, intervalMs: config.healthIntervalMs, timeoutMs: Math.min(1000, config.healthIntervalMs), log: log.child({ mod: 'eligibility' }) })
-    : undefined;
-  const peer = new PeerElector({ cfg, addresses, key, log: log.child({ mod: 'peers' }), ...(eligibility ? { gate: eligibility } : {}) });
+  const lease = o.buildLease?.(follow);
+  if (!lease) log.warn('Lease unavailable; peer voting alone decides (it always grants; the Lease only steers)');
+  const eligibility =
+    lease?.probe && o.client ? new EligibilityGate({ local: lease.probe, client: o.client, ...o.eligibility, log: log.child({ mod: 'eligibility' }) }) : undefined;
+  const peer = new PeerElector({ cfg, addresses: o.addresses, key: o.key, log: log.child({ mod: 'peers' }), ...(eligibility ? { gate: eligibility } : {}) });
   peer.onLeaseWanted((wanted) => follow.set(wanted, wanted ? 'peer holder' : 'not the peer holder'));
 
-  const leaseDurationMs = config.leaseDuration * 1000;
   const observe = (): LeaseObservation => {
     const st = lease?.elector.status();
     if (!st) return NO_LEASE;
-    if (st.role === 'holding' && st.until !== undefined) return { holder: config.nodeName, liveUntil: st.until };
-    if (st.leader && st.observedAt !== undefined) return { holder: st.leader, liveUntil: st.observedAt + leaseDurationMs };
+    if (st.role === 'holding' && st.until !== undefined) return { holder: cfg.self, liveUntil: st.until };
+    if (st.leader && st.observedAt !== undefined) return { holder: st.leader, liveUntil: st.observedAt + o.leaseDurationMs };
     return NO_LEASE;
   };
 

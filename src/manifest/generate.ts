@@ -13,7 +13,6 @@
  */
 import { posix } from 'node:path';
 import { ConfigError, loadConfig, toEnv, type Config } from '../config/index.js';
-import { parseListenAddress } from '../observe/http.js';
 import { rbacDocuments, SERVICE_ACCOUNT } from './rbac.js';
 import { packageVersion } from './version.js';
 import { commented, toYaml, type YamlDocument, type YamlMap } from './yaml.js';
@@ -98,7 +97,7 @@ export function containerEnv(config: Config): EnvVar[] {
   return out;
 }
 
-/** The sysctls the agent responder needs (see ensureStrictArp in src/vip/holder.ts). */
+/** The sysctls the agent responder needs (see ensureStrictArp in src/config/host.ts). */
 export function needsStrictArp(config: Config): boolean {
   return config.responder === 'agent' && config.vips.some((v) => v.family === 4);
 }
@@ -134,7 +133,7 @@ function hostFile(name: string, hostPath: string, mountPath: string): Volume {
 
 function probes(config: Config): YamlMap {
   if (config.metricsAddress === undefined) return {};
-  const { host, port } = parseListenAddress(config.metricsAddress);
+  const { host, port } = config.metricsAddress;
   // The kubelet probes the pod IP (the node's address with hostNetwork) unless told otherwise.
   const probeHost = host === undefined || host === '0.0.0.0' || host === '::' ? undefined : host;
   const get = (path: string): YamlMap => ({ path, port, host: probeHost });

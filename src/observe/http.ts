@@ -16,12 +16,11 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { monotonicClock, type Clock } from '../util/clock.js';
-import { ConfigError } from '../config/index.js';
 import type { Logger } from './log.js';
 
 export interface ObserveServerOptions {
-  /** prometheus_server form: ":2112", "127.0.0.1:2112", "[::1]:2112"; port 0 picks a free port. */
-  address: string;
+  /** Where to listen (prometheus_server, parsed by the settings table); host undefined = every address, port 0 = a free one. */
+  listen: ListenAddress;
   registry: Registry;
   ready: () => boolean;
   healthy: () => boolean;
@@ -43,18 +42,19 @@ export interface ObserveServer {
 export interface ListenAddress {
   /** undefined: every address (IPv6 and IPv4). */
   host: string | undefined;
+  /** 0 picks a free port. */
   port: number;
 }
 
-/** Splits a prometheus_server value (already validated by the settings table). */
-export function parseListenAddress(address: string): ListenAddress {
-  const i = address.lastIndexOf(':');
-  if (i === -1) throw new ConfigError('prometheus_server', address, 'must be [host]:port, for example :2112');
-  let host = address.slice(0, i);
-  const port = Number(address.slice(i + 1));
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError('prometheus_server', address, 'port must be from 0 to 65535');
-  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
-  return { host: host === '' ? undefined : host, port };
+/** The listener could not be opened (port in use, address not local): the caller names the setting. */
+export class ListenError extends Error {
+  override readonly name = 'ListenError';
+  constructor(
+    readonly code: string,
+    readonly hint: string,
+  ) {
+    super(`cannot listen: ${code}${hint}`);
+  }
 }
 
 /** Measures how late a repeating timer fires; the lateness is how long the loop was blocked. */
@@ -117,7 +117,7 @@ export async function startObserveServer(opts: ObserveServerOptions): Promise<Ob
   const clock = opts.clock ?? monotonicClock;
   const stallMs = opts.stallMs ?? 5000;
   const stallWindowMs = opts.stallWindowMs ?? 5000;
-  const { host, port } = parseListenAddress(opts.address);
+  const { host, port } = opts.listen;
   const watch = new StallWatch(clock, opts.tickMs ?? 250, stallMs, opts.log);
 
   const server = http.createServer((req, res) => {
@@ -184,11 +184,11 @@ export async function startObserveServer(opts: ObserveServerOptions): Promise<Ob
     watch.close();
     const code = (err as NodeJS.ErrnoException).code ?? String(err);
     const hint = code === 'EADDRINUSE' ? ' (another process listens there; kube-vip also uses :2112 by default)' : '';
-    throw new ConfigError('prometheus_server', opts.address, `cannot listen: ${code}${hint}`);
+    throw new ListenError(code, hint);
   }
   server.on('error', (err) => opts.log.error({ err }, 'metrics listener failed'));
   const bound = (server.address() as AddressInfo).port;
-  opts.log.info({ address: opts.address, port: bound }, 'serving /metrics, /healthz and /readyz');
+  opts.log.info({ host: host ?? '*', port: bound }, 'serving /metrics, /healthz and /readyz');
 
   let closing: Promise<void> | undefined;
   return {

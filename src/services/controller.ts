@@ -25,8 +25,7 @@ import type { Verdict } from '../election/types.js';
 import { describeError, httpStatus, type ApiClient } from '../k8s/client.js';
 import { EventRecorder, type EventInput } from '../k8s/events.js';
 import { createLogger, type Logger } from '../observe/log.js';
-import { plan, type Plan } from './logic/placement.js';
-import { handoff, initialHandoff, type HandoffState } from './logic/handoff.js';
+import { ipsForNode, plan, type Plan } from './logic/placement.js';
 import { allocate, type Outcome } from './logic/ipam.js';
 import {
   DEFAULT_CLASS_FILTER,
@@ -59,11 +58,6 @@ export interface ServicesControllerOptions {
   poolConfigMap?: { namespace: string; name: string };
   /** Control-plane VIPs: never handed out; a Service naming one rides on the control-plane holder. */
   controlPlaneVips?: readonly string[];
-  /**
-   * Before taking an IP that another live member owned in this node's last plan (or any IP on the
-   * first plan), wait this long so the old owner lets go first (see handoff.ts). Default 2000 ms.
-   */
-  handoffDelayMs?: number;
   /** Coalesces bursts of changes into one reconcile. Default 50 ms. */
   debounceMs?: number;
   /** Parallel status writes. Default 4. */
@@ -101,8 +95,6 @@ export class ServicesController {
   private members: readonly string[] | undefined;
   private desiredIps: readonly string[] = [];
   private lastPlan: Plan = { units: [], onControlPlaneVip: new Map() };
-  private handoffState: HandoffState = initialHandoff;
-  private handoffTimer: NodeJS.Timeout | undefined;
   private readonly listeners = new Set<(ips: readonly string[]) => void>();
   private readonly warned = new Map<string, string>();
   private lastPoolProblems = '';
@@ -251,8 +243,7 @@ export class ServicesController {
       await Promise.all(loops);
     } finally {
       if (this.retryTimer) clearTimeout(this.retryTimer);
-      if (this.handoffTimer) clearTimeout(this.handoffTimer);
-      this.retryTimer = this.handoffTimer = undefined;
+      this.retryTimer = undefined;
     }
   }
 
@@ -342,18 +333,9 @@ export class ServicesController {
       controlPlaneVips: this.o.controlPlaneVips ?? [],
     });
     this.lastPlan = p;
-    let mine: string[] = [];
-    if (this.members !== undefined) {
-      const h = handoff(this.handoffState, p, this.members, this.o.nodeName, this.clock.now(), this.o.handoffDelayMs ?? 2_000);
-      this.handoffState = h.state;
-      mine = h.hold;
-      if (this.handoffTimer) clearTimeout(this.handoffTimer);
-      this.handoffTimer = undefined;
-      if (h.wakeAt !== undefined) {
-        this.handoffTimer = setTimeout(() => this.poke(), Math.max(0, h.wakeAt - this.clock.now()) + 1);
-        this.handoffTimer.unref();
-      }
-    }
+    // No membership yet: hold nothing. Who may take an IP first is the claim protocol's call
+    // (logic/membership.ts), not a delay here.
+    const mine = this.members === undefined ? [] : ipsForNode(p, this.o.nodeName);
     if (mine.length === this.desiredIps.length && mine.every((ip, i) => ip === this.desiredIps[i])) return;
     this.log.info({ node: this.o.nodeName, ips: mine, before: this.desiredIps }, 'service IPs this node should hold changed');
     this.desiredIps = mine;

@@ -1,7 +1,8 @@
 /**
- * LoadBalancer Services in the agent (svc_enable=true): the services controller, the member
- * Lease and the membership view (membership.ts, member-lease.ts), and one Holder per service IP
- * this node holds.
+ * LoadBalancer Services in the agent (svc_enable=true): coordinates the services controller, the
+ * member Lease and the membership view (logic/membership.ts, member-lease.ts), and one Holder per
+ * service IP this node holds. It gets the agent's API client and holder factory; it builds
+ * neither, and never reads Config.
  *
  * For each service IP X, this node's holder gets `hold until T` only while
  *   - the plan (rendezvous over live members, externalTrafficPolicy Local) gives X to this node,
@@ -18,42 +19,51 @@
  * Shutdown: every holder lets go first, then the member Lease is released (holder cleared) so the
  * other nodes take this node's IPs at once, then the allocator Lease is released.
  */
-import { join } from 'node:path';
 import { monotonicClock, type Clock } from '../util/clock.js';
-import { lingerMs, type Config, type VipSpec } from '../config/index.js';
+import type { LeaseTiming } from '../election/lease/state.js';
 import { LeaseElector } from '../election/lease/elector.js';
-import { suggestedRequestTimeoutMs } from '../election/lease/setup.js';
-import { validateLeaseTiming, type LeaseTiming } from '../election/lease/state.js';
 import { ApiLeaseStore } from '../election/lease/store.js';
 import type { Verdict } from '../election/types.js';
-import { ApiClient, describeError } from '../k8s/client.js';
-import { Announcer } from '../net/announce.js';
-import type { NetlinkWatcher, Rtnl } from '../net/netlink.js';
+import { describeError, type ApiClient } from '../k8s/client.js';
 import type { Logger } from '../observe/log.js';
-import { Holder } from '../vip/holder.js';
-import { canonicalAddr, familyOf } from './logic/addr.js';
+import type { Holder, VipSpec } from '../vip/holder.js';
+import { familyOf } from './logic/addr.js';
 import { ServicesController } from './controller.js';
 import { fenceMember, MemberLease, MemberView, type LeaseLike } from './member-lease.js';
 import { ClaimBook, parseClaims, type MemberObservation, CLAIMS_ANNOTATION } from './logic/membership.js';
 
 export const ALLOCATOR_LEASE = 'vipd-services-allocator';
 
-export interface ServicesRunnerOptions {
-  config: Config;
+export interface ServicesOptions {
+  /** Where the member Leases (and the allocator Lease) live. */
+  leaseNamespace: string;
+  timing: LeaseTiming;
+  requestTimeoutMs: number;
+  /** svc_namespace; undefined = every namespace. */
+  namespace: string | undefined;
+  classFilter: { className: string; classOnly: boolean; legacyHandling: boolean };
+  poolConfigMap: { namespace: string; name: string };
+  /** Canonical control-plane VIPs: their own holder has them, never a service holder. */
+  controlPlaneVips: string[];
+  /** The control-plane election's holder allocates; without an election, the allocator Lease does. */
+  allocator: 'control-plane' | 'own-lease';
+}
+
+export interface ServicesCoordinatorOptions {
+  options: ServicesOptions;
+  /** This node's name: member Lease holderIdentity. */
+  identity: string;
+  /** The agent's one API client (not closed here). */
+  client: ApiClient;
+  /** The agent's one holder factory (src/app/holders.ts): started, stale copy removed. */
+  makeHolder: (vip: VipSpec, log: Logger) => Promise<Holder>;
   log: Logger;
-  rtnl: Rtnl;
-  watcher: NetlinkWatcher;
-  /** The uplink the agent announces on (resolveInterface). */
-  iface: { name: string; index: number };
-  loIndex: number;
   clock?: Clock;
   /**
-   * The agent's VIP Lease elector verdicts (only with vip_leaderelection=true): its holder is the
-   * one allocator. Absent: a `vipd-services-allocator` Lease is elected.
+   * The agent's control-plane elector verdicts (with an election): its holder is the one
+   * allocator. Absent: a `vipd-services-allocator` Lease is elected.
    */
   controlPlaneVerdicts?: (listener: (v: Verdict) => void) => () => void;
-  /** Tests: use this client (not closed by the runner) instead of building one from the config. */
-  client?: ApiClient;
 }
 
 export interface ServicesStatus {
@@ -63,10 +73,10 @@ export interface ServicesStatus {
   holding: string[];
 }
 
-export interface ServicesRunner {
+export interface ServicesCoordinator {
   /** Runs until `signal` aborts; then lets go of every service IP and releases the Leases. */
   run(signal: AbortSignal): Promise<void>;
-  /** Frees everything; for a runner whose run() never started (a failed agent start). Idempotent. */
+  /** Frees everything; for a coordinator whose run() never started (a failed agent start). Idempotent. */
   close(): Promise<void>;
   status(): ServicesStatus;
 }
@@ -78,28 +88,11 @@ interface HolderEntry {
   closing?: boolean;
 }
 
-export async function startServices(o: ServicesRunnerOptions): Promise<ServicesRunner> {
-  const c = o.config;
-  const timing = validateLeaseTiming(
-    { leaseDurationMs: c.leaseDuration * 1000, renewDeadlineMs: c.renewDeadline * 1000, retryPeriodMs: c.retryPeriod * 1000, lingerMs: lingerMs(c) },
-    { leaseDuration: 'vip_leaseduration', renewDeadline: 'vip_renewdeadline', retryPeriod: 'vip_retryperiod' },
-  );
-  const requestTimeoutMs = suggestedRequestTimeoutMs(timing);
-  const log = o.log.child({ mod: 'services' });
-  const client =
-    o.client ??
-    (await ApiClient.create({
-      kubeconfigPath: c.kubeconfig,
-      ...(c.fallbackKubeconfig ? { fallbackKubeconfigPath: c.fallbackKubeconfig } : {}),
-      localEndpoint: c.apiEndpoint,
-      endpointsCachePath: join(c.stateDir, 'api-endpoints-services.json'),
-      requestTimeoutMs,
-      log: log.child({ mod: 'k8s' }),
-    }));
-  return new Runner(o, timing, requestTimeoutMs, client, o.client === undefined, log);
+export function startServices(o: ServicesCoordinatorOptions): ServicesCoordinator {
+  return new Coordinator(o, o.log.child({ mod: 'services' }));
 }
 
-class Runner implements ServicesRunner {
+class Coordinator implements ServicesCoordinator {
   private readonly clock: Clock;
   private readonly me: string;
   private readonly lease: MemberLease;
@@ -119,30 +112,28 @@ class Runner implements ServicesRunner {
   private changeTimer: NodeJS.Timeout | undefined;
   private inner = new AbortController();
 
+  private readonly client: ApiClient;
+  private readonly opts: ServicesOptions;
+
   constructor(
-    private readonly o: ServicesRunnerOptions,
-    private readonly timing: LeaseTiming,
-    private readonly requestTimeoutMs: number,
-    private readonly client: ApiClient,
-    private readonly ownsClient: boolean,
+    private readonly o: ServicesCoordinatorOptions,
     private readonly log: Logger,
   ) {
-    const c = o.config;
+    const c = (this.opts = o.options);
+    const { timing, requestTimeoutMs } = c;
+    const client = (this.client = o.client);
     this.clock = o.clock ?? monotonicClock;
-    this.me = c.nodeName;
-    this.cpVips = new Set(c.vips.map((v) => canonicalAddr(v.ip)).filter((s): s is string => s !== undefined));
+    this.me = o.identity;
+    this.cpVips = new Set(c.controlPlaneVips);
     this.lease = new MemberLease({ client, namespace: c.leaseNamespace, node: this.me, timing, requestTimeoutMs, clock: this.clock, log });
     this.view = new MemberView({ client, namespace: c.leaseNamespace, leaseDurationMs: timing.leaseDurationMs, retryPeriodMs: timing.retryPeriodMs, requestTimeoutMs, clock: this.clock, log });
-    const [cmNs, cmName] = c.svcPoolConfigMap.split('/', 2);
     this.ctl = new ServicesController({
       client,
       nodeName: this.me,
-      ...(c.svcNamespace ? { namespace: c.svcNamespace } : {}),
-      classFilter: { className: c.lbClassName, classOnly: c.lbClassOnly, legacyHandling: c.lbClassLegacyHandling },
-      poolConfigMap: { namespace: cmNs!, name: cmName! },
-      controlPlaneVips: [...this.cpVips],
-      // The claim protocol (membership.ts) replaces the timed handoff.
-      handoffDelayMs: 0,
+      ...(c.namespace ? { namespace: c.namespace } : {}),
+      classFilter: c.classFilter,
+      poolConfigMap: c.poolConfigMap,
+      controlPlaneVips: c.controlPlaneVips,
       clock: this.clock,
       log,
     });
@@ -228,7 +219,7 @@ class Runner implements ServicesRunner {
     if (!raw || raw.metadata?.resourceVersion !== rv) return;
     this.fencing.set(node, rv);
     this.log.warn({ member: node, claims: o.record.claims, unchangedMs: Math.round(this.clock.now() - o.observedAt) }, 'member Lease expired; fencing it so its service IPs can move');
-    fenceMember(this.client, this.o.config.leaseNamespace, raw, this.inner.signal, this.requestTimeoutMs).then(
+    fenceMember(this.client, this.opts.leaseNamespace, raw, this.inner.signal, this.opts.requestTimeoutMs).then(
       (r) => {
         if (r === 'fenced') {
           this.log.info({ member: node }, 'member fenced');
@@ -244,7 +235,7 @@ class Runner implements ServicesRunner {
         setTimeout(() => {
           if (this.fencing.get(node) === rv) this.fencing.delete(node);
           this.reconcile();
-        }, this.timing.retryPeriodMs).unref();
+        }, this.opts.timing.retryPeriodMs).unref();
       },
     );
   }
@@ -343,33 +334,10 @@ class Runner implements ServicesRunner {
     );
   }
 
-  private async openHolder(ip: string): Promise<Holder> {
-    const c = this.o.config;
+  private openHolder(ip: string): Promise<Holder> {
     const family = familyOf(ip) ?? 4;
     const vip: VipSpec = { ip, family, prefix: family === 4 ? 32 : 128 };
-    const log = this.o.log.child({ vip: ip, service: true });
-    const announcer = await Announcer.open({ ifname: this.o.iface.name, vip: ip, refreshMs: c.arpRate, answer: c.responder === 'agent', log, clock: this.clock });
-    const holder = new Holder(
-      {
-        vip,
-        ifname: this.o.iface.name,
-        ifindex: this.o.iface.index,
-        loIndex: this.o.loIndex,
-        responder: c.responder,
-        lifetimeSec: c.addressLifetime,
-        probeMs: c.probeMs,
-        claimOnConflict: c.claimOnConflict,
-        conflictRetryMs: c.conflictRetryMs,
-      },
-      { rtnl: this.o.rtnl, watcher: this.o.watcher, announcer, clock: this.clock, log },
-    );
-    try {
-      await holder.start();
-    } catch (err) {
-      await holder.close('start failed');
-      throw err;
-    }
-    return holder;
+    return this.o.makeHolder(vip, this.o.log.child({ vip: ip, service: true }));
   }
 
   private closeHolder(ip: string, e: HolderEntry): void {
@@ -381,26 +349,25 @@ class Runner implements ServicesRunner {
     });
   }
 
-  /** Addresses an earlier run of this agent claimed: remove those nobody holds here now (crash leftovers). */
+  /**
+   * Addresses an earlier run of this agent claimed (a crash): a holder for each, opened and closed
+   * again, removes what is left of it the one way addresses are removed (Holder.start/close).
+   */
   private async removeLeftovers(prev: LeaseLike | undefined): Promise<void> {
-    const ips = parseClaims(prev?.metadata?.annotations?.[CLAIMS_ANNOTATION]).filter((ip) => !this.cpVips.has(ip));
-    if (ips.length === 0) return;
-    const idx = new Set([this.o.loIndex, this.o.iface.index]);
-    for (const a of await this.o.rtnl.addresses()) {
-      const ip = canonicalAddr(a.ip);
-      if (ip === undefined || !ips.includes(ip) || !idx.has(a.ifindex)) continue;
-      await this.o.rtnl.delAddress({ ifindex: a.ifindex, ip: a.ip, prefix: a.prefix });
-      this.log.warn({ vip: ip, ifindex: a.ifindex }, 'removed a service IP address left behind by an earlier run');
+    const ips = parseClaims(prev?.metadata?.annotations?.[CLAIMS_ANNOTATION]).filter((ip) => !this.cpVips.has(ip) && !this.holders.has(ip));
+    for (const ip of ips) {
+      const h = await this.openHolder(ip);
+      await h.close('left behind by an earlier run');
     }
+    if (ips.length > 0) this.log.info({ ips }, 'cleared service IPs an earlier run of this agent had claimed');
   }
 
   // ------------------------------------------------------------------ lifecycle
 
   async run(signal: AbortSignal): Promise<void> {
-    if (this.closed) throw new Error('services runner is closed');
+    if (this.closed) throw new Error('services coordinator is closed');
     const inner = this.inner.signal;
     const tasks: Array<Promise<unknown>> = [this.view.run(inner), this.ctl.run(inner)];
-    if (this.ownsClient) tasks.push(this.client.run(inner));
     if (this.allocator) tasks.push(this.allocator.run(signal));
     const writer = (async () => {
       // What an earlier run of this agent claimed, before any claim of ours is written.
@@ -434,10 +401,9 @@ class Runner implements ServicesRunner {
     await Promise.race([this.closeAllHolders('shutdown'), new Promise((r) => setTimeout(r, 3_000).unref())]);
     this.inner.abort();
     await writer.catch(() => undefined);
-    await this.lease.release(Math.min(this.timing.renewDeadlineMs, 5_000));
+    await this.lease.release(Math.min(this.opts.timing.renewDeadlineMs, 5_000));
     this.unsubAllocator?.();
     await Promise.allSettled(tasks);
-    if (this.ownsClient) this.client.close();
     this.closed = true;
     this.log.info('services stopped; service IPs removed');
   }
@@ -455,7 +421,6 @@ class Runner implements ServicesRunner {
     this.inner.abort();
     this.unsubAllocator?.();
     await this.closeAllHolders('closed');
-    if (this.ownsClient) this.client.close();
     this.closed = true;
   }
 }

@@ -15,11 +15,11 @@
  *       holder refreshes; the kernel deletes it at most L (+ its timer slack) after the last refresh.
  * - Every VIP address configured is removed at start before anything else: whatever is there was
  *   left by an earlier run of this agent (crash) or is about to be claimed by us anyway.
+ * - The kernel side of the agent responder (strict-ARP sysctls) is the host step's job
+ *   (src/config/host.ts), done once before any holder starts.
  * - close() leaves nothing behind: address removed, announcing stopped.
  */
-import { readFile, writeFile } from 'node:fs/promises';
 import type { Clock } from '../util/clock.js';
-import type { VipSpec } from '../config/index.js';
 import type { Verdict } from '../election/types.js';
 import type { Logger } from '../observe/log.js';
 import { metrics } from '../observe/metrics.js';
@@ -35,6 +35,13 @@ export interface AnnouncerPort {
 }
 
 export type Responder = 'agent' | 'kernel';
+
+/** One address to hold, as the settings give it (vip_address, vip_subnet) or a service IP. */
+export interface VipSpec {
+  ip: string;
+  family: 4 | 6;
+  prefix: number;
+}
 
 export interface HolderOptions {
   vip: VipSpec;
@@ -107,7 +114,6 @@ export class Holder {
   /** Removes leftovers of an earlier run and prepares the kernel. Call once, before any verdict. */
   async start(): Promise<void> {
     await this.removeStale();
-    if (this.opts.responder === 'agent' && this.opts.vip.family === 4) await ensureStrictArp(this.opts.ifname, this.log());
     this.deps.watcher.on('event', this.onNetlink);
     this.reconcileTimer = setInterval(() => this.reconcile(), this.opts.reconcileMs ?? 1000);
     this.reconcileTimer.unref();
@@ -315,40 +321,4 @@ export class Holder {
 function short(reason: string): string {
   // Metric labels must be a bounded set: keep the first words only.
   return reason.split(/[:(]/)[0]!.trim().slice(0, 40);
-}
-
-/**
- * agent responder, IPv4: the kernel must not answer ARP for the VIP on `lo`, nor use it as the
- * source of its own ARP requests. arp_ignore 1 = answer only for addresses on the receiving
- * interface (0 and 3 would answer for `lo`'s VIP); arp_announce 2 = always use the best local
- * address of the outgoing interface. The effective value is the max of `all` and the interface.
- */
-export class StrictArpError extends Error {
-  override name = 'StrictArpError';
-}
-
-export async function ensureStrictArp(ifname: string, log: Logger): Promise<void> {
-  const base = '/proc/sys/net/ipv4/conf';
-  const read = async (path: string) => Number((await readFile(path, 'utf8')).trim());
-  const write = async (path: string, value: number, current: number) => {
-    try {
-      await writeFile(path, String(value));
-    } catch (err) {
-      // Containers usually mount /proc/sys read-only; the host must then be set up once.
-      const sysctl = path.replace('/proc/sys/', '').replaceAll('/', '.');
-      throw new StrictArpError(
-        `vip_responder=agent needs ${sysctl}=${value} (it is ${current}) and /proc/sys is not writable here (${(err as NodeJS.ErrnoException).code ?? String(err)}); set it on the host (sysctl.d), run the strict-arp init container, or use vip_responder=kernel`,
-      );
-    }
-    log.info({ sysctl: path, from: current, to: value }, 'set so that only vipd answers ARP for the VIP');
-  };
-  // The kernel uses the larger of `all` and the interface's value.
-  const ignore = { all: await read(`${base}/all/arp_ignore`), dev: await read(`${base}/${ifname}/arp_ignore`) };
-  const answersLo = (v: number) => v === 0 || v === 3;
-  if (answersLo(Math.max(ignore.all, ignore.dev))) {
-    if (answersLo(ignore.dev)) await write(`${base}/${ifname}/arp_ignore`, 1, ignore.dev);
-    if (answersLo(ignore.all)) await write(`${base}/all/arp_ignore`, 1, ignore.all);
-  }
-  const announce = { all: await read(`${base}/all/arp_announce`), dev: await read(`${base}/${ifname}/arp_announce`) };
-  if (Math.max(announce.all, announce.dev) < 2) await write(`${base}/all/arp_announce`, 2, announce.all);
 }

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config/index.js';
+import { ConfigError, formatListenAddress, loadConfig } from '../../src/config/index.js';
 import { KUBE_VIP_INERT, SETTINGS, settingDef, type SettingKey } from '../../src/config/settings.js';
 import { DOCUMENTED_ARGS } from '../../src/manifest/files.js';
 
@@ -77,15 +77,15 @@ describe('docs/migration-from-kube-vip.md', () => {
       expect(refusal({}, [f]), f).toBeInstanceOf(ConfigError);
     }
     const k = loadConfig(base, ['--log=-4', '--leaderElection', '--leaseRenewDuration=9', '--leaseRetry=3', '--prometheusHTTPServer=:2114']);
-    expect([k.logLevel, k.renewDeadline, k.retryPeriod, k.metricsAddress]).toEqual(['debug', 9, 3, ':2114']);
+    expect([k.logLevel, k.renewDeadline, k.retryPeriod, formatListenAddress(k.metricsAddress)]).toEqual(['debug', 9, 3, ':2114']);
     const c = loadConfig(base, ['--leaseDuration=20', '--renewDeadline=12', '--retryPeriod=3', '--namespace=infra', '--prometheus_server=:2113', '--leaderElection']);
-    expect([c.leaseDuration, c.renewDeadline, c.retryPeriod, c.leaseNamespace, c.metricsAddress]).toEqual([20, 12, 3, 'infra', ':2113']);
+    expect([c.leaseDuration, c.renewDeadline, c.retryPeriod, c.leaseNamespace, formatListenAddress(c.metricsAddress)]).toEqual([20, 12, 3, 'infra', ':2113']);
   });
 
   it('vip_address and address with different values are refused, kube-vip\'s defaults are vipd\'s', () => {
     expect(refusal({ vip_address: '192.0.2.11' })).toBeInstanceOf(ConfigError);
     const c = loadConfig(base, []);
-    expect({ port: c.port, lease: c.leaseName, ns: c.leaseNamespace, timers: [c.leaseDuration, c.renewDeadline, c.retryPeriod], rate: c.arpRate, metrics: c.metricsAddress, kubeconfig: c.kubeconfig }).toEqual({
+    expect({ port: c.port, lease: c.leaseName, ns: c.leaseNamespace, timers: [c.leaseDuration, c.renewDeadline, c.retryPeriod], rate: c.arpRate, metrics: formatListenAddress(c.metricsAddress), kubeconfig: c.kubeconfig }).toEqual({
       port: 6443,
       lease: 'plndr-cp-lock',
       ns: 'kube-system',

@@ -13,7 +13,7 @@ import { strictArpScript } from '../../src/manifest/generate.js';
 
 const exec = promisify(execFile);
 const ROOT = join(import.meta.dirname, '../..');
-const HOLDER = join(ROOT, 'dist/src/vip/holder.js');
+const HOST = join(ROOT, 'dist/src/config/host.js');
 const LOG = join(ROOT, 'dist/src/observe/log.js');
 const isRoot = process.getuid?.() === 0;
 
@@ -27,7 +27,7 @@ async function sysctl(ns: string, path: string): Promise<number> {
 
 /** ensureStrictArp(ifname) in the namespace, under a read-only /proc/sys like a container's. */
 async function agentCheck(ns: string, ifname: string): Promise<string> {
-  const js = `const { ensureStrictArp } = await import(${JSON.stringify(HOLDER)});
+  const js = `const { ensureStrictArp } = await import(${JSON.stringify(HOST)});
 const { createLogger } = await import(${JSON.stringify(LOG)});
 try { await ensureStrictArp(${JSON.stringify(ifname)}, createLogger('silent')); console.log('OK'); }
 catch (e) { console.log('ERR ' + e.message); }`;
@@ -36,7 +36,7 @@ catch (e) { console.log('ERR ' + e.message); }`;
   return r.stdout.trim();
 }
 
-describe.skipIf(!isRoot || !existsSync(HOLDER))('strict-ARP init container script (network namespace, read-only /proc/sys)', () => {
+describe.skipIf(!isRoot || !existsSync(HOST))('strict-ARP init container script (network namespace, read-only /proc/sys)', () => {
   const ns = `vipd-${process.pid}-${randomBytes(3).toString('hex')}-sysctl`;
 
   beforeAll(async () => {

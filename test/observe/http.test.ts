@@ -3,7 +3,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Counter, Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config/index.js';
-import { parseListenAddress, startObserveServer, type ObserveServer, type ObserveServerOptions } from '../../src/observe/http.js';
+import { parseListenAddress } from '../../src/config/settings.js';
+import { startObserve } from '../../src/app/agent.js';
+import { ListenError, startObserveServer, type ObserveServer, type ObserveServerOptions } from '../../src/observe/http.js';
 import { createLogger } from '../../src/observe/log.js';
 import { registry as processRegistry, metrics } from '../../src/observe/metrics.js';
 
@@ -11,7 +13,7 @@ const log = createLogger('silent');
 const open: ObserveServer[] = [];
 
 async function start(o: Partial<ObserveServerOptions> = {}): Promise<ObserveServer> {
-  const s = await startObserveServer({ address: '127.0.0.1:0', registry: processRegistry, ready: () => true, healthy: () => true, log, ...o });
+  const s = await startObserveServer({ listen: { host: '127.0.0.1', port: 0 }, registry: processRegistry, ready: () => true, healthy: () => true, log, ...o });
   open.push(s);
   return s;
 }
@@ -38,10 +40,11 @@ afterEach(async () => {
 
 describe('parseListenAddress', () => {
   it('reads the prometheus_server forms', () => {
-    expect(parseListenAddress(':2112')).toEqual({ host: undefined, port: 2112 });
-    expect(parseListenAddress('127.0.0.1:2112')).toEqual({ host: '127.0.0.1', port: 2112 });
-    expect(parseListenAddress('[::1]:9100')).toEqual({ host: '::1', port: 9100 });
-    expect(() => parseListenAddress('2112')).toThrow(ConfigError);
+    const parse = (raw: string) => parseListenAddress(raw, 'prometheus_server');
+    expect(parse(':2112')).toEqual({ host: undefined, port: 2112 });
+    expect(parse('127.0.0.1:2112')).toEqual({ host: '127.0.0.1', port: 2112 });
+    expect(parse('[::1]:9100')).toEqual({ host: '::1', port: 9100 });
+    expect(() => parse('2112')).toThrow(ConfigError);
   });
 });
 
@@ -113,23 +116,26 @@ describe('observe HTTP server (loopback)', () => {
   });
 
   it('listens on IPv6 loopback and on every address with ":port"', async () => {
-    const v6 = await start({ address: '[::1]:0' });
+    const v6 = await start({ listen: { host: '::1', port: 0 } });
     expect((await get(v6.port, '/healthz', 'GET', '::1')).status).toBe(200);
-    const any = await start({ address: ':0' });
+    const any = await start({ listen: { host: undefined, port: 0 } });
     expect((await get(any.port, '/healthz', 'GET', '127.0.0.1')).status).toBe(200);
     expect((await get(any.port, '/healthz', 'GET', '::1')).status).toBe(200);
   });
 
   it('a port in use is a ConfigError naming prometheus_server', async () => {
     const first = await start();
-    const err = await startObserveServer({ address: `127.0.0.1:${first.port}`, registry: processRegistry, ready: () => true, healthy: () => true, log }).catch((e: unknown) => e);
+    const busy = { host: '127.0.0.1', port: first.port };
+    expect(await startObserveServer({ listen: busy, registry: processRegistry, ready: () => true, healthy: () => true, log }).catch((e: unknown) => e)).toBeInstanceOf(ListenError);
+    // The agent names the setting.
+    const err = await startObserve(busy, { ready: () => true, log }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as ConfigError).setting).toBe('prometheus_server');
     expect((err as ConfigError).message).toContain('EADDRINUSE');
   });
 
   it('close() frees the port, even with a keep-alive connection open, and is idempotent', async () => {
-    const s = await startObserveServer({ address: '127.0.0.1:0', registry: processRegistry, ready: () => true, healthy: () => true, log });
+    const s = await startObserveServer({ listen: { host: '127.0.0.1', port: 0 }, registry: processRegistry, ready: () => true, healthy: () => true, log });
     await get(s.port, '/metrics'); // fetch keeps the connection alive
     await Promise.all([s.close(), s.close()]);
     expect(await refused(s.port)).toBe(true);

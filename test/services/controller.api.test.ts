@@ -76,7 +76,7 @@ describeWithApi('services controller against kube-apiserver', (assetsDir) => {
 
   function startController(): void {
     stop = new AbortController();
-    ctl = new ServicesController({ client, nodeName: 'n1', controlPlaneVips: ['198.18.100.200'], log, debounceMs: 20, handoffDelayMs: 0 });
+    ctl = new ServicesController({ client, nodeName: 'n1', controlPlaneVips: ['198.18.100.200'], log, debounceMs: 20 });
     ctl.onDesired((ips) => desiredSeen.push(ips));
     ctl.setMembers(['n1']);
     ctl.setAllocator(true);

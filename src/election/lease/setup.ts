@@ -1,19 +1,17 @@
 /**
- * Wires the Lease elector for the agent: API client (local endpoint first, learned endpoints,
- * credential files), Lease store, Events, the /livez health gate (control-plane mode), and the
- * elector, with request timeouts derived from the lease timing so an endpoint failover fits
- * inside one renew deadline.
+ * Wires the Lease elector over the agent's one API client: Lease store, Events, the /livez health
+ * gate (control-plane mode) and the elector, with request timeouts derived from the Lease timing
+ * so an endpoint failover fits inside one renew deadline.
  *
- * run(signal) runs them all and returns after the elector has stepped down and released the
- * Lease (run's own guarantee), the Events in flight are written (bounded) and the client closed.
+ * run(signal) returns after the elector has stepped down and released the Lease (run's own
+ * guarantee) and the Events in flight are written (bounded). The client is the caller's.
  */
 import type { Logger } from '../../observe/log.js';
-import { createLogger } from '../../observe/log.js';
 import { LivezProbe, LIVEZ_DEFAULTS, type HealthGate } from '../../health/livez.js';
-import { ApiClient, DEFAULT_LOCAL_ENDPOINT, type ApiClientOptions } from '../../k8s/client.js';
+import type { ApiClient } from '../../k8s/client.js';
 import { EventRecorder } from '../../k8s/events.js';
 import { LeaseElector, type LeaseElectorOptions } from './elector.js';
-import { validateLeaseTiming, type LeaseTiming, type LeaseTimingInput, type TimingNames } from './state.js';
+import type { LeaseTiming, TimingNames } from './state.js';
 import { ApiLeaseStore } from './store.js';
 
 /**
@@ -56,24 +54,21 @@ export interface LivezGateOptions {
   successThreshold?: number;
 }
 
-/** The API client's own settings, passed through (localEndpoint defaults to https://127.0.0.1:6443). */
-type ClientSettings = Pick<
-  ApiClientOptions,
-  'kubeconfigPath' | 'fallbackKubeconfigPath' | 'localEndpoint' | 'tlsServerName' | 'extraEndpoints' | 'endpointsCachePath' | 'discoverEndpoints' | 'excludeAddresses'
->;
-
-export interface LeaseSetupOptions extends ClientSettings {
+export interface LeaseElectionOptions {
+  /** The agent's one API client (built and run by the composition root). */
+  client: ApiClient;
   identity: string;
   namespace: string;
   name: string;
-  timing?: LeaseTimingInput;
+  /** Checked by the config module (src/config/index.ts). */
+  timing: LeaseTiming;
   timingNames?: TimingNames;
-  /** Control-plane mode: gate on the local /livez (default on). `false` for modes without a local API server. */
-  livez?: LivezGateOptions | false;
+  /** Control-plane mode: gate on the local /livez. `false` for modes without a local API server. */
+  livez: LivezGateOptions | false;
   requestTimeoutMs?: number;
-  log?: Logger;
+  log: Logger;
   /**
-   * Hybrid mode: the Lease is taken and kept only while this gate is open too (the peer holder
+   * Hybrid mode: the Lease is taken and kept only while this gate is open too (the peer leader
    * follows with the Lease; docs/election.md). Combined with the livez gate.
    */
   followGate?: HealthGate;
@@ -81,32 +76,17 @@ export interface LeaseSetupOptions extends ClientSettings {
   elector?: Partial<Omit<LeaseElectorOptions, 'store' | 'identity' | 'gate' | 'events'>>;
 }
 
-export interface LeaseSetup {
+export interface LeaseElection {
   elector: LeaseElector;
-  client: ApiClient;
   events: EventRecorder;
   probe: LivezProbe | undefined;
-  gate: HealthGate | undefined;
+  /** Runs the probe and the elector; returns after the elector has released and the Events in flight are written (bounded). */
   run(signal: AbortSignal): Promise<void>;
 }
 
-export async function setupLeaseElection(o: LeaseSetupOptions): Promise<LeaseSetup> {
-  const log = o.log ?? createLogger();
-  // Validate first: a bad timing must fail before anything connects.
-  const timing = validateLeaseTiming(o.timing ?? {}, o.timingNames);
-  const requestTimeoutMs = o.requestTimeoutMs ?? suggestedRequestTimeoutMs(timing);
-  const client = await ApiClient.create({
-    kubeconfigPath: o.kubeconfigPath,
-    ...(o.fallbackKubeconfigPath ? { fallbackKubeconfigPath: o.fallbackKubeconfigPath } : {}),
-    localEndpoint: o.localEndpoint ?? DEFAULT_LOCAL_ENDPOINT,
-    ...(o.tlsServerName ? { tlsServerName: o.tlsServerName } : {}),
-    ...(o.extraEndpoints ? { extraEndpoints: o.extraEndpoints } : {}),
-    ...(o.endpointsCachePath ? { endpointsCachePath: o.endpointsCachePath } : {}),
-    ...(o.discoverEndpoints === undefined ? {} : { discoverEndpoints: o.discoverEndpoints }),
-    ...(o.excludeAddresses ? { excludeAddresses: o.excludeAddresses } : {}),
-    requestTimeoutMs,
-    log: log.child({ mod: 'k8s' }),
-  });
+export function buildLeaseElection(o: LeaseElectionOptions): LeaseElection {
+  const { client, log } = o;
+  const requestTimeoutMs = o.requestTimeoutMs ?? suggestedRequestTimeoutMs(o.timing);
   const store = new ApiLeaseStore({ client, namespace: o.namespace, name: o.name, requestTimeoutMs });
   const events = new EventRecorder({
     client,
@@ -116,7 +96,7 @@ export async function setupLeaseElection(o: LeaseSetupOptions): Promise<LeaseSet
   });
   let probe: LivezProbe | undefined;
   if (o.livez !== false) {
-    const l = o.livez ?? {};
+    const l = o.livez;
     const local = client.localEndpoint();
     probe = new LivezProbe({
       url: l.url ?? `${local}/livez`,
@@ -130,7 +110,7 @@ export async function setupLeaseElection(o: LeaseSetupOptions): Promise<LeaseSet
   }
   const elector = new LeaseElector({
     ...o.elector,
-    ...timing,
+    ...o.timing,
     ...(o.timingNames ? { timingNames: o.timingNames } : {}),
     store,
     identity: o.identity,
@@ -140,18 +120,15 @@ export async function setupLeaseElection(o: LeaseSetupOptions): Promise<LeaseSet
   });
   return {
     elector,
-    client,
     events,
     probe,
-    gate: probe,
     async run(signal: AbortSignal): Promise<void> {
-      const background = [client.run(signal), probe?.run(signal)];
+      const probing = probe?.run(signal);
       try {
         await elector.run(signal);
       } finally {
-        await Promise.allSettled(background);
+        await probing;
         await Promise.race([events.flush(), new Promise((r) => setTimeout(r, 1_000).unref())]);
-        client.close();
       }
     },
   };

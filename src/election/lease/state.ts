@@ -15,6 +15,7 @@
  *
  * No I/O here: everything takes `now` (monotonic ms) or wall-clock ms as arguments.
  */
+import { RuleError } from '../../util/rule-error.js';
 
 export interface LeaseTiming {
   leaseDurationMs: number;
@@ -47,14 +48,8 @@ export function defaultSkewMarginMs(leaseDurationMs: number): number {
 export type TimingSetting = 'leaseDuration' | 'renewDeadline' | 'retryPeriod' | 'linger' | 'skewMargin';
 
 /** A timing rule that does not hold; names the settings involved so config can point at them. */
-export class LeaseTimingError extends Error {
+export class LeaseTimingError extends RuleError<TimingSetting> {
   override readonly name = 'LeaseTimingError';
-  constructor(
-    message: string,
-    readonly settings: readonly TimingSetting[],
-  ) {
-    super(message);
-  }
 }
 
 export interface LeaseTimingInput {
@@ -82,34 +77,29 @@ export function checkLeaseTiming(
   const rp = input.retryPeriodMs ?? LEASE_DEFAULTS.retryPeriodMs;
   const linger = input.lingerMs ?? LEASE_DEFAULTS.lingerMs;
   const skew = input.skewMarginMs ?? defaultSkewMarginMs(ld);
-  const fail = (message: string, settings: TimingSetting[]) => ({ ok: false as const, error: new LeaseTimingError(message, settings) });
+  const value: Record<TimingSetting, number> = { leaseDuration: ld, renewDeadline: rd, retryPeriod: rp, linger, skewMargin: skew };
+  // The message leads with the first setting and its value; the rule is the rest of the sentence.
+  const fail = (rule: string, settings: [TimingSetting, ...TimingSetting[]]) => {
+    const first = settings[0];
+    return { ok: false as const, error: new LeaseTimingError(settings, String(value[first]), rule, `${n(first)} (${value[first]} ms) ${rule}`) };
+  };
 
-  for (const [setting, value] of [
-    ['leaseDuration', ld],
-    ['renewDeadline', rd],
-    ['retryPeriod', rp],
-  ] as const) {
-    if (!Number.isFinite(value) || value <= 0) return fail(`${n(setting)} (${value} ms) must be a positive number of milliseconds`, [setting]);
+  for (const setting of ['leaseDuration', 'renewDeadline', 'retryPeriod'] as const) {
+    if (!Number.isFinite(value[setting]) || value[setting] <= 0) return fail('must be a positive number of milliseconds', [setting]);
   }
-  for (const [setting, value] of [
-    ['linger', linger],
-    ['skewMargin', skew],
-  ] as const) {
-    if (!Number.isFinite(value) || value < 0) return fail(`${n(setting)} (${value} ms) must be zero or more milliseconds`, [setting]);
+  for (const setting of ['linger', 'skewMargin'] as const) {
+    if (!Number.isFinite(value[setting]) || value[setting] < 0) return fail('must be zero or more milliseconds', [setting]);
   }
   if (!(ld > rd)) {
-    return fail(`${n('leaseDuration')} (${ld} ms) must be greater than ${n('renewDeadline')} (${rd} ms)`, ['leaseDuration', 'renewDeadline']);
+    return fail(`must be greater than ${n('renewDeadline')} (${rd} ms)`, ['leaseDuration', 'renewDeadline']);
   }
   if (!(rd > JITTER_FACTOR * rp)) {
-    return fail(
-      `${n('renewDeadline')} (${rd} ms) must be greater than ${JITTER_FACTOR} × ${n('retryPeriod')} (${rp} ms → ${JITTER_FACTOR * rp} ms)`,
-      ['renewDeadline', 'retryPeriod'],
-    );
+    return fail(`must be greater than ${JITTER_FACTOR} × ${n('retryPeriod')} (${rp} ms → ${JITTER_FACTOR * rp} ms)`, ['renewDeadline', 'retryPeriod']);
   }
   const needed = rd + rp + linger + skew;
   if (!(ld > needed)) {
     return fail(
-      `${n('leaseDuration')} (${ld} ms) must be greater than ${n('renewDeadline')} + ${n('retryPeriod')} + ${n('linger')} + ${n('skewMargin')} ` +
+      `must be greater than ${n('renewDeadline')} + ${n('retryPeriod')} + ${n('linger')} + ${n('skewMargin')} ` +
         `(${rd} + ${rp} + ${linger} + ${skew} = ${needed} ms), or another node could take the Lease while this one still answers for the VIP`,
       ['leaseDuration', 'renewDeadline', 'retryPeriod', 'linger', 'skewMargin'],
     );

@@ -14,6 +14,7 @@
  *   so D/(1−ρ) + L < P/(1+ρ): the grant, plus the linger L after it, ends in true time before the
  *   earliest true moment any promise backing it can run out.
  */
+import { RuleError } from '../../util/rule-error.js';
 
 export interface PeerTiming {
   /** H: how often a holder renews its promises. */
@@ -59,14 +60,8 @@ export interface DerivedTiming {
 
 export type PeerSetting = 'vip_peer_heartbeat_ms' | 'vip_peer_election_timeout_ms' | 'vip_peers' | 'vip_nodename' | 'linger' | 'skew';
 
-export class PeerConfigError extends Error {
+export class PeerConfigError extends RuleError<PeerSetting> {
   override readonly name = 'PeerConfigError';
-  constructor(
-    message: string,
-    readonly settings: readonly PeerSetting[],
-  ) {
-    super(message);
-  }
 }
 
 export function grantMs(t: PeerTiming): number {
@@ -79,28 +74,33 @@ export function quorumOf(n: number): number {
 
 /** Checks every rule; the message names the settings, the values and the rule. */
 export function checkPeerConfig(c: PeerConfig): { ok: true; derived: DerivedTiming } | { ok: false; error: PeerConfigError } {
-  const fail = (msg: string, settings: PeerSetting[]) => ({ ok: false as const, error: new PeerConfigError(msg, settings) });
+  // `setting=value: rule` when the rule is about one value; `value` undefined when about a list.
+  const fail = (settings: [PeerSetting, ...PeerSetting[]], value: string | undefined, rule: string, sep = ': ') => ({
+    ok: false as const,
+    error: new PeerConfigError(settings, value, rule, value === undefined ? `${settings[0]} ${rule}` : `${settings[0]}=${value}${sep}${rule}`),
+  });
   const H = c.heartbeatMs;
   const E = c.electionTimeoutMs;
-  if (!Number.isFinite(H) || H < 10 || H > 10_000) return fail(`vip_peer_heartbeat_ms=${H}: must be between 10 and 10000`, ['vip_peer_heartbeat_ms']);
-  if (!Number.isFinite(E) || E > 120_000) return fail(`vip_peer_election_timeout_ms=${E}: must be at most 120000`, ['vip_peer_election_timeout_ms']);
-  if (!Number.isFinite(c.lingerMs) || c.lingerMs < 0) return fail(`linger=${c.lingerMs}: must be >= 0`, ['linger']);
-  if (!Number.isFinite(c.skew) || c.skew < 0 || c.skew > 0.1) return fail(`skew=${c.skew}: must be between 0 and 0.1`, ['skew']);
+  if (!Number.isFinite(H) || H < 10 || H > 10_000) return fail(['vip_peer_heartbeat_ms'], String(H), 'must be between 10 and 10000');
+  if (!Number.isFinite(E) || E > 120_000) return fail(['vip_peer_election_timeout_ms'], String(E), 'must be at most 120000');
+  if (!Number.isFinite(c.lingerMs) || c.lingerMs < 0) return fail(['linger'], String(c.lingerMs), 'must be >= 0');
+  if (!Number.isFinite(c.skew) || c.skew < 0 || c.skew > 0.1) return fail(['skew'], String(c.skew), 'must be between 0 and 0.1');
   const D = grantMs(c);
   // A grant must survive one lost heartbeat, or a single dropped packet moves the VIP.
   if (D < 2 * H) {
     return fail(
-      `vip_peer_election_timeout_ms=${E} is too short for vip_peer_heartbeat_ms=${H} and linger ${c.lingerMs} ms: ` +
-        `the grant (E·(1−ρ)/(1+ρ) − L = ${D} ms) must be at least 2 × heartbeat (${2 * H} ms)`,
       ['vip_peer_election_timeout_ms', 'vip_peer_heartbeat_ms', 'linger'],
+      String(E),
+      `is too short for vip_peer_heartbeat_ms=${H} and linger ${c.lingerMs} ms: the grant (E·(1−ρ)/(1+ρ) − L = ${D} ms) must be at least 2 × heartbeat (${2 * H} ms)`,
+      ' ',
     );
   }
-  if (c.peers.length === 0) return fail('vip_peers is empty', ['vip_peers']);
-  if (new Set(c.peers).size !== c.peers.length) return fail(`vip_peers names a node twice: ${c.peers.join(',')}`, ['vip_peers']);
+  if (c.peers.length === 0) return fail(['vip_peers'], undefined, 'is empty');
+  if (new Set(c.peers).size !== c.peers.length) return fail(['vip_peers'], undefined, `names a node twice: ${c.peers.join(',')}`);
   for (const p of c.peers) {
-    if (p.length === 0 || Buffer.byteLength(p, 'utf8') > 253) return fail(`vip_peers: node name "${p}" must be 1..253 bytes`, ['vip_peers']);
+    if (p.length === 0 || Buffer.byteLength(p, 'utf8') > 253) return fail(['vip_peers'], undefined, `has a node name "${p}" that is not 1..253 bytes`);
   }
-  if (!c.peers.includes(c.self)) return fail(`vip_nodename=${c.self} is not in vip_peers (${c.peers.join(',')})`, ['vip_nodename', 'vip_peers']);
+  if (!c.peers.includes(c.self)) return fail(['vip_nodename', 'vip_peers'], c.self, `is not in vip_peers (${c.peers.join(',')})`, ' ');
   return {
     ok: true,
     derived: {

@@ -8,7 +8,8 @@ import { ApiClient, normalizeEndpoint } from '../../../src/k8s/client.js';
 import { EventRecorder } from '../../../src/k8s/events.js';
 import { ApiLeaseStore } from '../../../src/election/lease/store.js';
 import { LeaseElector } from '../../../src/election/lease/elector.js';
-import { setupLeaseElection } from '../../../src/election/lease/setup.js';
+import { buildLeaseElection } from '../../../src/election/lease/setup.js';
+import { validateLeaseTiming } from '../../../src/election/lease/state.js';
 import type { Verdict } from '../../../src/election/types.js';
 import { LivezProbe, type HealthGate } from '../../../src/health/livez.js';
 import { startControlPlane, type ApiServerHandle, type ControlPlane } from '../../../lab/apiserver.js';
@@ -385,19 +386,18 @@ describeWithApi('Lease elector against kube-apiserver', (assetsDir) => {
     }
   }, 120_000);
 
-  it('setupLeaseElection: kubeconfig naming the VIP, local endpoint + livez gate, acquires, then releases on abort', async () => {
+  it('buildLeaseElection: kubeconfig naming the VIP, local endpoint + livez gate, acquires, then releases on abort', async () => {
     nextLease();
     const s0 = cp.servers[0]!;
     const token = await cp.serviceAccountToken();
     const vipKubeconfig = await cp.kubeconfigFor('https://198.18.0.100:6443', { token }); // never dialed
-    const setup = await setupLeaseElection({
+    const client = await ApiClient.create({ kubeconfigPath: vipKubeconfig, localEndpoint: s0.url, discoverEndpoints: false, log });
+    const setup = buildLeaseElection({
+      client,
       identity: 'wired',
       namespace: 'kube-system',
       name: lease,
-      timing: { leaseDurationMs: LD, renewDeadlineMs: RD, retryPeriodMs: RP },
-      kubeconfigPath: vipKubeconfig,
-      localEndpoint: s0.url,
-      discoverEndpoints: false,
+      timing: validateLeaseTiming({ leaseDurationMs: LD, renewDeadlineMs: RD, retryPeriodMs: RP }),
       livez: { intervalMs: 200 },
       log,
     });
@@ -406,7 +406,7 @@ describeWithApi('Lease elector against kube-apiserver', (assetsDir) => {
       verdicts.push(v);
     });
     const ac = new AbortController();
-    const running = setup.run(ac.signal);
+    const running = Promise.all([setup.run(ac.signal), client.run(ac.signal)]).finally(() => client.close());
     await waitFor(() => verdicts.at(-1)?.kind === 'hold', 10_000, 'wired holds');
     expect(setup.probe?.healthy()).toBe(true);
     expect((await readLease()).holder).toBe('wired');

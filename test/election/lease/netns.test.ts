@@ -26,20 +26,25 @@ const LD = 3000;
 
 /** Runs in the namespace: the wired elector, verdicts as JSON lines on stdout, SIGTERM = shutdown. */
 const CHILD = `
-const { setupLeaseElection } = await import(process.env.SETUP_URL);
+const { buildLeaseElection, suggestedRequestTimeoutMs } = await import(process.env.SETUP_URL);
+const { validateLeaseTiming } = await import(process.env.STATE_URL);
+const { ApiClient } = await import(process.env.CLIENT_URL);
+const { createLogger } = await import(process.env.LOG_URL);
 const e = process.env;
-const setup = await setupLeaseElection({
-  identity: e.NODE, namespace: 'kube-system', name: e.LEASE,
-  timing: { leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 500 },
+const log = createLogger();
+const timing = validateLeaseTiming({ leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 500 });
+const client = await ApiClient.create({
   kubeconfigPath: e.KUBECONFIG_FILE, localEndpoint: e.LOCAL, endpointsCachePath: e.CACHE,
-  excludeAddresses: [e.SELF], livez: false,
+  excludeAddresses: [e.SELF], requestTimeoutMs: suggestedRequestTimeoutMs(timing), log,
 });
+const setup = buildLeaseElection({ client, identity: e.NODE, namespace: 'kube-system', name: e.LEASE, timing, livez: false, log });
 const out = (o) => process.stdout.write(JSON.stringify({ t: Number(process.hrtime.bigint() / 1000n) / 1000, ...o }) + '\\n');
 setup.elector.onVerdict((v) => out({ v }));
 const ac = new AbortController();
 process.on('SIGTERM', () => ac.abort());
-const timer = setInterval(() => out({ endpoints: setup.client.endpoints() }), 250);
-await setup.run(ac.signal);
+const timer = setInterval(() => out({ endpoints: client.endpoints() }), 250);
+await Promise.all([setup.run(ac.signal), client.run(ac.signal)]);
+client.close();
 clearInterval(timer);
 out({ done: true });
 `;
@@ -92,7 +97,10 @@ describeWithApi('Lease elector in a network namespace with EndpointSlice discove
     const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '--input-type=module', '-e', CHILD], {
       env: {
         ...process.env,
-        SETUP_URL: pathToFileURL(distEntry('src/election/lease-setup.js')).href,
+        SETUP_URL: pathToFileURL(distEntry('src/election/lease/setup.js')).href,
+        STATE_URL: pathToFileURL(distEntry('src/election/lease/state.js')).href,
+        CLIENT_URL: pathToFileURL(distEntry('src/k8s/client.js')).href,
+        LOG_URL: pathToFileURL(distEntry('src/observe/log.js')).href,
         NODE: 'n1',
         LEASE: lease,
         KUBECONFIG_FILE: await c.serviceAccountKubeconfig(s1),

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, test } from 'vitest';
-import { parsePeerKey } from '../../src/election/peers/key.js';
+import { parsePeerKey } from '../../src/config/peer-key.js';
 
 const random32 = randomBytes(32);
 

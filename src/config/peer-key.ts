@@ -10,7 +10,12 @@
  * Strength rule: at least 32 bytes after decoding AND at least 16 distinct byte values. The second
  * part is not a randomness test; it rejects all-zero, repeated and patterned placeholder keys
  * (a random 32-byte key has about 28 distinct values, fewer than 16 essentially never happens).
+ *
+ * `readPeerKey` is the agent's one read of vip_peer_key_file: a missing, unreadable or weak key is a
+ * ConfigError (exit 2) before anything on the host is touched.
  */
+import { readFile } from 'node:fs/promises';
+import { ConfigError } from './settings.js';
 
 export const MIN_KEY_BYTES = 32;
 export const MIN_DISTINCT_BYTES = 16;
@@ -21,9 +26,11 @@ export class PeerKeyError extends Error {
   override readonly name = 'PeerKeyError';
   constructor(
     readonly problem: PeerKeyProblem,
-    message: string,
+    /** What is wrong with the key, without the source. */
+    readonly detail: string,
+    source: string,
   ) {
-    super(message);
+    super(`${source}: ${detail}`);
   }
 }
 
@@ -35,7 +42,7 @@ const B64 = /^[A-Za-z0-9+/\-_]+={0,2}$/;
  * `source` names the setting and path in messages, e.g. "vip_peer_key_file=/etc/vipd/peer.key".
  */
 export function parsePeerKey(contents: string | Uint8Array | undefined, source = 'vip_peer_key_file'): { ok: true; key: Buffer } | { ok: false; error: PeerKeyError } {
-  const fail = (p: PeerKeyProblem, m: string) => ({ ok: false as const, error: new PeerKeyError(p, `${source}: ${m}`) });
+  const fail = (p: PeerKeyProblem, m: string) => ({ ok: false as const, error: new PeerKeyError(p, m, source) });
   if (contents === undefined) return fail('missing', 'no key file; peer mode needs a shared key (generate one with `head -c 32 /dev/urandom | base64`)');
   let text: string;
   if (typeof contents === 'string') text = contents;
@@ -65,4 +72,13 @@ export function parsePeerKey(contents: string | Uint8Array | undefined, source =
     return fail('low-diversity', `the key has only ${distinct} distinct byte values (at least ${MIN_DISTINCT_BYTES}); it looks like a placeholder, not random bytes`);
   }
   return { ok: true, key };
+}
+
+export async function readPeerKey(path: string): Promise<Buffer> {
+  const contents = await readFile(path).catch((err: NodeJS.ErrnoException) => {
+    throw new ConfigError('vip_peer_key_file', path, `cannot be read (${err.code ?? err.message})`);
+  });
+  const parsed = parsePeerKey(contents);
+  if (!parsed.ok) throw new ConfigError('vip_peer_key_file', path, parsed.error.detail);
+  return parsed.key;
 }

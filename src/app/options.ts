@@ -1,0 +1,120 @@
+/**
+ * Config → the typed option slices the agent's parts take, in milliseconds. Pure, and the only
+ * place besides the config module that reads Config for the running agent: electors, holders and
+ * the services coordinator never see it. The Lease and peer timing arrive here already converted
+ * and checked (src/config/index.ts); nothing here converts or checks them again.
+ */
+import { join } from 'node:path';
+import { canonicalAddr } from '../services/logic/addr.js';
+import { LEASE_TIMING_NAMES, type Config, type ListenAddress, type VipSpec } from '../config/index.js';
+import type { LeaseTiming, TimingNames } from '../election/lease/state.js';
+import { suggestedRequestTimeoutMs, type LivezGateOptions } from '../election/lease/setup.js';
+import type { PeerAddress } from '../election/peers/driver.js';
+import type { PeerConfig } from '../election/peers/timing.js';
+import type { ApiClientOptions } from '../k8s/client.js';
+import type { InterfaceChoice } from '../config/host.js';
+import type { Responder } from '../vip/holder.js';
+import type { ServicesOptions } from '../services/coordinator.js';
+
+/** What every Holder of this agent shares (the VIP and the interface come per holder). */
+export interface HolderSettings {
+  responder: Responder;
+  lifetimeSec: number;
+  probeMs: number;
+  claimOnConflict: boolean;
+  conflictRetryMs: number;
+  /** Announcer: refresh interval after the takeover burst. */
+  refreshMs: number;
+}
+
+export interface LeaseSlice {
+  namespace: string;
+  name: string;
+  timing: LeaseTiming;
+  timingNames: TimingNames;
+  requestTimeoutMs: number;
+}
+
+export interface PeerSlice {
+  cfg: PeerConfig;
+  addresses: Record<string, PeerAddress>;
+  keyFile: string;
+}
+
+export interface AgentOptions {
+  identity: string;
+  vips: VipSpec[];
+  host: InterfaceChoice & { strictArp: boolean };
+  holder: HolderSettings;
+  /** Absent when nothing needs the API (standalone, no services). */
+  api?: Omit<ApiClientOptions, 'log' | 'clock'>;
+  election: 'standalone' | 'lease' | 'hybrid';
+  lease?: LeaseSlice;
+  livez: LivezGateOptions | false;
+  eligibility: { intervalMs: number; timeoutMs: number };
+  peers?: PeerSlice;
+  services?: ServicesOptions;
+  observe?: ListenAddress;
+}
+
+export function agentOptions(config: Config): AgentOptions {
+  const election = config.peers.length > 0 ? 'hybrid' : config.leaderElection ? 'lease' : 'standalone';
+  const timing = config.leaseTiming;
+  const requestTimeoutMs = timing ? suggestedRequestTimeoutMs(timing) : undefined;
+  const probeTimeoutMs = Math.min(1000, config.healthIntervalMs);
+  const o: AgentOptions = {
+    identity: config.nodeName,
+    vips: config.vips,
+    host: {
+      configured: config.interface,
+      vip: config.vips[0]?.ip,
+      // Service IPs can be IPv4 whatever the VIPs are.
+      strictArp: config.responder === 'agent' && (config.vips.some((v) => v.family === 4) || config.svcEnable),
+    },
+    holder: {
+      responder: config.responder,
+      lifetimeSec: config.addressLifetime,
+      probeMs: config.probeMs,
+      claimOnConflict: config.claimOnConflict,
+      conflictRetryMs: config.conflictRetryMs,
+      refreshMs: config.arpRate,
+    },
+    election,
+    livez: config.controlPlane ? { url: config.healthUrl, intervalMs: config.healthIntervalMs, failureThreshold: config.healthFailures, timeoutMs: probeTimeoutMs } : false,
+    eligibility: { intervalMs: config.healthIntervalMs, timeoutMs: probeTimeoutMs },
+  };
+  if (timing && requestTimeoutMs !== undefined && (election !== 'standalone' || config.svcEnable)) {
+    o.api = {
+      kubeconfigPath: config.kubeconfig,
+      ...(config.fallbackKubeconfig ? { fallbackKubeconfigPath: config.fallbackKubeconfig } : {}),
+      localEndpoint: config.apiEndpoint,
+      endpointsCachePath: join(config.stateDir, 'api-endpoints.json'),
+      requestTimeoutMs,
+    };
+    if (election !== 'standalone') {
+      o.lease = { namespace: config.leaseNamespace, name: config.leaseName, timing, timingNames: LEASE_TIMING_NAMES, requestTimeoutMs };
+    }
+    if (config.svcEnable) {
+      const [cmNs, cmName] = config.svcPoolConfigMap.split('/', 2);
+      o.services = {
+        leaseNamespace: config.leaseNamespace,
+        timing,
+        requestTimeoutMs,
+        namespace: config.svcNamespace || undefined,
+        classFilter: { className: config.lbClassName, classOnly: config.lbClassOnly, legacyHandling: config.lbClassLegacyHandling },
+        poolConfigMap: { namespace: cmNs!, name: cmName! },
+        controlPlaneVips: config.vips.map((v) => canonicalAddr(v.ip)).filter((s): s is string => s !== undefined),
+        allocator: election === 'standalone' ? 'own-lease' : 'control-plane',
+      };
+    }
+  }
+  if (config.peerConfig && config.peerKeyFile) {
+    o.peers = {
+      cfg: config.peerConfig,
+      addresses: Object.fromEntries(config.peers.map((p) => [p.name, { host: p.host, port: p.port }])),
+      keyFile: config.peerKeyFile,
+    };
+  }
+  if (config.metricsAddress) o.observe = config.metricsAddress;
+  return o;
+}
