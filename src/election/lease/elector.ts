@@ -212,19 +212,12 @@ export class LeaseElector implements Elector {
   }
 
   /** Sleeps until `ms` passes, something wakes the loop, or `signal` aborts. */
-  private sleepOrWake(ms: number, signal: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      if (signal.aborted) return resolve();
-      const done = () => {
-        clearTimeout(t);
-        signal.removeEventListener('abort', done);
-        this.wakers.delete(done);
-        resolve();
-      };
-      const t = setTimeout(done, Math.max(0, ms));
-      signal.addEventListener('abort', done, { once: true });
-      this.wakers.add(done);
-    });
+  private async sleepOrWake(ms: number, signal: AbortSignal): Promise<void> {
+    const woken = new AbortController();
+    const wake = () => woken.abort();
+    this.wakers.add(wake);
+    await withSignal([signal, woken.signal], undefined, (s) => sleep(ms, s));
+    this.wakers.delete(wake);
   }
 
   // ---------------------------------------------------------------- holding
