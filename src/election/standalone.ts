@@ -1,3 +1,4 @@
+import { untilAborted } from '../util/signals.js';
 import type { Elector, Verdict } from './types.js';
 
 /**
@@ -15,10 +16,7 @@ export class StandaloneElector implements Elector {
 
   async run(signal: AbortSignal): Promise<void> {
     for (const l of this.listeners) l({ kind: 'hold', until: Number.POSITIVE_INFINITY, reason: 'standalone (vip_leaderelection=false)' });
-    await new Promise<void>((resolve) => {
-      if (signal.aborted) resolve();
-      else signal.addEventListener('abort', () => resolve(), { once: true });
-    });
+    await untilAborted(signal);
     for (const l of this.listeners) l({ kind: 'standby', reason: 'shutdown' });
   }
 }

@@ -6,9 +6,9 @@
  * the first `kubeadm init` and every recovery need (kubelet and kubeadm talk to the VIP). So a node
  * with a dead API server gives the VIP up exactly when another node could serve it.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { ApiClient } from '../k8s/client.js';
 import type { Logger } from '../observe/log.js';
+import { sleep, withSignal } from '../util/signals.js';
 import { LivezProbe, type HealthGate } from './livez.js';
 
 export interface EligibilityOptions {
@@ -35,13 +35,10 @@ export class EligibilityGate implements HealthGate {
   }
 
   private async pause(signal: AbortSignal): Promise<void> {
-    const ac = new AbortController();
-    const onAbort = () => ac.abort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    this.wake = () => ac.abort();
-    await sleep(this.o.intervalMs, undefined, { signal: ac.signal }).catch(() => undefined);
+    const woken = new AbortController();
+    this.wake = () => woken.abort();
+    await withSignal([signal, woken.signal], undefined, (s) => sleep(this.o.intervalMs, s));
     this.wake = undefined;
-    signal.removeEventListener('abort', onAbort);
   }
 
   healthy(): boolean {

@@ -13,6 +13,7 @@
 import https from 'node:https';
 import http from 'node:http';
 import { monotonicClock, type Clock } from '../util/clock.js';
+import { sleep } from '../util/signals.js';
 import { createLogger, type Logger } from '../observe/log.js';
 
 /** What the elector consults: may this node lead now, and tell me when that changes. */
@@ -178,16 +179,4 @@ export class LivezProbe implements HealthGate {
       req.end();
     });
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

@@ -38,7 +38,7 @@ import {
   type Observable,
 } from '@kubernetes/client-node';
 import { monotonicClock, type Clock } from '../util/clock.js';
-import { withSignal } from '../util/signals.js';
+import { sleep, withSignal } from '../util/signals.js';
 import { createLogger, type Logger } from '../observe/log.js';
 import { metrics } from '../observe/metrics.js';
 
@@ -658,17 +658,4 @@ export class ApiClient {
 /** The server (or an idle timer) ended a watch normally; the caller re-watches. */
 export class WatchEndedError extends Error {
   override readonly name = 'WatchEndedError';
-}
-
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const t = setTimeout(done, Math.max(0, ms));
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }

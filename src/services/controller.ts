@@ -18,9 +18,9 @@
  *   would think it is alone and all would announce.
  * - No per-Service Lease: API writes happen when Services or pools change, not at steady state.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { setHeaderOptions, type V1ConfigMap, type V1EndpointSlice } from '@kubernetes/client-node';
 import { monotonicClock, type Clock } from '../util/clock.js';
+import { sleep, withSignal } from '../util/signals.js';
 import type { Verdict } from '../election/types.js';
 import { describeError, httpStatus, type ApiClient } from '../k8s/client.js';
 import { EventRecorder, type EventInput } from '../k8s/events.js';
@@ -253,20 +253,13 @@ export class ServicesController {
       if (!this.dirty) {
         // Wake on a change, or when an allocator grant's deadline passes.
         const until = this.allocator.kind === 'on' ? this.allocator.until - this.clock.now() : Infinity;
-        await new Promise<void>((resolve) => {
-          const t = Number.isFinite(until) ? setTimeout(resolve, Math.max(0, until) + 1) : undefined;
-          const done = () => {
-            if (t) clearTimeout(t);
-            signal.removeEventListener('abort', done);
-            this.wake = undefined;
-            resolve();
-          };
-          this.wake = done;
-          signal.addEventListener('abort', done, { once: true });
-        });
+        const woken = new AbortController();
+        this.wake = () => woken.abort();
+        await withSignal([signal, woken.signal], undefined, (s) => sleep(Math.max(0, until) + 1, s));
+        this.wake = undefined;
         if (signal.aborted) break;
       }
-      await sleep(debounceMs, undefined, { signal }).catch(() => undefined);
+      await sleep(debounceMs, signal);
       if (signal.aborted) break;
       this.dirty = false;
       try {

@@ -26,7 +26,7 @@
 import type { Clock } from '../../util/clock.js';
 import { monotonicClock } from '../../util/clock.js';
 import type { HealthGate } from '../../health/livez.js';
-import { withSignal } from '../../util/signals.js';
+import { sleep, untilAborted, withSignal } from '../../util/signals.js';
 import type { EventSink } from '../../k8s/events.js';
 import { createLogger, type Logger } from '../../observe/log.js';
 import type { Elector, Verdict } from '../types.js';
@@ -212,19 +212,12 @@ export class LeaseElector implements Elector {
   }
 
   /** Sleeps until `ms` passes, something wakes the loop, or `signal` aborts. */
-  private sleepOrWake(ms: number, signal: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      if (signal.aborted) return resolve();
-      const done = () => {
-        clearTimeout(t);
-        signal.removeEventListener('abort', done);
-        this.wakers.delete(done);
-        resolve();
-      };
-      const t = setTimeout(done, Math.max(0, ms));
-      signal.addEventListener('abort', done, { once: true });
-      this.wakers.add(done);
-    });
+  private async sleepOrWake(ms: number, signal: AbortSignal): Promise<void> {
+    const woken = new AbortController();
+    const wake = () => woken.abort();
+    this.wakers.add(wake);
+    await withSignal([signal, woken.signal], undefined, (s) => sleep(ms, s));
+    this.wakers.delete(wake);
   }
 
   // ---------------------------------------------------------------- holding
@@ -394,7 +387,7 @@ export class LeaseElector implements Elector {
         try {
           // A loop stuck in an await that ignores its signal is abandoned, not awaited: the
           // watchdog's abort starts the next incarnation at once (the old one exits at its next check).
-          await withSignal([signal, inc.signal], undefined, (s) => Promise.race([this.loop(s), abortedPromise(inc.signal)]));
+          await withSignal([signal, inc.signal], undefined, (s) => Promise.race([this.loop(s), untilAborted(inc.signal)]));
         } catch (err) {
           if (signal.aborted) break;
           this.log.error({ lease: this.leaseName, err: errText(err) }, 'election loop threw; restarting it');
@@ -430,21 +423,9 @@ export class LeaseElector implements Elector {
       } catch (err) {
         if (signal.aborted) break;
         if (!ctl.signal.aborted) this.failed('watching the Lease', err);
-        await this.sleepPlain(Math.min(this.timing.retryPeriodMs, 1000), signal);
+        await sleep(Math.min(this.timing.retryPeriodMs, 1000), signal);
       }
     }
-  }
-
-  private sleepPlain(ms: number, signal: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(t);
-        signal.removeEventListener('abort', done);
-        resolve();
-      };
-      const t = setTimeout(done, ms);
-      signal.addEventListener('abort', done, { once: true });
-    });
   }
 
   private onGate(healthy: boolean, reason: string): void {
@@ -630,18 +611,11 @@ export class LeaseElector implements Elector {
     const signal = AbortSignal.timeout(this.releaseTimeoutMs);
     if (this.pendingListeners.length > 0) {
       // The holder unbinds first; only then may another node be told the VIP is free.
-      await Promise.race([Promise.all(this.pendingListeners), this.sleepPlain(this.releaseTimeoutMs / 2, signal)]);
+      await Promise.race([Promise.all(this.pendingListeners), sleep(this.releaseTimeoutMs / 2, signal)]);
       this.pendingListeners = [];
     }
     await this.release(signal, 'shutting down');
   }
-}
-
-function abortedPromise(signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    signal.addEventListener('abort', () => resolve(), { once: true });
-  });
 }
 
 function errText(err: unknown): string {

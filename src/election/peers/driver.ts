@@ -15,6 +15,7 @@ import { isIP } from 'node:net';
 import { monotonicClock, type Clock } from '../../util/clock.js';
 import type { HealthGate } from '../../health/livez.js';
 import type { Logger } from '../../observe/log.js';
+import { untilAborted } from '../../util/signals.js';
 import { metrics } from '../../observe/metrics.js';
 import type { LeaseObservation } from '../steering.js';
 import type { Elector, Verdict } from '../types.js';
@@ -106,10 +107,7 @@ export class PeerElector implements Elector {
     if (this.o.gate) this.feed({ type: 'eligible', now: this.clock.now(), eligible: this.o.gate.healthy() });
     this.feed({ type: 'tick', now: this.clock.now() });
 
-    await new Promise<void>((resolve) => {
-      if (signal.aborted) resolve();
-      else signal.addEventListener('abort', () => resolve(), { once: true });
-    });
+    await untilAborted(signal);
     // Step down (standby verdict at once), release promises after the linger, then stop.
     const done = new Promise<void>((resolve) => {
       this.stopped = resolve;
