@@ -1,5 +1,5 @@
 /**
- * The two-holder prober (DESIGN "How tests see two holders"): from a client, ask "who has the
+ * The two-holder prober (docs/design.md, "How tests see two holders"): from a client, ask "who has the
  * VIP?" every intervalMs (ARP request for IPv4, NS to the solicited-node group for IPv6) and record
  * which MACs answer each request and when. It also records every other claim on the VIP it hears
  * (gratuitous ARP, unsolicited NA, replies to others that a switch flooded).

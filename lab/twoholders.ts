@@ -1,5 +1,5 @@
 /**
- * Two-holder analysis (DESIGN "How tests see two holders"). Pure: records and parsed frames in,
+ * Two-holder analysis (docs/design.md, "How tests see two holders"). Pure: records and parsed frames in,
  * events and numbers out; no I/O.
  *
  * Definitions (times are wall-clock ms, so prober records and pcap timestamps compare):

@@ -1,5 +1,5 @@
 /**
- * DESIGN.md's two-holder watch in one call: an ARP/NS prober in the client namespace asking for
+ * The docs/design.md two-holder watch in one call: an ARP/NS prober in the client namespace asking for
  * each VIP every `intervalMs`, plus a capture of ARP on the bridge; `stop()` returns every
  * two-holder event found in both (twoholders.ts) and the prober's records.
  */

@@ -7,7 +7,7 @@
  *   times) inside the run's window, an unfinished gap at the end included. The prober starts an
  *   attempt every 10 ms, so 10 ms means "no outage"; a failed or absent attempt stretches it.
  * - takeover: from the event to the first successful connection served by another node.
- * - two-holder event (DESIGN "How tests see two holders"): an ARP request answered by two MACs,
+ * - two-holder event (docs/design.md, "How tests see two holders"): an ARP request answered by two MACs,
  *   claims (announcements/replies) from two MACs interleaved, or TCP answers from two nodes
  *   interleaved (A, B, A: a node answers again after another one took over). One holder
  *   answering both ARP requests and connections for a while and then another one is a clean

@@ -134,7 +134,7 @@ abstract class ProcessSystem implements BenchSystem {
   }
 
   async beforeRestart(_node: LabHost): Promise<void> {
-    // vipd clears a stale VIP itself on start (DESIGN rule 6).
+    // vipd clears a stale VIP itself on start (docs/design.md, rule 6).
   }
 
   pid(node: LabHost): number | undefined {

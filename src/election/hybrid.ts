@@ -1,7 +1,7 @@
 /**
  * Hybrid election for the agent (vip_peers set): peer voting grants the VIP; the Lease follows the
  * peer holder and steers elections while the API is up (steering.ts, docs/election.md). Only the peer
- * elector's verdicts reach the holders, so there is one granting mechanism and DESIGN rule 2 holds
+ * elector's verdicts reach the holders, so there is one granting mechanism and rule 2 of docs/design.md holds
  * by construction.
  *
  * The Lease is best effort here: when no API server answers (first kubeadm init, an outage) the

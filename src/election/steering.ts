@@ -1,5 +1,5 @@
 /**
- * Fencing between the Lease and peer voting (DESIGN rule 2). Pure.
+ * Fencing between the Lease and peer voting (docs/design.md, rule 2). Pure.
  *
  * The rule, in one line: when peers are configured, a node holds the VIP only with a live peer
  * grant (a majority's promises, docs/election.md); the Lease never grants on its own, it only

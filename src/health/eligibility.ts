@@ -1,7 +1,7 @@
 /**
  * Peer-mode eligibility: may this node hold the control-plane VIP?
  *
- * Yes while its own API server answers /livez (DESIGN rule 5), and also while NO API server of the
+ * Yes while its own API server answers /livez (docs/design.md, rule 5), and also while NO API server of the
  * control plane answers: then moving the VIP cannot reach a working API anyway, and the VIP is what
  * the first `kubeadm init` and every recovery need (kubelet and kubeadm talk to the VIP). So a node
  * with a dead API server gives the VIP up exactly when another node could serve it.

@@ -1,5 +1,5 @@
 /**
- * Health gate for control-plane mode (DESIGN rule 5): this node may hold the VIP only while
+ * Health gate for control-plane mode (docs/design.md, rule 5): this node may hold the VIP only while
  * its OWN API server answers /livez. Probes only the local URL, never fails over.
  *
  * Invariants:

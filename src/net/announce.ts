@@ -9,7 +9,7 @@
  *   returns, nothing more claiming the VIP leaves (everything runs on the JS thread; the
  *   packet socket callback checks the same state).
  * - After kill -9 or SIGSTOP no JS runs, so no answer or announcement leaves: with responder
- *   `agent` the node is silent at once (the kernel is told not to answer; DESIGN rule 1).
+ *   `agent` the node is silent at once (the kernel is told not to answer; docs/design.md, rule 1).
  * - Probe frames (ARP SPA 0.0.0.0 / NS from ::) never claim the VIP; they may be sent at any time.
  * - Only requests a Linux host would accept are answered: addressed to broadcast, a multicast
  *   group, or our MAC; frames seen only because a switch flooded them (another host's unicast)

@@ -1,7 +1,7 @@
 /**
  * Issue 4 end to end: three control-plane nodes in namespaces, each with its own kube-apiserver
  * (one shared etcd), vipd on each with Lease election, a client using https://VIP:6443.
- * Every test also watches the wire for two holders (DESIGN.md): an ARP prober in the client
+ * Every test also watches the wire for two holders (docs/design.md): an ARP prober in the client
  * namespace every 10 ms, and a capture of the bridge.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';

@@ -1,7 +1,7 @@
 /**
  * Issue 5 end to end: the control-plane lab with peer voting on (vip_peers + a shared key). Real
  * agents, real API servers, a prober in the client namespace and a bridge capture checking for two
- * holders after every test (DESIGN.md).
+ * holders after every test (docs/design.md).
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';

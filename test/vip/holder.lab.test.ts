@@ -244,7 +244,7 @@ describe.skipIf(!isRoot)('bad input touches nothing', () => {
   });
 });
 
-describe.skipIf(!isRoot)('a killed or frozen agent stops answering (DESIGN rule 1)', () => {
+describe.skipIf(!isRoot)('a killed or frozen agent stops answering (docs/design.md, rule 1)', () => {
   let lab: Lab;
   beforeAll(async () => {
     lab = await createLab({ nodes: 1 });

@@ -1,6 +1,6 @@
 /**
  * The service-IP claim protocol (src/services/logic/membership.ts) in a seeded simulation, checked for
- * DESIGN rule 1 at every 10 ms step: never two nodes answering for the same IP.
+ * docs/design.md rule 1 at every 10 ms step: never two nodes answering for the same IP.
  *
  * Model: three nodes, one service IP, a linearizable Lease store (compare-and-swap on versions),
  * one watch per node that delivers commits in order but with its own, changing delay (sometimes
