@@ -20,6 +20,7 @@
  * other nodes take this node's IPs at once, then the allocator Lease is released.
  */
 import { monotonicClock, type Clock } from '../util/clock.js';
+import { sleep, untilAborted } from '../util/signals.js';
 import type { LeaseTiming } from '../election/lease/state.js';
 import { LeaseElector } from '../election/lease/elector.js';
 import { ApiLeaseStore } from '../election/lease/store.js';
@@ -378,17 +379,14 @@ class Coordinator implements ServicesCoordinator {
         } catch (err) {
           if (inner.aborted) return;
           this.log.warn({ err: describeError(err), retryMs: delay }, 'cannot read our member Lease yet; retrying');
-          await new Promise((r) => setTimeout(r, delay).unref());
+          await sleep(delay, undefined, { unref: true });
         }
       }
       await this.lease.run(inner);
     })();
     this.log.info({ node: this.me, lease: this.lease.name, allocator: this.allocator ? ALLOCATOR_LEASE : 'the VIP Lease holder' }, 'services started');
     try {
-      await new Promise<void>((resolve) => {
-        if (signal.aborted) return resolve();
-        signal.addEventListener('abort', () => resolve(), { once: true });
-      });
+      await untilAborted(signal);
     } finally {
       await this.shutdown(writer, tasks);
     }
@@ -398,7 +396,7 @@ class Coordinator implements ServicesCoordinator {
     this.stopping = true;
     if (this.changeTimer) clearTimeout(this.changeTimer);
     // Holders let go first; only then may the other nodes be told (release) that our IPs are free.
-    await Promise.race([this.closeAllHolders('shutdown'), new Promise((r) => setTimeout(r, 3_000).unref())]);
+    await Promise.race([this.closeAllHolders('shutdown'), sleep(3_000, undefined, { unref: true })]);
     this.inner.abort();
     await writer.catch(() => undefined);
     await this.lease.release(Math.min(this.opts.timing.renewDeadlineMs, 5_000));

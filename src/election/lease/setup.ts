@@ -9,6 +9,7 @@
 import type { Logger } from '../../observe/log.js';
 import { LivezProbe, LIVEZ_DEFAULTS, type HealthGate } from '../../health/livez.js';
 import type { ApiClient } from '../../k8s/client.js';
+import { sleep } from '../../util/signals.js';
 import { EventRecorder } from '../../k8s/events.js';
 import { LeaseElector, type LeaseElectorOptions } from './elector.js';
 import type { LeaseTiming, TimingNames } from './state.js';
@@ -128,7 +129,7 @@ export function buildLeaseElection(o: LeaseElectionOptions): LeaseElection {
         await elector.run(signal);
       } finally {
         await probing;
-        await Promise.race([events.flush(), new Promise((r) => setTimeout(r, 1_000).unref())]);
+        await Promise.race([events.flush(), sleep(1_000, undefined, { unref: true })]);
       }
     },
   };
