@@ -58,16 +58,20 @@ async function cli(args: string[], env: Record<string, string> = {}): Promise<{ 
 
 describe('release tree (scripts/build-release.sh)', () => {
   it('holds the compiled CLI, the addon and production dependencies only', () => {
-    for (const p of ['package.json', 'dist/src/cli.js', 'dist/src/agent.js', 'build/Release/afpacket.node', 'node_modules/@kubernetes/client-node', 'node_modules/netlink', 'node_modules/prom-client', 'node_modules/pino']) {
+    for (const p of ['package.json', 'dist/src/cli.js', 'dist/src/app/agent.js', 'build/Release/afpacket.node', 'node_modules/@kubernetes/client-node', 'node_modules/netlink', 'node_modules/prom-client', 'node_modules/pino']) {
       expect(existsSync(join(release, p)), p).toBe(true);
     }
-    for (const p of ['node_modules/typescript', 'node_modules/vitest', 'node_modules/fast-check', 'node_modules/node-gyp', 'dist/test', 'src', 'native', 'scripts']) {
+    for (const p of ['node_modules/typescript', 'node_modules/vitest', 'node_modules/fast-check', 'node_modules/node-gyp', 'dist/test', 'dist/lab', 'dist/src/lab', 'dist/bench', 'src', 'native', 'scripts']) {
       expect(existsSync(join(release, p)), p).toBe(false);
     }
   });
 
   it('`vipd version` prints the package version', async () => {
     expect(await cli(['version'])).toEqual({ code: 0, stdout: `${VERSION}\n`, stderr: '' });
+  });
+
+  it('`vipd lab` says in one line that the lab needs a clone, and exits 2', async () => {
+    expect(await cli(['lab'])).toEqual({ code: 2, stdout: '', stderr: 'vipd: the lab is not part of the release; from a clone of the repository run: sudo npm run lab\n' });
   });
 
   it('a configuration error exits 2 with one line and touches nothing', async () => {
