@@ -3,6 +3,19 @@ import fc from 'fast-check';
 import { canonicalIp, familyBits, familyName, familyOf, inPrefix, ipFromBytes, ipToBytes, isIpv4Mapped } from '../../src/net/ip.js';
 
 describe('canonicalIp', () => {
+  it('IP normalisation (RFC 5952) and family', () => {
+    expect(canonicalIp('2001:DB8:0:0:0:0:0:100')).toBe('2001:db8::100');
+    expect(canonicalIp('2001:db8:0:0:1:0:0:1')).toBe('2001:db8::1:0:0:1');
+    expect(canonicalIp('2001:db8:0:1:1:1:1:1')).toBe('2001:db8:0:1:1:1:1:1');
+    expect(canonicalIp('::')).toBe('::');
+    expect(canonicalIp('::ffff:198.18.0.1')).toBe('::ffff:c612:1');
+    expect(familyOf('198.18.0.1')).toBe(4);
+    expect(familyOf('2001:db8::1')).toBe(6);
+    for (const bad of ['198.18.0', '198.18.0.256', '01.2.3.4', '2001:db8::1::2', '1:2:3:4:5:6:7:8:9', 'fe80::1%eth0', '']) {
+      expect(familyOf(bad)).toBeUndefined();
+    }
+  });
+
   it('compresses the longest zero run, the leftmost on a tie, never a single group (RFC 5952 §4.2)', () => {
     expect(canonicalIp('2001:0:0:1:0:0:0:1')).toBe('2001:0:0:1::1');
     expect(canonicalIp('0:0:0:0:0:0:0:1')).toBe('::1');
