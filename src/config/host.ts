@@ -2,8 +2,8 @@
  * Checks of the configuration that need the host (read-only): the interface exists, or which one
  * carries the VIP's subnet. Runs before anything is changed, so a bad setting touches nothing.
  */
-import ipaddr from 'ipaddr.js';
 import { ConfigError, type Config } from './index.js';
+import { familyBits, inPrefix } from '../net/ip.js';
 import type { KernelAddress, KernelLink, Rtnl } from '../net/netlink.js';
 
 export interface ResolvedInterface {
@@ -14,12 +14,8 @@ export interface ResolvedInterface {
 }
 
 function inSubnet(ip: string, a: KernelAddress): boolean {
-  const addr = ipaddr.parse(ip);
-  const net = ipaddr.parse(a.ip);
-  if (addr.kind() !== net.kind()) return false;
-  const max = addr.kind() === 'ipv6' ? 128 : 32;
-  if (a.prefix >= max) return false; // a host address is no subnet
-  return addr.match(net, a.prefix);
+  if (a.prefix >= familyBits(a.family)) return false; // a host address is no subnet
+  return inPrefix(ip, a.ip, a.prefix);
 }
 
 export async function resolveInterface(config: Config, rtnl: Rtnl): Promise<ResolvedInterface> {
