@@ -9,13 +9,14 @@
 import { isIP } from 'node:net';
 import { checkLeaseTiming } from '../election/lease/state.js';
 import { checkPeerConfig, type PeerConfig } from '../election/peers/timing.js';
+import { familyBits, familyOf, type Family } from '../net/ip.js';
 import { ConfigError, KUBE_VIP_INERT, SETTINGS, settingDef, type PeerSpec, type RawSettings, type SettingKey } from './settings.js';
 
 export { ConfigError } from './settings.js';
 
 export interface VipSpec {
   ip: string;
-  family: 4 | 6;
+  family: Family;
   prefix: number;
 }
 
@@ -108,8 +109,8 @@ function validateVips(addresses: string[], prefixes: number[] | undefined): VipS
     throw new ConfigError('vip_subnet', prefixes.join(','), `gives ${prefixes.length} prefix lengths for ${addresses.length} addresses; give one, or one per address`);
   }
   return addresses.map((ip, i) => {
-    const family = isIP(ip) === 6 ? 6 : 4;
-    const max = family === 6 ? 128 : 32;
+    const family = familyOf(ip) ?? 4;
+    const max = familyBits(family);
     const prefix = prefixes ? (prefixes.length === 1 ? prefixes[0]! : prefixes[i]!) : max;
     if (prefix < 1 || prefix > max) {
       throw new ConfigError('vip_subnet', String(prefix), `prefix length for ${ip} (IPv${family}) must be from 1 to ${max}`);
