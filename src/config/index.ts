@@ -6,10 +6,9 @@
  * `loadConfig` is pure: it never looks at the host. `checkHost` (in ./host.ts) checks what needs
  * the host (does the interface exist) before anything is touched.
  */
-import { isIP } from 'node:net';
 import { checkLeaseTiming } from '../election/lease/state.js';
 import { checkPeerConfig, type PeerConfig } from '../election/peers/timing.js';
-import { familyBits, familyOf, type Family } from '../net/ip.js';
+import { familyBits, familyOf, hostPort, type Family } from '../net/ip.js';
 import { ConfigError, KUBE_VIP_INERT, SETTINGS, settingDef, type PeerSpec, type RawSettings, type SettingKey } from './settings.js';
 
 export { ConfigError } from './settings.js';
@@ -232,7 +231,7 @@ export function toEnv(config: Config): Record<string, string> {
     }
     if (key === 'peers') {
       const peers = v as PeerSpec[];
-      if (peers.length) env[SETTINGS.peers.env] = peers.map((p) => `${p.name}=${isIP(p.host) === 6 ? `[${p.host}]` : p.host}:${p.port}`).join(',');
+      if (peers.length) env[SETTINGS.peers.env] = peers.map((p) => `${p.name}=${hostPort(p.host, p.port)}`).join(',');
       continue;
     }
     env[settingDef(key).env] = String(v);

@@ -70,3 +70,9 @@ export function inPrefix(ip: string, network: string, prefix: number): boolean {
   const n = parse(network);
   return a !== undefined && n !== undefined && a.kind() === n.kind() && a.match(n, prefix);
 }
+
+/** `host:port` for a URL or a dial string, an IPv6 literal in brackets (RFC 3986 §3.2.2). */
+export function hostPort(host: string, port: number): string {
+  // Only an IPv6 literal (zone id and all) has a colon; names and IPv4 never do.
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { canonicalIp, familyBits, familyName, familyOf, inPrefix, ipFromBytes, ipToBytes, isIpv4Mapped } from '../../src/net/ip.js';
+import { canonicalIp, familyBits, familyName, familyOf, hostPort, inPrefix, ipFromBytes, ipToBytes, isIpv4Mapped } from '../../src/net/ip.js';
 
 describe('canonicalIp', () => {
   it('IP normalisation (RFC 5952) and family', () => {
@@ -99,5 +99,14 @@ describe('family and prefixes', () => {
     expect(inPrefix('2001:db9::1', '2001:db8::1', 32)).toBe(false);
     expect(inPrefix('::ffff:198.18.0.1', '198.18.0.1', 0)).toBe(false);
     expect(inPrefix('x', '198.18.0.1', 0)).toBe(false);
+  });
+});
+
+describe('hostPort', () => {
+  it('brackets IPv6 literals only', () => {
+    expect(hostPort('198.18.0.1', 6443)).toBe('198.18.0.1:6443');
+    expect(hostPort('2001:db8::1', 6443)).toBe('[2001:db8::1]:6443');
+    expect(hostPort('fe80::1%eth0', 80)).toBe('[fe80::1%eth0]:80');
+    expect(hostPort('api.example', 443)).toBe('api.example:443');
   });
 });

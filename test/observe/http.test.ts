@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Counter, Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config/index.js';
+import { hostPort } from '../../src/net/ip.js';
 import { parseListenAddress, startObserveServer, type ObserveServer, type ObserveServerOptions } from '../../src/observe/http.js';
 import { createLogger } from '../../src/observe/log.js';
 import { registry as processRegistry, metrics } from '../../src/observe/metrics.js';
@@ -17,7 +18,7 @@ async function start(o: Partial<ObserveServerOptions> = {}): Promise<ObserveServ
 }
 
 async function get(port: number, path: string, method = 'GET', host = '127.0.0.1'): Promise<{ status: number; type: string | null; body: string }> {
-  const res = await fetch(`http://${host.includes(':') ? `[${host}]` : host}:${port}${path}`, { method });
+  const res = await fetch(`http://${hostPort(host, port)}${path}`, { method });
   return { status: res.status, type: res.headers.get('content-type'), body: await res.text() };
 }
 
