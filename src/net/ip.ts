@@ -27,8 +27,7 @@ function parse(text: string): ipaddr.IPv4 | ipaddr.IPv6 | undefined {
   const v = isIP(text);
   if (v === 4) return ipaddr.IPv4.parse(text);
   if (v !== 6 || text.includes('%')) return undefined;
-  const dot = text.indexOf('.');
-  if (dot < 0) return ipaddr.IPv6.parse(text);
+  if (!text.includes('.')) return ipaddr.IPv6.parse(text);
   // ipaddr.js reads "::a.b.c.d" (RFC 4291 §2.5.5.1, IPv4-compatible) as ::ffff:a.b.c.d; the
   // tail spelled as two hex groups keeps its value.
   const colon = text.lastIndexOf(':');
@@ -41,6 +40,7 @@ export function canonicalIp(text: string): string | undefined {
   return parse(text)?.toString();
 }
 
+/** 4 or 6, or undefined if `text` is no IP address. */
 export function familyOf(text: string): Family | undefined {
   const ip = parse(text);
   return ip && (ip.kind() === 'ipv4' ? 4 : 6);
