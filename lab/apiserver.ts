@@ -32,6 +32,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadAllYaml } from '@kubernetes/client-node';
+import { familyBits, familyOf, hostPort } from '../src/net/ip.js';
+import { formatAddr, parseAddr } from '../src/services/logic/addr.js';
 import { projectRoot, requireApiAssets } from './k8s-assets.js';
 import { writeKubeconfig } from './kubeconfig.js';
 import { createPki, type Pki } from './pki.js';
@@ -401,8 +403,6 @@ function httpRequest(netns: string | undefined, req: HttpRequest): Promise<HttpR
 // ---------------------------------------------------------------------------------------------
 // Ports and addresses
 
-const hostPort = (address: string, port: number): string => (net.isIPv6(address) ? `[${address}]:${port}` : `${address}:${port}`);
-
 function canBind(address: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.createServer();
@@ -436,27 +436,11 @@ async function commonFreePort(addresses: string[], avoid: number[] = []): Promis
 /** The first address of a Service CIDR: the `kubernetes` Service's ClusterIP. */
 export function firstServiceIp(cidr: string): string | undefined {
   const [base, bitsText] = cidr.split('/');
+  const a = base === undefined ? undefined : parseAddr(base);
   const bits = Number(bitsText);
-  if (!base || !Number.isInteger(bits)) return undefined;
-  if (net.isIPv4(base)) {
-    if (bits < 0 || bits > 32) return undefined;
-    const n = base.split('.').reduce((acc, part) => (acc << 8n) | BigInt(Number(part)), 0n);
-    const first = ((n >> BigInt(32 - bits)) << BigInt(32 - bits)) + 1n;
-    return [24n, 16n, 8n, 0n].map((shift) => String((first >> shift) & 255n)).join('.');
-  }
-  if (net.isIPv6(base)) {
-    if (bits < 0 || bits > 128 || base.includes('.')) return undefined;
-    const [head, tail] = base.includes('::') ? base.split('::') : [base, undefined];
-    const h = head ? head.split(':') : [];
-    const t = tail ? tail.split(':') : [];
-    const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-    const n = groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n);
-    const first = ((n >> BigInt(128 - bits)) << BigInt(128 - bits)) + 1n;
-    const out: string[] = [];
-    for (let i = 7; i >= 0; i--) out.push(((first >> BigInt(16 * i)) & 0xffffn).toString(16));
-    return out.join(':'); // uncompressed, which every parser accepts
-  }
-  return undefined;
+  if (!a || !Number.isInteger(bits) || bits < 0 || bits > familyBits(a.family)) return undefined;
+  const hostBits = BigInt(familyBits(a.family) - bits);
+  return formatAddr({ family: a.family, value: ((a.value >> hostBits) << hostBits) + 1n });
 }
 
 function isLoopback(address: string): boolean {
@@ -545,7 +529,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   const readyTimeoutMs = opts.readyTimeoutMs ?? 120_000;
   const specs = opts.servers?.length ? opts.servers : [{}];
   // The Service range must be of the advertised addresses' family.
-  const allV6 = specs.every((s) => s.bindAddress !== undefined && net.isIPv6(s.bindAddress));
+  const allV6 = specs.every((s) => s.bindAddress !== undefined && familyOf(s.bindAddress) === 6);
   const serviceCidr = opts.serviceCidr ?? (allV6 ? DEFAULT_SERVICE_CIDR_V6 : DEFAULT_SERVICE_CIDR);
 
   const dir = await mkdtemp(join(tmpdir(), `vipd-cp-${process.pid}-`));

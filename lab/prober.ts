@@ -15,12 +15,11 @@ import { networkInterfaces } from 'node:os';
 import {
   ARP_OP_REPLY,
   arpRequest,
-  ipFamily,
   neighborSolicitation,
-  normalizeIp,
   parseFrame,
   type ParsedFrame,
 } from '../src/net/frames.js';
+import { canonicalIp, familyName, familyOf, type Family } from '../src/net/ip.js';
 import { openPacketSocket, type PacketSocket } from '../src/net/packet.js';
 import { claimOf, findTwoHolderEvents, summarize, type Claim, type ProbeRecord, type ProbeSummary, type TwoHolderEvent } from './twoholders.js';
 
@@ -51,7 +50,7 @@ export interface VipSummary extends ProbeSummary {
 
 interface VipState {
   vip: string;
-  family: 4 | 6;
+  family: Family;
   src: string;
   records: ProbeRecord[];
   /** Every claim heard, answers to us included (for the interleaving analysis). */
@@ -62,10 +61,9 @@ interface VipState {
 
 const wallNow = (): number => performance.timeOrigin + performance.now();
 
-function ownAddress(ifname: string, family: 4 | 6): string | null {
+function ownAddress(ifname: string, family: Family): string | null {
   const list = networkInterfaces()[ifname] ?? [];
-  const fam = family === 4 ? 'IPv4' : 'IPv6';
-  const mine = list.filter((a) => a.family === fam && !a.internal);
+  const mine = list.filter((a) => a.family === familyName(family) && !a.internal);
   // A global IPv6 address over a link-local one: the answer then goes to an address the NS named.
   const best = mine.find((a) => !a.address.startsWith('fe80:')) ?? mine[0];
   return best ? best.address : null;
@@ -85,12 +83,15 @@ export class Prober {
   ) {
     this.now = opts.now ?? wallNow;
     this.vips = opts.vips.map((v) => {
-      const family = ipFamily(v);
-      if (family === null) throw new Error(`prober: ${JSON.stringify(v)} is not an IP address`);
+      const family = familyOf(v);
+      const vip = canonicalIp(v);
+      if (family === undefined || vip === undefined) throw new Error(`prober: ${JSON.stringify(v)} is not an IP address`);
       const given = family === 4 ? opts.srcIp4 : opts.srcIp6;
       const found = opts.netns === undefined ? ownAddress(opts.ifname, family) : null;
-      const src = normalizeIp(given ?? found ?? (family === 4 ? '0.0.0.0' : '::'));
-      return { vip: normalizeIp(v), family, src, records: [], claims: [], current: null, sendErrors: 0 };
+      const srcText = given ?? found ?? (family === 4 ? '0.0.0.0' : '::');
+      const src = canonicalIp(srcText);
+      if (src === undefined) throw new Error(`prober: source address ${JSON.stringify(srcText)} is not an IP address`);
+      return { vip, family, src, records: [], claims: [], current: null, sendErrors: 0 };
     });
   }
 
@@ -160,7 +161,7 @@ export class Prober {
   }
 
   private state(vip: string): VipState {
-    const n = normalizeIp(vip);
+    const n = canonicalIp(vip);
     const v = this.vips.find((x) => x.vip === n);
     if (!v) throw new Error(`prober: not probing ${vip}`);
     return v;

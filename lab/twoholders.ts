@@ -15,6 +15,7 @@
  *   comes before Y's first. A frozen holder that thaws and claims once inside Y's span does.
  */
 import type { ParsedFrame } from '../src/net/frames.js';
+import type { Family } from '../src/net/ip.js';
 
 export interface ProbeAnswer {
   mac: string;
@@ -24,7 +25,7 @@ export interface ProbeAnswer {
 
 export interface ProbeRecord {
   seq: number;
-  family: 4 | 6;
+  family: Family;
   /** Wall-clock ms when the request was sent. */
   sentAt: number;
   answers: ProbeAnswer[];
@@ -45,7 +46,7 @@ export interface TimedFrame {
 }
 
 export type TwoHolderEvent =
-  | { kind: 'double-answer'; at: number; seq: number; family: 4 | 6; macs: string[] }
+  | { kind: 'double-answer'; at: number; seq: number; family: Family; macs: string[] }
   | { kind: 'interleaved-claims'; at: number; holder: string; intruder: string; spanFrom: number; spanTo: number };
 
 /** The claim on `vip` that a frame makes, if any. */

@@ -5,7 +5,7 @@
  * and checked (src/config/index.ts); nothing here converts or checks them again.
  */
 import { join } from 'node:path';
-import { canonicalAddr } from '../services/logic/addr.js';
+import { canonicalIp } from '../net/ip.js';
 import { LEASE_TIMING_NAMES, type Config, type ListenAddress, type VipSpec } from '../config/index.js';
 import type { LeaseTiming, TimingNames } from '../election/lease/state.js';
 import { suggestedRequestTimeoutMs, type LivezGateOptions } from '../election/lease/setup.js';
@@ -103,7 +103,7 @@ export function agentOptions(config: Config): AgentOptions {
         namespace: config.svcNamespace || undefined,
         classFilter: { className: config.lbClassName, classOnly: config.lbClassOnly, legacyHandling: config.lbClassLegacyHandling },
         poolConfigMap: { namespace: cmNs!, name: cmName! },
-        controlPlaneVips: config.vips.map((v) => canonicalAddr(v.ip)).filter((s): s is string => s !== undefined),
+        controlPlaneVips: config.vips.map((v) => canonicalIp(v.ip)).filter((s): s is string => s !== undefined),
         allocator: election === 'standalone' ? 'own-lease' : 'control-plane',
       };
     }

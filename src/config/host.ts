@@ -8,8 +8,8 @@
  * 3 is the only step that writes, and only the two sysctls it names.
  */
 import { readFile, writeFile } from 'node:fs/promises';
-import ipaddr from 'ipaddr.js';
 import { ConfigError } from './settings.js';
+import { familyBits, inPrefix } from '../net/ip.js';
 import type { KernelAddress, KernelLink, Rtnl } from '../net/netlink.js';
 import type { Logger } from '../observe/log.js';
 
@@ -45,12 +45,8 @@ export async function checkCapabilities(): Promise<void> {
 }
 
 function inSubnet(ip: string, a: KernelAddress): boolean {
-  const addr = ipaddr.parse(ip);
-  const net = ipaddr.parse(a.ip);
-  if (addr.kind() !== net.kind()) return false;
-  const max = addr.kind() === 'ipv6' ? 128 : 32;
-  if (a.prefix >= max) return false; // a host address is no subnet
-  return addr.match(net, a.prefix);
+  if (a.prefix >= familyBits(a.family)) return false; // a host address is no subnet
+  return inPrefix(ip, a.ip, a.prefix);
 }
 
 export interface InterfaceChoice {

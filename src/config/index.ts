@@ -11,9 +11,9 @@
  * What only the host can answer (capabilities, the interface, sysctls) is ./host.ts; the peer key
  * file's contents are ./peer-key.ts. The agent runs both before it changes anything.
  */
-import { isIP } from 'node:net';
 import { checkLeaseTiming, type LeaseTiming, type LeaseTimingInput, type TimingSetting } from '../election/lease/state.js';
 import { checkPeerConfig, type PeerConfig } from '../election/peers/timing.js';
+import { familyBits, familyOf, hostPort } from '../net/ip.js';
 import type { VipSpec } from '../vip/holder.js';
 import { ConfigError, formatListenAddress, KUBE_VIP_INERT, SETTINGS, settingDef, type ListenAddress, type PeerSpec, type RawSettings, type SettingKey } from './settings.js';
 
@@ -114,8 +114,8 @@ function validateVips(addresses: string[], prefixes: number[] | undefined): VipS
     throw new ConfigError('vip_subnet', prefixes.join(','), `gives ${prefixes.length} prefix lengths for ${addresses.length} addresses; give one, or one per address`);
   }
   return addresses.map((ip, i) => {
-    const family = isIP(ip) === 6 ? 6 : 4;
-    const max = family === 6 ? 128 : 32;
+    const family = familyOf(ip) ?? 4;
+    const max = familyBits(family);
     const prefix = prefixes ? (prefixes.length === 1 ? prefixes[0]! : prefixes[i]!) : max;
     if (prefix < 1 || prefix > max) {
       throw new ConfigError('vip_subnet', String(prefix), `prefix length for ${ip} (IPv${family}) must be from 1 to ${max}`);
@@ -251,7 +251,7 @@ export function toEnv(config: Config): Record<string, string> {
     if (v === undefined) continue;
     if (key === 'peers') {
       const peers = v as PeerSpec[];
-      if (peers.length) env[SETTINGS.peers.env] = peers.map((p) => `${p.name}=${isIP(p.host) === 6 ? `[${p.host}]` : p.host}:${p.port}`).join(',');
+      if (peers.length) env[SETTINGS.peers.env] = peers.map((p) => `${p.name}=${hostPort(p.host, p.port)}`).join(',');
       continue;
     }
     env[settingDef(key).env] = String(v);

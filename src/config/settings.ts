@@ -5,8 +5,8 @@
  *
  * Parsing is pure: raw strings in, typed values or a ConfigError out. Nothing here touches the host.
  */
-import { isIP } from 'node:net';
 import { hostname } from 'node:os';
+import { familyOf } from '../net/ip.js';
 import type { ListenAddress } from '../observe/http.js';
 
 export type { ListenAddress };
@@ -84,7 +84,7 @@ const ipList = (raw: string | undefined, s: string): string[] => {
   if (raw === undefined || raw.trim() === '') return [];
   const ips = raw.split(',').map((x) => x.trim());
   for (const ip of ips) {
-    if (isIP(ip) === 0) fail(s, raw, `"${ip}" is not an IPv4 or IPv6 address (a comma-separated list of IP addresses is allowed)`);
+    if (familyOf(ip) === undefined) fail(s, raw, `"${ip}" is not an IPv4 or IPv6 address (a comma-separated list of IP addresses is allowed)`);
   }
   if (new Set(ips).size !== ips.length) fail(s, raw, 'lists the same address twice');
   return ips;
@@ -145,7 +145,7 @@ const peerList = (raw: string | undefined, s: string): PeerSpec[] => {
     if (!m) return fail(s, raw, rule);
     const host = m[4] ?? m[5] ?? '';
     const port = Number(m[6]);
-    if (isIP(host) === 0 || port < 1 || port > 65535) return fail(s, raw, rule);
+    if (familyOf(host) === undefined || port < 1 || port > 65535) return fail(s, raw, rule);
     return { name: m[1] ?? '', host, port };
   });
   if (new Set(peers.map((p) => p.name)).size !== peers.length) fail(s, raw, 'names the same peer twice');

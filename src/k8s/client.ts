@@ -41,6 +41,7 @@ import { monotonicClock, type Clock } from '../util/clock.js';
 import { sleep, withSignal } from '../util/signals.js';
 import { createLogger, type Logger } from '../observe/log.js';
 import { metrics } from '../observe/metrics.js';
+import { hostPort } from '../net/ip.js';
 
 export const DEFAULT_LOCAL_ENDPOINT = 'https://127.0.0.1:6443';
 export const FALLBACK_TLS_SERVER_NAME = 'kubernetes';
@@ -143,7 +144,7 @@ export function normalizeEndpoint(raw: string): string {
 }
 
 export function endpointFor(address: string, port: number): string {
-  return `https://${net.isIPv6(address) ? `[${address}]` : address}:${port}`;
+  return `https://${hostPort(address, port)}`;
 }
 
 /** The name to verify the server certificate against when dialing `endpoint`. */

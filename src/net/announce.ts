@@ -28,16 +28,14 @@ import {
   arpReply,
   garpReply,
   garpRequest,
-  ipFamily,
   neighborSolicitation,
-  normalizeIp,
   parseFrame,
   solicitedNa,
   solicitedNodeMac,
   unsolicitedNa,
-  type IpFamily,
   type ParsedFrame,
 } from './frames.js';
+import { canonicalIp, familyOf, type Family } from './ip.js';
 import { openPacketSocket, type PacketSocket } from './packet.js';
 
 /** Offsets (ms after takeover) of the announcements of a burst: at once, then four more within the first second. */
@@ -136,7 +134,7 @@ export interface AnnouncerEvents {
 
 export class Announcer extends EventEmitter<AnnouncerEvents> {
   readonly vip: string;
-  readonly family: IpFamily;
+  readonly family: Family;
   readonly mac: string;
   private readonly burst: number[];
   private readonly clock: Clock;
@@ -155,10 +153,11 @@ export class Announcer extends EventEmitter<AnnouncerEvents> {
     private readonly sock: PacketSocket,
   ) {
     super();
-    const fam = ipFamily(opts.vip);
-    if (fam === null) throw new AnnouncerConfigError(`vip ${JSON.stringify(opts.vip)} is not an IP address`);
+    const fam = familyOf(opts.vip);
+    const vip = canonicalIp(opts.vip);
+    if (fam === undefined || vip === undefined) throw new AnnouncerConfigError(`vip ${JSON.stringify(opts.vip)} is not an IP address`);
     this.family = fam;
-    this.vip = normalizeIp(opts.vip);
+    this.vip = vip;
     this.mac = sock.mac;
     this.burst = checkBurst(opts.burst ?? DEFAULT_BURST);
     this.clock = opts.clock ?? monotonicClock;
@@ -170,7 +169,7 @@ export class Announcer extends EventEmitter<AnnouncerEvents> {
   }
 
   static async open(opts: AnnouncerOptions): Promise<Announcer> {
-    if (ipFamily(opts.vip) === null) throw new AnnouncerConfigError(`vip ${JSON.stringify(opts.vip)} is not an IP address`);
+    if (familyOf(opts.vip) === undefined) throw new AnnouncerConfigError(`vip ${JSON.stringify(opts.vip)} is not an IP address`);
     if (!Number.isFinite(opts.refreshMs) || opts.refreshMs < 10) {
       throw new AnnouncerConfigError(`announce refresh interval (vip_arpRate) must be at least 10 ms, got ${opts.refreshMs}`);
     }

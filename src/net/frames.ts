@@ -7,8 +7,8 @@
  * - `parseFrame` never throws, whatever the bytes; anything it does not fully understand or that a
  *   Linux receiver would drop (ND with hop limit != 255, bad ICMPv6 checksum, zero-length option,
  *   multicast target, solicited flag on a multicast NA, ...) is `null`.
- * - Addresses come out normalised (MAC lower-case colon form, IPv4 dotted quad, IPv6 RFC 5952), so
- *   string equality is address equality. Builders normalise what they are given the same way.
+ * - Addresses come out normalised (MAC lower-case colon form, IPs as net/ip.ts spells them), so
+ *   string equality is address equality. Builders accept what net/ip.ts accepts.
  *
  * Frame choices (docs/net.md says why):
  * - Gratuitous ARP request: THA 00:00:00:00:00:00 (RFC 5227 §3 announcement).
@@ -16,6 +16,7 @@
  *   entry younger than locktime) only when THA == SHA (net/ipv4/arp.c arp_is_garp).
  * - NA source address = the target address itself, as Linux's own ndisc_send_na does.
  */
+import { ipFromBytes, ipToBytes } from './ip.js';
 
 export const ETHERTYPE_ARP = 0x0806;
 export const ETHERTYPE_IPV6 = 0x86dd;
@@ -68,115 +69,6 @@ export function normalizeMac(mac: string): string {
   return macToString(macToBytes(mac));
 }
 
-function parseIpv4(s: string): Buffer | null {
-  const parts = s.split('.');
-  if (parts.length !== 4) return null;
-  const out = Buffer.alloc(4);
-  for (let i = 0; i < 4; i++) {
-    const p = parts[i] ?? '';
-    if (!/^(0|[1-9][0-9]{0,2})$/.test(p)) return null;
-    const v = Number(p);
-    if (v > 255) return null;
-    out[i] = v;
-  }
-  return out;
-}
-
-function parseIpv6(s: string): Buffer | null {
-  if (s.length === 0 || s.length > 45 || s.includes('%')) return null;
-  let head = s;
-  let tail = '';
-  const dbl = s.indexOf('::');
-  if (dbl >= 0) {
-    if (s.indexOf('::', dbl + 1) >= 0) return null;
-    head = s.slice(0, dbl);
-    tail = s.slice(dbl + 2);
-  }
-  const groups = (part: string): number[] | null => {
-    if (part === '') return [];
-    const out: number[] = [];
-    const items = part.split(':');
-    for (let i = 0; i < items.length; i++) {
-      const it = items[i] ?? '';
-      if (i === items.length - 1 && it.includes('.')) {
-        const v4 = parseIpv4(it);
-        if (!v4) return null;
-        out.push(v4.readUInt16BE(0), v4.readUInt16BE(2));
-      } else {
-        if (!/^[0-9a-fA-F]{1,4}$/.test(it)) return null;
-        out.push(parseInt(it, 16));
-      }
-    }
-    return out;
-  };
-  const h = groups(head);
-  const t = groups(tail);
-  if (!h || !t) return null;
-  // An embedded IPv4 part is only allowed at the very end.
-  if (dbl >= 0 && head.includes('.')) return null;
-  let all: number[];
-  if (dbl >= 0) {
-    if (h.length + t.length > 7) return null;
-    all = [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t];
-  } else {
-    if (h.length !== 8) return null;
-    all = h;
-  }
-  const out = Buffer.alloc(16);
-  all.forEach((g, i) => out.writeUInt16BE(g, i * 2));
-  return out;
-}
-
-export type IpFamily = 4 | 6;
-
-/** 4 or 6 for a literal IP address, null otherwise (no zone ids, no prefixes). */
-export function ipFamily(ip: string): IpFamily | null {
-  if (parseIpv4(ip)) return 4;
-  if (parseIpv6(ip)) return 6;
-  return null;
-}
-
-/** The 4 or 16 bytes of an IP literal; throws AddressError. */
-export function ipToBytes(ip: string): Buffer {
-  const b = parseIpv4(ip) ?? parseIpv6(ip);
-  if (!b) throw new AddressError(`not an IP address: ${JSON.stringify(ip)}`);
-  return b;
-}
-
-export function ipv4ToString(b: Uint8Array, off = 0): string {
-  return `${b[off] ?? 0}.${b[off + 1] ?? 0}.${b[off + 2] ?? 0}.${b[off + 3] ?? 0}`;
-}
-
-/** RFC 5952 text form: lower case, longest run (>1) of zero groups as `::`, leftmost on ties. */
-export function ipv6ToString(b: Uint8Array, off = 0): string {
-  const g: number[] = [];
-  for (let i = 0; i < 8; i++) g.push(((b[off + 2 * i] ?? 0) << 8) | (b[off + 2 * i + 1] ?? 0));
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (xs: number[]): string => xs.map((x) => x.toString(16)).join(':');
-  if (bestLen < 2) return hex(g);
-  return `${hex(g.slice(0, bestStart))}::${hex(g.slice(bestStart + bestLen))}`;
-}
-
-/** Canonical text of an IP literal (see module comment); throws AddressError. */
-export function normalizeIp(ip: string): string {
-  const b = ipToBytes(ip);
-  return b.length === 4 ? ipv4ToString(b) : ipv6ToString(b);
-}
-
 /** ff02::1:ffXX:XXXX for an IPv6 unicast address (RFC 4291 §2.7.1). */
 export function solicitedNodeAddress(ip6: string): string {
   const b = ipv6Bytes(ip6);
@@ -188,7 +80,7 @@ export function solicitedNodeAddress(ip6: string): string {
   out[13] = b[13] ?? 0;
   out[14] = b[14] ?? 0;
   out[15] = b[15] ?? 0;
-  return ipv6ToString(out);
+  return ipFromBytes(out);
 }
 
 /** 33:33 + the low 32 bits of an IPv6 multicast address (RFC 2464 §7). */
@@ -203,14 +95,14 @@ export function solicitedNodeMac(ip6: string): string {
 }
 
 function ipv4Bytes(ip: string): Buffer {
-  const b = parseIpv4(ip);
-  if (!b) throw new AddressError(`not an IPv4 address: ${JSON.stringify(ip)}`);
+  const b = ipToBytes(ip);
+  if (b?.length !== 4) throw new AddressError(`not an IPv4 address: ${JSON.stringify(ip)}`);
   return b;
 }
 
 function ipv6Bytes(ip: string): Buffer {
-  const b = parseIpv6(ip);
-  if (!b) throw new AddressError(`not an IPv6 address: ${JSON.stringify(ip)}`);
+  const b = ipToBytes(ip);
+  if (b?.length !== 16) throw new AddressError(`not an IPv6 address: ${JSON.stringify(ip)}`);
   return b;
 }
 
@@ -474,9 +366,9 @@ function parseArp(b: Buffer, head: EthHead): ParsedArp | null {
     ...head,
     op,
     sha: macToString(b, o + 8),
-    spa: ipv4ToString(b, o + 14),
+    spa: ipFromBytes(b.subarray(o + 14, o + 18)),
     tha: macToString(b, o + 18),
-    tpa: ipv4ToString(b, o + 24),
+    tpa: ipFromBytes(b.subarray(o + 24, o + 28)),
   };
 }
 
@@ -515,10 +407,10 @@ function parseNd(b: Buffer, head: EthHead): ParsedNs | ParsedNa | null {
 
   const nd: NdHead = {
     ...head,
-    src: ipv6ToString(srcB),
-    dst: ipv6ToString(dstB),
+    src: ipFromBytes(srcB),
+    dst: ipFromBytes(dstB),
     hopLimit,
-    target: ipv6ToString(msg, 8),
+    target: ipFromBytes(msg.subarray(8, 24)),
   };
   if (type === ICMPV6_NS) {
     const srcUnspecified = isIpv6Unspecified(srcB, 0);

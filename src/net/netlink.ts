@@ -9,8 +9,8 @@
  */
 import { createRequire } from 'node:module';
 import { EventEmitter } from 'node:events';
-import ipaddr from 'ipaddr.js';
 import type { RtNetlinkSocket, rt } from 'netlink';
+import { ipFromBytes, ipToBytes, type Family } from './ip.js';
 
 const require = createRequire(import.meta.url);
 const netlink = require('netlink') as typeof import('netlink');
@@ -26,8 +26,6 @@ const AF_INET = 2;
 const AF_INET6 = 10;
 /** The kernel's "forever" for address lifetimes. */
 const INFINITY_LIFE_TIME = 0xffffffff;
-
-export type Family = 4 | 6;
 
 export interface AddressSpec {
   ifindex: number;
@@ -61,17 +59,11 @@ export type NetlinkEvent =
   | { type: 'addr-new' | 'addr-del'; address: KernelAddress }
   | { type: 'link'; link: KernelLink };
 
-export function familyOf(ip: string): Family {
-  return ipaddr.parse(ip).kind() === 'ipv6' ? 6 : 4;
-}
-
-export function ipBytes(ip: string): Buffer {
-  return Buffer.from(ipaddr.parse(ip).toByteArray());
-}
-
-/** Canonical text form, so addresses from the kernel and from config compare equal. */
-export function canonicalIp(ip: string): string {
-  return ipaddr.parse(ip).toString();
+/** The address family and bytes a request carries; an address the kernel cannot take throws. */
+function kernelIp(ip: string): { family: typeof AF_INET | typeof AF_INET6; bytes: Buffer } {
+  const bytes = ipToBytes(ip);
+  if (bytes === undefined) throw new Error(`rtnetlink: ${JSON.stringify(ip)} is not an IP address`);
+  return { family: bytes.length === 16 ? AF_INET6 : AF_INET, bytes };
 }
 
 function macText(buf: Buffer | undefined): string {
@@ -85,7 +77,7 @@ function toKernelAddress(msg: rt.AddressMessage): KernelAddress | null {
   const valid = msg.attrs.cacheInfo?.ifaValid;
   return {
     ifindex: msg.data.index,
-    ip: ipaddr.fromByteArray([...raw]).toString(),
+    ip: ipFromBytes(raw),
     prefix: msg.data.prefixlen,
     family,
     ...(valid !== undefined && valid !== INFINITY_LIFE_TIME ? { validSec: valid } : {}),
@@ -140,18 +132,17 @@ export class Rtnl {
   }
 
   async addAddress(spec: AddressSpec): Promise<void> {
-    const fam = familyOf(spec.ip);
-    const bytes = ipBytes(spec.ip);
+    const { family, bytes } = kernelIp(spec.ip);
     const life = spec.lifetimeSec ?? INFINITY_LIFE_TIME;
     await this.serial(() =>
       this.sock.newAddress(
-        { family: fam === 6 ? AF_INET6 : AF_INET, prefixlen: spec.prefix, index: spec.ifindex },
+        { family, prefixlen: spec.prefix, index: spec.ifindex },
         {
           local: bytes,
           address: bytes,
           // NODAD: during a handover the old holder may still have the address for a moment; DAD
           // would then mark ours dadfailed and leave it dead.
-          ...(fam === 6 ? { flags: { nodad: true } } : {}),
+          ...(family === AF_INET6 ? { flags: { nodad: true } } : {}),
           cacheInfo: { ifaPrefered: life, ifaValid: life },
         },
         { flags: NLM_F_CREATE | NLM_F_REPLACE },
@@ -161,11 +152,9 @@ export class Rtnl {
 
   /** Returns false when the address was not there. */
   async delAddress(spec: Omit<AddressSpec, 'lifetimeSec'>): Promise<boolean> {
-    const fam = familyOf(spec.ip);
+    const { family, bytes } = kernelIp(spec.ip);
     try {
-      await this.serial(() =>
-        this.sock.delAddress({ family: fam === 6 ? AF_INET6 : AF_INET, prefixlen: spec.prefix, index: spec.ifindex }, { local: ipBytes(spec.ip) }),
-      );
+      await this.serial(() => this.sock.delAddress({ family, prefixlen: spec.prefix, index: spec.ifindex }, { local: bytes }));
       return true;
     } catch (err) {
       if (isErrno(err, 'EADDRNOTAVAIL', 'ENOENT', 'ENODEV')) return false;
@@ -175,8 +164,8 @@ export class Rtnl {
 
   /** The interface the kernel would use to reach `ip` (a route lookup, like `ip route get`). */
   async routeInterface(ip: string): Promise<string | undefined> {
-    const fam = familyOf(ip);
-    const routes = await this.serial(() => this.sock.getRoute({ family: fam === 6 ? AF_INET6 : AF_INET }, { dst: ipBytes(ip) }));
+    const { family, bytes } = kernelIp(ip);
+    const routes = await this.serial(() => this.sock.getRoute({ family }, { dst: bytes }));
     const oif = routes[0]?.attrs.oif;
     if (oif === undefined) return undefined;
     return (await this.links()).find((l) => l.index === oif)?.name;

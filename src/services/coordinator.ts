@@ -28,7 +28,7 @@ import type { Verdict } from '../election/types.js';
 import { describeError, type ApiClient } from '../k8s/client.js';
 import type { Logger } from '../observe/log.js';
 import type { Holder, VipSpec } from '../vip/holder.js';
-import { familyOf } from './logic/addr.js';
+import { familyBits, familyOf } from '../net/ip.js';
 import { ServicesController } from './controller.js';
 import { fenceMember, MemberLease, MemberView, type LeaseLike } from './member-lease.js';
 import { ClaimBook, parseClaims, type MemberObservation, CLAIMS_ANNOTATION } from './logic/membership.js';
@@ -337,7 +337,7 @@ class Coordinator implements ServicesCoordinator {
 
   private openHolder(ip: string): Promise<Holder> {
     const family = familyOf(ip) ?? 4;
-    const vip: VipSpec = { ip, family, prefix: family === 4 ? 32 : 128 };
+    const vip: VipSpec = { ip, family, prefix: familyBits(family) };
     return this.o.makeHolder(vip, this.o.log.child({ vip: ip, service: true }));
   }
 

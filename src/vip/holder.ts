@@ -23,7 +23,8 @@ import type { Clock } from '../util/clock.js';
 import type { Verdict } from '../election/types.js';
 import type { Logger } from '../observe/log.js';
 import { metrics } from '../observe/metrics.js';
-import { canonicalIp, type NetlinkEvent, type NetlinkWatcher, type Rtnl } from '../net/netlink.js';
+import { canonicalIp } from '../net/ip.js';
+import type { NetlinkEvent, NetlinkWatcher, Rtnl } from '../net/netlink.js';
 
 /** What the holder needs from the wire (src/net/announce.ts implements it). */
 export interface AnnouncerPort {
@@ -91,7 +92,9 @@ export class Holder {
     private readonly opts: HolderOptions,
     private readonly deps: HolderDeps,
   ) {
-    this.ip = canonicalIp(opts.vip.ip);
+    const ip = canonicalIp(opts.vip.ip);
+    if (ip === undefined) throw new Error(`holder: vip ${JSON.stringify(opts.vip.ip)} is not an IP address`);
+    this.ip = ip;
   }
 
   get current(): HolderState {

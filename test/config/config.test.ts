@@ -41,6 +41,7 @@ describe('config', () => {
   it.each([
     [{ address: 'not-an-ip' }, [], /^invalid setting address="not-an-ip": "not-an-ip" is not an IPv4 or IPv6 address/],
     [{ address: '198.18.0.300' }, [], /address="198.18.0.300"/],
+    [{ address: 'fe80::100%eth0' }, [], /address="fe80::100%eth0": "fe80::100%eth0" is not an IPv4 or IPv6 address/],
     [{}, [], /^invalid setting address: is required/],
     [{ ...base, vip_subnet: '33' }, [], /^invalid setting vip_subnet="33": prefix length for 198.18.0.100 \(IPv4\) must be from 1 to 32$/],
     [{ ...base, address: '2001:db8::100', vip_subnet: '129' }, [], /must be from 1 to 128/],

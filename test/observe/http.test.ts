@@ -6,6 +6,7 @@ import { ConfigError } from '../../src/config/index.js';
 import { parseListenAddress } from '../../src/config/settings.js';
 import { startObserve } from '../../src/app/agent.js';
 import { ListenError, startObserveServer, type ObserveServer, type ObserveServerOptions } from '../../src/observe/http.js';
+import { hostPort } from '../../src/net/ip.js';
 import { createLogger } from '../../src/observe/log.js';
 import { registry as processRegistry, metrics } from '../../src/observe/metrics.js';
 
@@ -19,7 +20,7 @@ async function start(o: Partial<ObserveServerOptions> = {}): Promise<ObserveServ
 }
 
 async function get(port: number, path: string, method = 'GET', host = '127.0.0.1'): Promise<{ status: number; type: string | null; body: string }> {
-  const res = await fetch(`http://${host.includes(':') ? `[${host}]` : host}:${port}${path}`, { method });
+  const res = await fetch(`http://${hostPort(host, port)}${path}`, { method });
   return { status: res.status, type: res.headers.get('content-type'), body: await res.text() };
 }
 

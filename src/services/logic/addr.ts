@@ -1,14 +1,12 @@
 /**
  * IP address arithmetic for service pools: addresses as (family, bigint) so a /64 is two numbers,
- * never a list. Text in, canonical text out: IPv4 dotted quad, IPv6 RFC 5952 (lower case,
- * longest zero run compressed), so two spellings of one address always compare equal.
+ * never a list. Text in, canonical text out (net/ip.ts spells it), so two spellings of one
+ * address always compare equal.
  *
- * Strict on input: no leading-zero IPv4 octets, no short forms ("1.2.3"), no IPv6 zone ids, no
- * IPv4-mapped IPv6 — each of those is rejected rather than guessed at.
+ * Strict on input, beyond what net/ip.ts already refuses (short or leading-zero IPv4, zone ids):
+ * no IPv4-mapped IPv6 either: an address the user meant as IPv4 is rejected rather than guessed at.
  */
-import ipaddr from 'ipaddr.js';
-
-export type Family = 4 | 6;
+import { canonicalIp, familyBits, familyOf, ipFromBytes, ipToBytes, isIpv4Mapped, type Family } from '../../net/ip.js';
 
 export interface Addr {
   readonly family: Family;
@@ -22,17 +20,14 @@ export interface AddrRange {
   readonly last: bigint;
 }
 
-export const familyBits = (f: Family): number => (f === 4 ? 32 : 128);
-export const familyName = (f: Family): 'IPv4' | 'IPv6' => (f === 4 ? 'IPv4' : 'IPv6');
-
-function bytesToBigint(bytes: readonly number[]): bigint {
+function bytesToBigint(bytes: Uint8Array): bigint {
   let v = 0n;
   for (const b of bytes) v = (v << 8n) | BigInt(b);
   return v;
 }
 
-function bigintToBytes(v: bigint, n: number): number[] {
-  const out = new Array<number>(n);
+function bigintToBytes(v: bigint, n: number): Uint8Array {
+  const out = new Uint8Array(n);
   for (let i = n - 1; i >= 0; i--) {
     out[i] = Number(v & 0xffn);
     v >>= 8n;
@@ -44,29 +39,27 @@ function bigintToBytes(v: bigint, n: number): number[] {
 export function addrProblem(text: string): string | undefined {
   if (text === '') return 'empty address';
   if (text.includes('%')) return 'IPv6 zone ids are not allowed';
-  if (ipaddr.IPv4.isValidFourPartDecimal(text)) return undefined;
-  if (ipaddr.IPv6.isValid(text)) {
-    if (ipaddr.IPv6.parse(text).isIPv4MappedAddress()) return 'IPv4-mapped IPv6 addresses are not allowed; write the IPv4 address';
-    return undefined;
-  }
-  return 'not an IPv4 (a.b.c.d) or IPv6 address';
+  if (familyOf(text) === undefined) return 'not an IPv4 (a.b.c.d) or IPv6 address';
+  // "::a.b.c.d" is IPv4-compatible (RFC 4291 §2.5.5.1, deprecated), not mapped, yet just as surely
+  // an IPv4 address in disguise; pools have always refused it.
+  if (isIpv4Mapped(text) || /^::\d+(\.\d+){3}$/.test(text)) return 'IPv4-mapped IPv6 addresses are not allowed; write the IPv4 address';
+  return undefined;
 }
 
 export function parseAddr(text: string): Addr | undefined {
   if (addrProblem(text) !== undefined) return undefined;
-  const ip = ipaddr.parse(text);
-  return { family: ip.kind() === 'ipv4' ? 4 : 6, value: bytesToBigint(ip.toByteArray()) };
+  const bytes = ipToBytes(text) as Buffer;
+  return { family: bytes.length === 4 ? 4 : 6, value: bytesToBigint(bytes) };
 }
 
 export function formatAddr(a: Addr): string {
-  const ip = ipaddr.fromByteArray(bigintToBytes(a.value, a.family === 4 ? 4 : 16));
-  return ip.kind() === 'ipv6' ? (ip as ipaddr.IPv6).toRFC5952String() : ip.toString();
+  return ipFromBytes(bigintToBytes(a.value, familyBits(a.family) / 8));
 }
 
-/** Canonical spelling of an address, or undefined if it is not one. */
+/** Canonical spelling of an address we accept (surrounding blanks ignored), or undefined. */
 export function canonicalAddr(text: string): string | undefined {
-  const a = parseAddr(text.trim());
-  return a && formatAddr(a);
+  const t = text.trim();
+  return addrProblem(t) === undefined ? canonicalIp(t) : undefined;
 }
 
 export function rangeSize(r: AddrRange): bigint {
@@ -99,9 +92,4 @@ export function normalizeRanges(ranges: readonly AddrRange[]): AddrRange[] {
 
 export function compareAddr(a: Addr, b: Addr): number {
   return a.family - b.family || (a.value < b.value ? -1 : a.value > b.value ? 1 : 0);
-}
-
-/** Family of a canonical or raw address string (undefined if not an address). */
-export function familyOf(text: string): Family | undefined {
-  return parseAddr(text)?.family;
 }

@@ -19,7 +19,8 @@
  *   `current` changes nothing. Free addresses are taken lowest first (highest first with
  *   search-order=desc), so released ones are reused; pools are never enumerated.
  */
-import { canonicalAddr, familyName, formatAddr, parseAddr, type Addr, type AddrRange, type Family } from './addr.js';
+import { familyName, type Family } from '../../net/ip.js';
+import { canonicalAddr, formatAddr, parseAddr, type Addr, type AddrRange } from './addr.js';
 import { allowShareFor, describePool, poolContains, poolFor, poolHasFamily, poolRanges, type Pool, type PoolConfig } from './pools.js';
 
 export type IpFamilyPolicy = 'SingleStack' | 'PreferDualStack' | 'RequireDualStack';

@@ -8,7 +8,8 @@
  * that record (never the ingress list, which any controller can write) tells vipd which
  * addresses are its own, so an address another controller put into status is never announced.
  */
-import { canonicalAddr, type Family } from './addr.js';
+import type { Family } from '../../net/ip.js';
+import { canonicalAddr } from './addr.js';
 import type { IpFamilyPolicy, ServiceClaim, ServicePort } from './ipam.js';
 
 export const ANNOTATION_LB_IPS = 'kube-vip.io/loadbalancerIPs';

@@ -13,7 +13,8 @@
  *   such Service on the address (or, if no member has all of them, of any of them).
  *   No candidate → no owner, and the address is announced nowhere.
  */
-import { canonicalAddr, compareAddr, parseAddr, type Addr, type Family } from './addr.js';
+import type { Family } from '../../net/ip.js';
+import { canonicalAddr, compareAddr, parseAddr, type Addr } from './addr.js';
 import { rank } from './rendezvous.js';
 
 export interface ServiceView {

@@ -26,8 +26,8 @@ import {
   rangeContains,
   type Addr,
   type AddrRange,
-  type Family,
 } from './addr.js';
+import { familyBits, type Family } from '../../net/ip.js';
 
 export type PoolKind = 'cidr' | 'range';
 
@@ -94,7 +94,7 @@ function parseCidrEntry(key: string, entry: string, skipEnds: boolean): EntryRes
   const why = addrProblem(addrText);
   if (why !== undefined) return bad(`"${entry}": ${why}; ${key} takes ${CIDR_ALLOWED}`);
   const addr = parseAddr(addrText) as Addr;
-  const width = addr.family === 4 ? 32 : 128;
+  const width = familyBits(addr.family);
   if (!/^\d{1,3}$/.test(bitsText) || Number(bitsText) > width) {
     return bad(`"${entry}": prefix length must be 0 to ${width}; ${key} takes ${CIDR_ALLOWED}`);
   }

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { allocate, type AllocationInput, type IpFamilyPolicy, type Outcome, type ServiceClaim } from '../../../src/services/logic/ipam.js';
 import { allowShareFor, parsePools, poolContains, poolFor, type PoolConfig } from '../../../src/services/logic/pools.js';
-import { canonicalAddr, parseAddr, type Family } from '../../../src/services/logic/addr.js';
+import { canonicalAddr, parseAddr } from '../../../src/services/logic/addr.js';
+import type { Family } from '../../../src/net/ip.js';
 
 function claim(key: string, over: Partial<ServiceClaim> = {}): ServiceClaim {
   const [namespace = 'default'] = key.split('/');
