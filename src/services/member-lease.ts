@@ -40,7 +40,7 @@ export function toMemberRecord(l: LeaseLike): MemberRecord | undefined {
   if (node === undefined) return undefined;
   const r: MemberRecord = {
     node,
-    holder: l.spec?.holderIdentity ?? '',
+    holderIdentity: l.spec?.holderIdentity ?? '',
     claims: parseClaims(l.metadata?.annotations?.[CLAIMS_ANNOTATION]),
     resourceVersion: l.metadata?.resourceVersion ?? '',
   };

@@ -169,7 +169,7 @@ export class LeaseElector implements Elector {
     const s: LeaseElectorStatus = { role: this.role.kind, gateHealthy: this.gateOpen() };
     if (this.role.kind === 'holding') s.until = this.role.until;
     if (this.obs) {
-      if (this.obs.record.holder) s.leader = this.obs.record.holder;
+      if (this.obs.record.holderIdentity) s.leader = this.obs.record.holderIdentity;
       s.observedAt = this.obs.observedAt;
       s.resourceVersion = this.obs.record.resourceVersion;
     }
@@ -193,7 +193,7 @@ export class LeaseElector implements Elector {
   }
 
   private emitStandbyInfo(reason: string): void {
-    const leader = this.obs?.record.holder || undefined;
+    const leader = this.obs?.record.holderIdentity || undefined;
     const last = this.lastVerdict;
     if (last && last.kind === 'standby' && last.leader === leader) return;
     this.emit(leader ? { kind: 'standby', leader, reason } : { kind: 'standby', reason });
@@ -239,7 +239,7 @@ export class LeaseElector implements Elector {
     this.holdAbort = new AbortController();
     this.role = { kind: 'holding', until, since: now, nextRenewAt: sentAt + this.timing.retryPeriodMs };
     this.armDeadline(until);
-    const from = previous?.holder ? (previous.holder !== this.identity ? previous.holder : undefined) : previous ? this.lastOtherHolder : undefined;
+    const from = previous?.holderIdentity ? (previous.holderIdentity !== this.identity ? previous.holderIdentity : undefined) : previous ? this.lastOtherHolder : undefined;
     const reason = `acquired Lease ${this.leaseName} (${how}${from ? `; previous holder ${from}` : ''})`;
     // Naming the previous holder tells the holder this is a failover: it claims without probing.
     this.emit({ kind: 'hold', until, reason, ...(from ? { previousHolder: from } : {}) });
@@ -290,7 +290,7 @@ export class LeaseElector implements Elector {
     if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
     this.deadlineTimer = undefined;
     this.holdAbort.abort(new Error(reason));
-    const leader = this.obs?.record.holder;
+    const leader = this.obs?.record.holderIdentity;
     const other = leader && leader !== this.identity ? leader : undefined;
     this.emit(other ? { kind: 'standby', leader: other, reason } : { kind: 'standby', reason });
     if (kind === 'LeaseLost') {
@@ -305,21 +305,21 @@ export class LeaseElector implements Elector {
   // ---------------------------------------------------------------- observing
 
   private ingest(record: LeaseRecord, source: 'watch' | 'poll' | 'write'): void {
-    const prevHolder = this.obs?.record.holder;
+    const prevHolder = this.obs?.record.holderIdentity;
     const { obs, changed } = observe(this.obs, record, this.clock.now());
     this.obs = obs;
-    if (obs.record.holder && obs.record.holder !== this.identity) this.lastOtherHolder = obs.record.holder;
+    if (obs.record.holderIdentity && obs.record.holderIdentity !== this.identity) this.lastOtherHolder = obs.record.holderIdentity;
     this.absent = false;
     if (source === 'watch') this.watchLagSince = undefined;
     if (!changed) return;
     if (source === 'poll' && this.useWatch) this.noteWatchLag();
-    if (this.role.kind === 'holding' && record.holder !== this.identity) {
+    if (this.role.kind === 'holding' && record.holderIdentity !== this.identity) {
       this.stepDown(
-        record.holder ? `Lease ${this.leaseName} now names ${record.holder}` : `Lease ${this.leaseName} was released by someone else`,
+        record.holderIdentity ? `Lease ${this.leaseName} now names ${record.holderIdentity}` : `Lease ${this.leaseName} was released by someone else`,
         'LeaseLost',
       );
-    } else if (this.role.kind === 'candidate' && record.holder !== prevHolder && record.holder !== this.identity) {
-      this.emitStandbyInfo(record.holder ? `Lease ${this.leaseName} held by ${record.holder}` : `Lease ${this.leaseName} is free`);
+    } else if (this.role.kind === 'candidate' && record.holderIdentity !== prevHolder && record.holderIdentity !== this.identity) {
+      this.emitStandbyInfo(record.holderIdentity ? `Lease ${this.leaseName} held by ${record.holderIdentity}` : `Lease ${this.leaseName} is free`);
     }
     this.wake();
   }
@@ -450,7 +450,7 @@ export class LeaseElector implements Elector {
   private onGate(healthy: boolean, reason: string): void {
     if (!healthy) {
       if (this.role.kind === 'holding') this.stepDown(`health gate closed: ${reason}`, 'StepDown');
-      if (this.obs?.record.holder === this.identity) {
+      if (this.obs?.record.holderIdentity === this.identity) {
         this.releasePending = true;
         this.releaseReason = `health gate closed: ${reason}`;
       }
@@ -590,7 +590,7 @@ export class LeaseElector implements Elector {
   private async release(signal: AbortSignal, why: string): Promise<boolean> {
     for (let attempt = 0; attempt < 3 && !signal.aborted; attempt++) {
       const rec = this.obs?.record;
-      if (!rec || rec.holder !== this.identity) {
+      if (!rec || rec.holderIdentity !== this.identity) {
         this.releasePending = false;
         return true;
       }
@@ -626,7 +626,7 @@ export class LeaseElector implements Elector {
     if (this.role.kind === 'holding') this.stepDown('shutting down', 'StepDown');
     if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
     this.deadlineTimer = undefined;
-    if (!this.releaseOnCancel || this.obs?.record.holder !== this.identity) return;
+    if (!this.releaseOnCancel || this.obs?.record.holderIdentity !== this.identity) return;
     const signal = AbortSignal.timeout(this.releaseTimeoutMs);
     if (this.pendingListeners.length > 0) {
       // The holder unbinds first; only then may another node be told the VIP is free.

@@ -54,7 +54,7 @@ function timeString(v: unknown): string | undefined {
 export function toRecord(l: LeaseLike): LeaseRecord {
   const s = l.spec ?? {};
   const r: LeaseRecord = {
-    holder: s.holderIdentity ?? '',
+    holderIdentity: s.holderIdentity ?? '',
     transitions: s.leaseTransitions ?? 0,
     resourceVersion: l.metadata?.resourceVersion ?? '',
   };
@@ -106,7 +106,7 @@ export class ApiLeaseStore implements LeaseStore {
       metadata,
       spec: {
         ...(prev?.spec ?? {}),
-        holderIdentity: spec.holder,
+        holderIdentity: spec.holderIdentity,
         // MicroTime strings pass the generated serializer unchanged.
         acquireTime: spec.acquireTime as unknown as Date,
         renewTime: spec.renewTime as unknown as Date,
