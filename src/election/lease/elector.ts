@@ -330,9 +330,7 @@ export class LeaseElector implements Elector {
       return;
     }
     this.watchLagSince = undefined;
-    if (this.role.kind === 'holding') this.stepDown(`Lease ${this.leaseName} was deleted`, 'LeaseLost');
-    this.obs = undefined;
-    this.absent = true;
+    this.leaseGone(`Lease ${this.leaseName} was deleted`);
     this.wake();
   }
 
@@ -359,18 +357,37 @@ export class LeaseElector implements Elector {
     if (this.throttle.allow(what)) this.log.warn({ lease: this.leaseName, err: errText(err) }, `${what} failed`);
   }
 
+  /** Absent when read, or deleted: a grant cannot outlive its Lease, and the next acquire creates it. */
+  private leaseGone(reason: string): void {
+    if (this.role.kind === 'holding') this.stepDown(reason, 'LeaseLost');
+    this.obs = undefined;
+    this.absent = true;
+  }
+
+  /**
+   * What every write (acquire, renew, release) does when the API refuses its compare-and-swap:
+   * on a conflict it re-reads, so the caller decides again on a fresh view; a deleted Lease is
+   * noted. 'other' leaves the error to the caller.
+   */
+  private async writeRefused(err: unknown, signal: AbortSignal): Promise<'conflict' | 'gone' | 'other'> {
+    if (err instanceof LeaseConflictError) {
+      await this.poll(signal);
+      return 'conflict';
+    }
+    if (err instanceof LeaseNotFoundError) {
+      this.leaseGone(`Lease ${this.leaseName} was deleted`);
+      return 'gone';
+    }
+    return 'other';
+  }
+
   private async poll(signal: AbortSignal): Promise<void> {
     this.nextPollAt = this.clock.now() + jitteredRetry(this.timing.retryPeriodMs, this.random());
     try {
       const r = await this.op(signal, (s) => this.store.get(s));
       this.throttle.reset('reading the Lease');
-      if (r === undefined) {
-        if (this.role.kind === 'holding') this.stepDown(`Lease ${this.leaseName} does not exist any more`, 'LeaseLost');
-        this.obs = undefined;
-        this.absent = true;
-      } else {
-        this.ingest(r, 'poll');
-      }
+      if (r === undefined) this.leaseGone(`Lease ${this.leaseName} does not exist any more`);
+      else this.ingest(r, 'poll');
     } catch (err) {
       if (!signal.aborted) this.failed('reading the Lease', err);
     }
@@ -493,17 +510,8 @@ export class LeaseElector implements Elector {
       if (this.role.kind === 'holding' && !holdSignal.aborted) this.extend(sentAt);
     } catch (err) {
       if (signal.aborted || holdSignal.aborted) return;
-      if (err instanceof LeaseConflictError) {
-        // client-go's slow path: re-read, and if it still names us, retry with the fresh version at once.
-        await this.poll(signal);
-        return;
-      }
-      if (err instanceof LeaseNotFoundError) {
-        this.stepDown(`Lease ${this.leaseName} was deleted`, 'LeaseLost');
-        this.obs = undefined;
-        this.absent = true;
-        return;
-      }
+      // On a conflict, client-go's slow path: if the fresh read still names us, the next renew goes out at once.
+      if ((await this.writeRefused(err, signal)) !== 'other') return;
       this.failed('renewing the Lease', err);
       if (this.role.kind === 'holding') this.role.nextRenewAt = this.clock.now() + this.timing.retryPeriodMs / 2;
     }
@@ -571,16 +579,8 @@ export class LeaseElector implements Elector {
       this.becomeHolder(sentAt, prev, how);
     } catch (err) {
       if (signal.aborted) return;
-      if (err instanceof LeaseConflictError) {
-        // Someone else wrote first (or the Lease appeared): re-read and decide again.
-        await this.poll(signal);
-        return;
-      }
-      if (err instanceof LeaseNotFoundError) {
-        this.obs = undefined;
-        this.absent = true;
-        return;
-      }
+      // A conflict: someone else wrote first (or the Lease appeared); decide again on the fresh read.
+      if ((await this.writeRefused(err, signal)) !== 'other') return;
       this.failed('acquiring the Lease', err);
       await this.sleepOrWake(this.timing.retryPeriodMs, signal);
     }
@@ -604,13 +604,9 @@ export class LeaseElector implements Elector {
         this.events?.record({ type: 'Normal', reason: 'LeaseReleased', action: 'Release', note: `${this.identity} released Lease ${this.leaseName}: ${why}` });
         return true;
       } catch (err) {
-        if (err instanceof LeaseConflictError) {
-          await this.poll(signal);
-          continue;
-        }
-        if (err instanceof LeaseNotFoundError) {
-          this.obs = undefined;
-          this.absent = true;
+        const refused = await this.writeRefused(err, signal);
+        if (refused === 'conflict') continue;
+        if (refused === 'gone') {
           this.releasePending = false;
           return true;
         }
