@@ -9,14 +9,16 @@
  *   resourceVersion order, with a callback after each event so the runner can decide pending
  *   claims at exactly that point of the order.
  * - fenceMember: the compare-and-swap that voids an expired member's claims.
+ * Reads and writes go through the one Lease store (k8s/lease-store.ts), as the elected Leases'
+ * do; the rules above (grant from the send time, claims, what a 409 or 404 means) stay here.
  *
  * API writes at steady state: one per node per retryPeriod, whatever the number of Services.
  */
-import type { V1Lease } from '@kubernetes/client-node';
 import { monotonicClock, type Clock } from '../util/clock.js';
 import { advertisedSeconds, microTime, type LeaseTiming } from '../election/lease/state.js';
 import { withSignal } from '../util/signals.js';
 import { describeError, httpStatus, type ApiClient } from '../k8s/client.js';
+import { LeaseObjectStore, type LeaseLike, type LeaseWrite } from '../k8s/lease-store.js';
 import type { Logger } from '../observe/log.js';
 import {
   CLAIMS_ANNOTATION,
@@ -29,11 +31,8 @@ import {
   type MemberRecord,
 } from './logic/membership.js';
 
-/** What we read of a Lease, from the typed client or raw watch JSON. */
-export interface LeaseLike {
-  metadata?: { name?: string; namespace?: string; resourceVersion?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
-  spec?: { holderIdentity?: string | null; leaseDurationSeconds?: number | null; leaseTransitions?: number | null; acquireTime?: unknown };
-}
+// The coordinator reads the view's raw copies under this name.
+export type { LeaseLike };
 
 export function toMemberRecord(l: LeaseLike): MemberRecord | undefined {
   const node = nodeOfLease(l.metadata?.name);
@@ -71,6 +70,8 @@ export class MemberLease {
   readonly name: string;
   private readonly clock: Clock;
   private readonly wall: () => number;
+  private readonly store: LeaseObjectStore;
+  /** The newest copy of our Lease: what every write compares-and-swaps on and is built on. */
   private last: LeaseLike | undefined;
   private until = -Infinity;
   private deadlineTimer: NodeJS.Timeout | undefined;
@@ -89,6 +90,16 @@ export class MemberLease {
     this.name = memberLeaseName(o.node);
     this.clock = o.clock ?? monotonicClock;
     this.wall = o.wall ?? Date.now;
+    this.store = new LeaseObjectStore({
+      client: o.client,
+      namespace: o.namespace,
+      name: this.name,
+      op: 'member-lease',
+      requestTimeoutMs: o.requestTimeoutMs,
+      // Every call within renewDeadline, endpoint failover included: a write answered later
+      // would buy a grant that has already ended.
+      opTimeoutMs: o.timing.renewDeadlineMs,
+    });
   }
 
   /** Deadline of the current grant (monotonic), or -Infinity. */
@@ -125,66 +136,36 @@ export class MemberLease {
     this.waker?.();
   }
 
-  private opts(signal: AbortSignal) {
-    return this.o.requestTimeoutMs === undefined ? { signal } : { signal, timeoutMs: this.o.requestTimeoutMs };
-  }
-
   /** Reads our Lease (at start: what an earlier run of this agent claimed). */
   async read(signal: AbortSignal): Promise<LeaseLike | undefined> {
-    try {
-      const l = await withSignal([signal], this.o.timing.renewDeadlineMs, (s) =>
-        this.o.client.call('member-lease.get', (a) => a.coordination.readNamespacedLease({ name: this.name, namespace: this.o.namespace }, a.opts), this.opts(s)),
-      );
-      this.last = l as LeaseLike;
-      return this.last;
-    } catch (err) {
-      if (httpStatus(err) === 404) {
-        this.last = undefined;
-        return undefined;
-      }
-      throw err;
-    }
+    this.last = await this.store.get(signal);
+    return this.last;
   }
 
-  private body(holder: string, claims: string, leaseSeconds: number): V1Lease {
+  /** We own the member label, the claims annotation and the spec; the store carries the rest over. */
+  private content(holderIdentity: string, claims: string, leaseSeconds: number): LeaseWrite {
     const prev = this.last;
     const ours = prev?.spec?.holderIdentity === this.o.node;
     const now = microTime(this.wall());
     const prevTransitions = prev?.spec?.leaseTransitions ?? 0;
-    const acquire = holder === this.o.node && ours ? (timeText(prev?.spec?.acquireTime) ?? now) : now;
+    const acquire = holderIdentity === this.o.node && ours ? (timeText(prev?.spec?.acquireTime) ?? now) : now;
     return {
-      apiVersion: 'coordination.k8s.io/v1',
-      kind: 'Lease',
-      metadata: {
-        name: this.name,
-        namespace: this.o.namespace,
-        ...(prev?.metadata?.resourceVersion ? { resourceVersion: prev.metadata.resourceVersion } : {}),
-        labels: { ...(prev?.metadata?.labels ?? {}), [MEMBER_LABEL]: 'true' },
-        annotations: { ...(prev?.metadata?.annotations ?? {}), [CLAIMS_ANNOTATION]: claims },
-      },
+      labels: { [MEMBER_LABEL]: 'true' },
+      annotations: { [CLAIMS_ANNOTATION]: claims },
       spec: {
-        holderIdentity: holder,
+        holderIdentity,
         leaseDurationSeconds: leaseSeconds,
-        // MicroTime strings pass the generated serializer unchanged (as in lease/store.ts).
-        acquireTime: acquire as unknown as Date,
-        renewTime: now as unknown as Date,
-        leaseTransitions: prev === undefined ? 0 : ours || holder === '' ? prevTransitions : prevTransitions + 1,
+        acquireTime: acquire,
+        renewTime: now,
+        leaseTransitions: prev === undefined ? 0 : ours || holderIdentity === '' ? prevTransitions : prevTransitions + 1,
       },
     };
   }
 
-  private async put(body: V1Lease, signal: AbortSignal): Promise<LeaseLike> {
-    const create = body.metadata?.resourceVersion === undefined;
-    return withSignal([signal], this.o.timing.renewDeadlineMs, (s) =>
-      this.o.client.call(
-        create ? 'member-lease.create' : 'member-lease.update',
-        (a) =>
-          create
-            ? a.coordination.createNamespacedLease({ namespace: this.o.namespace, body }, a.opts)
-            : a.coordination.replaceNamespacedLease({ name: this.name, namespace: this.o.namespace, body }, a.opts),
-        this.opts(s),
-      ),
-    ) as Promise<LeaseLike>;
+  /** Compare-and-swap on the version last seen; a Lease never seen is created. */
+  private put(w: LeaseWrite, signal: AbortSignal): Promise<LeaseLike> {
+    const rv = this.last?.metadata?.resourceVersion;
+    return rv ? this.store.update(rv, w, signal, this.last) : this.store.create(w, signal, this.last);
   }
 
   private emitGrant(g: GrantChange): void {
@@ -240,7 +221,7 @@ export class MemberLease {
     const text = formatClaims(claims);
     const sentAt = this.clock.now();
     try {
-      const res = await this.put(this.body(this.o.node, text, advertisedSeconds(this.o.timing.leaseDurationMs)), signal);
+      const res = await this.put(this.content(this.o.node, text, advertisedSeconds(this.o.timing.leaseDurationMs)), signal);
       this.last = res;
       this.written = text;
       this.failures = 0;
@@ -311,7 +292,7 @@ export class MemberLease {
       try {
         // The claims stay listed (a Lease naming nobody voids them): the next holders see who had
         // each address and take it over without the cold-start probe.
-        this.last = await this.put(this.body('', this.last.metadata?.annotations?.[CLAIMS_ANNOTATION] ?? '', 1), signal);
+        this.last = await this.put(this.content('', this.last.metadata?.annotations?.[CLAIMS_ANNOTATION] ?? '', 1), signal);
         this.o.log.info({ lease: this.name }, 'member Lease released');
         return true;
       } catch (err) {
@@ -329,38 +310,18 @@ export class MemberLease {
 }
 
 /**
- * Voids an expired member's claims: clears its holder, compare-and-swap on the version this node
- * saw unchanged for leaseDuration. 'changed': the member (or another fencer) wrote since.
+ * Voids an expired member's claims: clears its holderIdentity, compare-and-swap on the version
+ * this node saw unchanged for leaseDuration. 'changed': the member (or another fencer) wrote since.
  */
 export async function fenceMember(client: ApiClient, namespace: string, seen: LeaseLike, signal: AbortSignal, requestTimeoutMs?: number): Promise<'fenced' | 'changed'> {
-  const name = seen.metadata?.name ?? '';
   const rv = seen.metadata?.resourceVersion;
   if (!rv) return 'changed';
-  const body: V1Lease = {
-    apiVersion: 'coordination.k8s.io/v1',
-    kind: 'Lease',
-    metadata: {
-      name,
-      namespace,
-      resourceVersion: rv,
-      ...(seen.metadata?.labels ? { labels: seen.metadata.labels } : {}),
-      // The claims stay: they no longer count (the Lease names nobody), and a restarted agent
-      // reads them to remove addresses its predecessor left behind.
-      ...(seen.metadata?.annotations ? { annotations: seen.metadata.annotations } : {}),
-    },
-    spec: {
-      holderIdentity: '',
-      leaseDurationSeconds: seen.spec?.leaseDurationSeconds ?? 1,
-      leaseTransitions: seen.spec?.leaseTransitions ?? 0,
-      renewTime: microTime(Date.now()) as unknown as Date,
-    },
-  };
+  const store = new LeaseObjectStore({ client, namespace, name: seen.metadata?.name ?? '', op: 'member-lease', opNames: { update: 'member-lease.fence' }, requestTimeoutMs });
+  // Built on `seen`, so the claims stay: they no longer count (the Lease names nobody), and a
+  // restarted agent reads them to remove addresses its predecessor left behind.
+  const spec = { holderIdentity: '', leaseDurationSeconds: seen.spec?.leaseDurationSeconds ?? 1, leaseTransitions: seen.spec?.leaseTransitions ?? 0, renewTime: microTime(Date.now()) };
   try {
-    await client.call(
-      'member-lease.fence',
-      (a) => a.coordination.replaceNamespacedLease({ name, namespace, body }, a.opts),
-      requestTimeoutMs === undefined ? { signal } : { signal, timeoutMs: requestTimeoutMs },
-    );
+    await store.update(rv, { spec }, signal, seen);
     return 'fenced';
   } catch (err) {
     const code = httpStatus(err);
