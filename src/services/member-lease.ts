@@ -9,16 +9,18 @@
  *   resourceVersion order, with a callback after each event so the runner can decide pending
  *   claims at exactly that point of the order.
  * - fenceMember: the compare-and-swap that voids an expired member's claims.
- * Reads and writes go through the one Lease store (k8s/lease-store.ts), as the elected Leases'
- * do; the rules above (grant from the send time, claims, what a 409 or 404 means) stay here.
+ * The API work is shared: reads and writes go through the one Lease store (k8s/lease-store.ts),
+ * as the elected Leases' do, and the view runs on the list+watch Reflector (k8s/reflector.ts), as
+ * the services controller's caches do. The rules (grant from the send time, claims, what a 409
+ * or 404 means, the member table) stay here.
  *
  * API writes at steady state: one per node per retryPeriod, whatever the number of Services.
  */
 import { monotonicClock, type Clock } from '../util/clock.js';
 import { advertisedSeconds, microTime, type LeaseTiming } from '../election/lease/state.js';
-import { withSignal } from '../util/signals.js';
 import { describeError, httpStatus, type ApiClient } from '../k8s/client.js';
 import { LeaseObjectStore, type LeaseLike, type LeaseWrite } from '../k8s/lease-store.js';
+import { Reflector, type ReflectorEvent } from '../k8s/reflector.js';
 import type { Logger } from '../observe/log.js';
 import {
   CLAIMS_ANNOTATION,
@@ -344,25 +346,40 @@ export interface MemberViewOptions {
 
 export class MemberView {
   readonly table: MemberTable;
-  private readonly raws = new Map<string, LeaseLike>();
   private readonly clock: Clock;
+  private readonly leases: Reflector<LeaseLike>;
   private readonly listeners = new Set<(u: ViewUpdate) => void>();
-  private rv = '';
-  private everSynced = false;
-  private restartCtl: AbortController | undefined;
 
   constructor(private readonly o: MemberViewOptions) {
     this.table = new MemberTable(o.leaseDurationMs);
     this.clock = o.clock ?? monotonicClock;
+    this.leases = new Reflector<LeaseLike>({
+      name: 'member-leases',
+      client: o.client,
+      log: o.log,
+      list: (a, selector) => a.coordination.listNamespacedLease({ namespace: o.namespace, ...selector }, a.opts),
+      watchPath: `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(o.namespace)}/leases`,
+      labelSelector: `${MEMBER_LABEL}=true`,
+      requestTimeoutMs: o.requestTimeoutMs,
+      listOpTimeoutMs: Math.max(o.leaseDurationMs, 5_000),
+      // Every member renews each retryPeriod (this node too), so a silent stream is a dead one.
+      idleTimeoutMs: Math.max(2_000, 4 * o.retryPeriodMs),
+      // Membership decides who may announce: recover within seconds, not the controller's 30 s.
+      backoff: { minMs: 200, maxMs: 5_000 },
+      emptyWatchMs: 1_000,
+      relistAfterError: true,
+      clock: this.clock,
+    });
+    this.leases.onChange((e) => this.apply(e));
   }
 
   get synced(): boolean {
-    return this.everSynced;
+    return this.leases.synced;
   }
 
   /** The last object seen for a node's Lease (what a fence compares against). */
   raw(node: string): LeaseLike | undefined {
-    return this.raws.get(node);
+    return this.leases.get(this.o.namespace, memberLeaseName(node));
   }
 
   /** Called synchronously after each list and each event, in resourceVersion order. */
@@ -373,111 +390,30 @@ export class MemberView {
 
   /** Drop the watch and list again (our view may be stale: a fence found a newer version). */
   relist(): void {
-    this.rv = '';
-    this.restartCtl?.abort(new Error('relist'));
+    this.leases.relist();
+  }
+
+  run(signal: AbortSignal): Promise<void> {
+    return this.leases.run(signal);
   }
 
   private emit(u: ViewUpdate): void {
     for (const fn of this.listeners) fn(u);
   }
 
-  private async list(signal: AbortSignal): Promise<void> {
-    const res = await withSignal([signal], Math.max(this.o.leaseDurationMs, 5_000), (s) =>
-      this.o.client.call(
-        'member-leases.list',
-        (a) => a.coordination.listNamespacedLease({ namespace: this.o.namespace, labelSelector: `${MEMBER_LABEL}=true` }, a.opts),
-        this.o.requestTimeoutMs === undefined ? { signal: s } : { signal: s, timeoutMs: this.o.requestTimeoutMs },
-      ),
-    );
+  /** Leases whose name is no member's are kept by the reflector but never reach the table. */
+  private apply(e: ReflectorEvent<LeaseLike>): void {
     const now = this.clock.now();
-    const recs: MemberRecord[] = [];
-    this.raws.clear();
-    for (const item of res.items as LeaseLike[]) {
-      const rec = toMemberRecord(item);
-      if (!rec) continue;
-      recs.push(rec);
-      this.raws.set(rec.node, item);
-    }
-    this.table.replaceAll(recs, now);
-    this.rv = res.metadata?.resourceVersion ?? '';
-    this.everSynced = true;
-    this.emit({ kind: 'list' });
-  }
-
-  private onEvent(type: string, obj: LeaseLike): void {
-    const rv = obj?.metadata?.resourceVersion;
-    if (type === 'BOOKMARK') {
-      if (rv) this.rv = rv;
+    if (e.kind === 'list') {
+      const recs = this.leases.list().flatMap((l) => toMemberRecord(l) ?? []);
+      this.table.replaceAll(recs, now);
+      this.emit({ kind: 'list' });
       return;
     }
-    const rec = toMemberRecord(obj);
-    if (rv) this.rv = rv;
+    const rec = toMemberRecord(e.object);
     if (!rec) return;
-    const now = this.clock.now();
-    if (type === 'ADDED' || type === 'MODIFIED') {
-      this.raws.set(rec.node, obj);
-      this.table.apply(rec, now);
-    } else if (type === 'DELETED') {
-      this.raws.delete(rec.node);
-      this.table.remove(rec.node, now);
-    } else {
-      return;
-    }
+    if (e.kind === 'deleted') this.table.remove(rec.node, now);
+    else this.table.apply(rec, now);
     this.emit({ kind: 'event', node: rec.node });
   }
-
-  async run(signal: AbortSignal): Promise<void> {
-    let backoff = 0;
-    // Every member renews each retryPeriod (this node too), so a silent stream is a dead one.
-    const idleTimeoutMs = Math.max(2_000, 4 * this.o.retryPeriodMs);
-    while (!signal.aborted) {
-      const ctl = new AbortController();
-      this.restartCtl = ctl;
-      try {
-        if (this.rv === '') await this.list(signal);
-        const started = this.clock.now();
-        let delivered = 0;
-        await withSignal([signal, ctl.signal], undefined, (s) =>
-          this.o.client.watch(
-            'member-leases.watch',
-            `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(this.o.namespace)}/leases`,
-            { labelSelector: `${MEMBER_LABEL}=true`, resourceVersion: this.rv, allowWatchBookmarks: true, timeoutSeconds: 300 },
-            (type, object) => {
-              delivered++;
-              this.onEvent(type, object as LeaseLike);
-            },
-            s,
-            { idleTimeoutMs, ...(this.o.requestTimeoutMs ? { connectTimeoutMs: this.o.requestTimeoutMs } : {}) },
-          ),
-        );
-        if (delivered === 0 && this.clock.now() - started < 1_000) {
-          this.rv = '';
-          backoff = Math.min(Math.max(backoff * 2, 200), 5_000);
-          await sleepFor(backoff, signal);
-        } else {
-          backoff = 0;
-        }
-      } catch (err) {
-        if (signal.aborted) break;
-        if (ctl.signal.aborted) continue; // relist() asked for it
-        this.rv = '';
-        if (httpStatus(err) === 410) continue;
-        backoff = Math.min(Math.max(backoff * 2, 200), 5_000);
-        this.o.log.warn({ err: describeError(err), retryMs: backoff }, 'member Lease list/watch failed; retrying');
-        await sleepFor(backoff, signal);
-      }
-    }
-  }
-}
-
-function sleepFor(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const t = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
