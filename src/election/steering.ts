@@ -38,7 +38,7 @@ export const NO_LEASE: LeaseObservation = { holder: null, liveUntil: Number.NEGA
 export function leaseObservation(view: LeaseView, self: string, ownUntil: number | undefined): LeaseObservation {
   switch (view.kind) {
     case 'held':
-      return { holder: view.holder, liveUntil: view.expiresAt };
+      return { holder: view.holderIdentity, liveUntil: view.expiresAt };
     case 'ours':
       return ownUntil === undefined ? NO_LEASE : { holder: self, liveUntil: ownUntil };
     default:

@@ -185,12 +185,12 @@ class Coordinator implements ServicesCoordinator {
   /** After each list or watch event of the member Leases, in resourceVersion order. */
   private onView(): void {
     const own = this.view.table.get(this.me);
-    if (own && !own.deleted && own.record.holder === this.me) {
+    if (own && !own.deleted && own.record.holderIdentity === this.me) {
       this.confirmPending();
-    } else if (own && this.lastWritten && own.record.resourceVersion !== this.lastWritten && !this.stopping && own.record.holder !== this.me && this.book.ips().length > 0) {
+    } else if (own && this.lastWritten && own.record.resourceVersion !== this.lastWritten && !this.stopping && own.record.holderIdentity !== this.me && this.book.ips().length > 0) {
       // Someone cleared our Lease after our last write: our grant is over and our claims are void.
       // The writer finds out on its next write too; act now.
-      this.voidClaims(`member Lease names "${own.record.holder}" (fenced)`);
+      this.voidClaims(`member Lease names "${own.record.holderIdentity}" (fenced)`);
     }
     this.reconcile();
   }
@@ -198,7 +198,7 @@ class Coordinator implements ServicesCoordinator {
   /** Decides pending claims against the view, if it has seen our own Lease at or after their write. */
   private confirmPending(): void {
     const own = this.view.table.get(this.me);
-    if (!own || own.deleted || own.record.holder !== this.me) return;
+    if (!own || own.deleted || own.record.holderIdentity !== this.me) return;
     const now = this.clock.now();
     const r = this.book.observedOwn(own.record.resourceVersion, (ip) => this.view.table.claimant(ip, this.me, now) !== undefined);
     if (r.confirmed.length) this.log.info({ ips: r.confirmed, version: own.record.resourceVersion }, 'service IP claims confirmed');

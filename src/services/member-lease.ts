@@ -9,14 +9,18 @@
  *   resourceVersion order, with a callback after each event so the runner can decide pending
  *   claims at exactly that point of the order.
  * - fenceMember: the compare-and-swap that voids an expired member's claims.
+ * The API work is shared: reads and writes go through the one Lease store (k8s/lease-store.ts),
+ * as the elected Leases' do, and the view runs on the list+watch Reflector (k8s/reflector.ts), as
+ * the services controller's caches do. The rules (grant from the send time, claims, what a 409
+ * or 404 means, the member table) stay here.
  *
  * API writes at steady state: one per node per retryPeriod, whatever the number of Services.
  */
-import type { V1Lease } from '@kubernetes/client-node';
 import { monotonicClock, type Clock } from '../util/clock.js';
 import { advertisedSeconds, microTime, type LeaseTiming } from '../election/lease/state.js';
-import { withSignal } from '../util/signals.js';
 import { describeError, httpStatus, type ApiClient } from '../k8s/client.js';
+import { LeaseObjectStore, type LeaseLike, type LeaseWrite } from '../k8s/lease-store.js';
+import { Reflector, type ReflectorEvent } from '../k8s/reflector.js';
 import type { Logger } from '../observe/log.js';
 import {
   CLAIMS_ANNOTATION,
@@ -29,18 +33,15 @@ import {
   type MemberRecord,
 } from './logic/membership.js';
 
-/** What we read of a Lease, from the typed client or raw watch JSON. */
-export interface LeaseLike {
-  metadata?: { name?: string; namespace?: string; resourceVersion?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
-  spec?: { holderIdentity?: string | null; leaseDurationSeconds?: number | null; leaseTransitions?: number | null; acquireTime?: unknown };
-}
+// The coordinator reads the view's raw copies under this name.
+export type { LeaseLike };
 
 export function toMemberRecord(l: LeaseLike): MemberRecord | undefined {
   const node = nodeOfLease(l.metadata?.name);
   if (node === undefined) return undefined;
   const r: MemberRecord = {
     node,
-    holder: l.spec?.holderIdentity ?? '',
+    holderIdentity: l.spec?.holderIdentity ?? '',
     claims: parseClaims(l.metadata?.annotations?.[CLAIMS_ANNOTATION]),
     resourceVersion: l.metadata?.resourceVersion ?? '',
   };
@@ -71,6 +72,8 @@ export class MemberLease {
   readonly name: string;
   private readonly clock: Clock;
   private readonly wall: () => number;
+  private readonly store: LeaseObjectStore;
+  /** The newest copy of our Lease: what every write compares-and-swaps on and is built on. */
   private last: LeaseLike | undefined;
   private until = -Infinity;
   private deadlineTimer: NodeJS.Timeout | undefined;
@@ -89,6 +92,16 @@ export class MemberLease {
     this.name = memberLeaseName(o.node);
     this.clock = o.clock ?? monotonicClock;
     this.wall = o.wall ?? Date.now;
+    this.store = new LeaseObjectStore({
+      client: o.client,
+      namespace: o.namespace,
+      name: this.name,
+      op: 'member-lease',
+      requestTimeoutMs: o.requestTimeoutMs,
+      // Every call within renewDeadline, endpoint failover included: a write answered later
+      // would buy a grant that has already ended.
+      opTimeoutMs: o.timing.renewDeadlineMs,
+    });
   }
 
   /** Deadline of the current grant (monotonic), or -Infinity. */
@@ -125,66 +138,36 @@ export class MemberLease {
     this.waker?.();
   }
 
-  private opts(signal: AbortSignal) {
-    return this.o.requestTimeoutMs === undefined ? { signal } : { signal, timeoutMs: this.o.requestTimeoutMs };
-  }
-
   /** Reads our Lease (at start: what an earlier run of this agent claimed). */
   async read(signal: AbortSignal): Promise<LeaseLike | undefined> {
-    try {
-      const l = await withSignal([signal], this.o.timing.renewDeadlineMs, (s) =>
-        this.o.client.call('member-lease.get', (a) => a.coordination.readNamespacedLease({ name: this.name, namespace: this.o.namespace }, a.opts), this.opts(s)),
-      );
-      this.last = l as LeaseLike;
-      return this.last;
-    } catch (err) {
-      if (httpStatus(err) === 404) {
-        this.last = undefined;
-        return undefined;
-      }
-      throw err;
-    }
+    this.last = await this.store.get(signal);
+    return this.last;
   }
 
-  private body(holder: string, claims: string, leaseSeconds: number): V1Lease {
+  /** We own the member label, the claims annotation and the spec; the store carries the rest over. */
+  private content(holderIdentity: string, claims: string, leaseSeconds: number): LeaseWrite {
     const prev = this.last;
     const ours = prev?.spec?.holderIdentity === this.o.node;
     const now = microTime(this.wall());
     const prevTransitions = prev?.spec?.leaseTransitions ?? 0;
-    const acquire = holder === this.o.node && ours ? (timeText(prev?.spec?.acquireTime) ?? now) : now;
+    const acquire = holderIdentity === this.o.node && ours ? (timeText(prev?.spec?.acquireTime) ?? now) : now;
     return {
-      apiVersion: 'coordination.k8s.io/v1',
-      kind: 'Lease',
-      metadata: {
-        name: this.name,
-        namespace: this.o.namespace,
-        ...(prev?.metadata?.resourceVersion ? { resourceVersion: prev.metadata.resourceVersion } : {}),
-        labels: { ...(prev?.metadata?.labels ?? {}), [MEMBER_LABEL]: 'true' },
-        annotations: { ...(prev?.metadata?.annotations ?? {}), [CLAIMS_ANNOTATION]: claims },
-      },
+      labels: { [MEMBER_LABEL]: 'true' },
+      annotations: { [CLAIMS_ANNOTATION]: claims },
       spec: {
-        holderIdentity: holder,
+        holderIdentity,
         leaseDurationSeconds: leaseSeconds,
-        // MicroTime strings pass the generated serializer unchanged (as in lease/store.ts).
-        acquireTime: acquire as unknown as Date,
-        renewTime: now as unknown as Date,
-        leaseTransitions: prev === undefined ? 0 : ours || holder === '' ? prevTransitions : prevTransitions + 1,
+        acquireTime: acquire,
+        renewTime: now,
+        leaseTransitions: prev === undefined ? 0 : ours || holderIdentity === '' ? prevTransitions : prevTransitions + 1,
       },
     };
   }
 
-  private async put(body: V1Lease, signal: AbortSignal): Promise<LeaseLike> {
-    const create = body.metadata?.resourceVersion === undefined;
-    return withSignal([signal], this.o.timing.renewDeadlineMs, (s) =>
-      this.o.client.call(
-        create ? 'member-lease.create' : 'member-lease.update',
-        (a) =>
-          create
-            ? a.coordination.createNamespacedLease({ namespace: this.o.namespace, body }, a.opts)
-            : a.coordination.replaceNamespacedLease({ name: this.name, namespace: this.o.namespace, body }, a.opts),
-        this.opts(s),
-      ),
-    ) as Promise<LeaseLike>;
+  /** Compare-and-swap on the version last seen; a Lease never seen is created. */
+  private put(w: LeaseWrite, signal: AbortSignal): Promise<LeaseLike> {
+    const rv = this.last?.metadata?.resourceVersion;
+    return rv ? this.store.update(rv, w, signal, this.last) : this.store.create(w, signal, this.last);
   }
 
   private emitGrant(g: GrantChange): void {
@@ -240,7 +223,7 @@ export class MemberLease {
     const text = formatClaims(claims);
     const sentAt = this.clock.now();
     try {
-      const res = await this.put(this.body(this.o.node, text, advertisedSeconds(this.o.timing.leaseDurationMs)), signal);
+      const res = await this.put(this.content(this.o.node, text, advertisedSeconds(this.o.timing.leaseDurationMs)), signal);
       this.last = res;
       this.written = text;
       this.failures = 0;
@@ -311,7 +294,7 @@ export class MemberLease {
       try {
         // The claims stay listed (a Lease naming nobody voids them): the next holders see who had
         // each address and take it over without the cold-start probe.
-        this.last = await this.put(this.body('', this.last.metadata?.annotations?.[CLAIMS_ANNOTATION] ?? '', 1), signal);
+        this.last = await this.put(this.content('', this.last.metadata?.annotations?.[CLAIMS_ANNOTATION] ?? '', 1), signal);
         this.o.log.info({ lease: this.name }, 'member Lease released');
         return true;
       } catch (err) {
@@ -329,38 +312,18 @@ export class MemberLease {
 }
 
 /**
- * Voids an expired member's claims: clears its holder, compare-and-swap on the version this node
- * saw unchanged for leaseDuration. 'changed': the member (or another fencer) wrote since.
+ * Voids an expired member's claims: clears its holderIdentity, compare-and-swap on the version
+ * this node saw unchanged for leaseDuration. 'changed': the member (or another fencer) wrote since.
  */
 export async function fenceMember(client: ApiClient, namespace: string, seen: LeaseLike, signal: AbortSignal, requestTimeoutMs?: number): Promise<'fenced' | 'changed'> {
-  const name = seen.metadata?.name ?? '';
   const rv = seen.metadata?.resourceVersion;
   if (!rv) return 'changed';
-  const body: V1Lease = {
-    apiVersion: 'coordination.k8s.io/v1',
-    kind: 'Lease',
-    metadata: {
-      name,
-      namespace,
-      resourceVersion: rv,
-      ...(seen.metadata?.labels ? { labels: seen.metadata.labels } : {}),
-      // The claims stay: they no longer count (the Lease names nobody), and a restarted agent
-      // reads them to remove addresses its predecessor left behind.
-      ...(seen.metadata?.annotations ? { annotations: seen.metadata.annotations } : {}),
-    },
-    spec: {
-      holderIdentity: '',
-      leaseDurationSeconds: seen.spec?.leaseDurationSeconds ?? 1,
-      leaseTransitions: seen.spec?.leaseTransitions ?? 0,
-      renewTime: microTime(Date.now()) as unknown as Date,
-    },
-  };
+  const store = new LeaseObjectStore({ client, namespace, name: seen.metadata?.name ?? '', op: 'member-lease', opNames: { update: 'member-lease.fence' }, requestTimeoutMs });
+  // Built on `seen`, so the claims stay: they no longer count (the Lease names nobody), and a
+  // restarted agent reads them to remove addresses its predecessor left behind.
+  const spec = { holderIdentity: '', leaseDurationSeconds: seen.spec?.leaseDurationSeconds ?? 1, leaseTransitions: seen.spec?.leaseTransitions ?? 0, renewTime: microTime(Date.now()) };
   try {
-    await client.call(
-      'member-lease.fence',
-      (a) => a.coordination.replaceNamespacedLease({ name, namespace, body }, a.opts),
-      requestTimeoutMs === undefined ? { signal } : { signal, timeoutMs: requestTimeoutMs },
-    );
+    await store.update(rv, { spec }, signal, seen);
     return 'fenced';
   } catch (err) {
     const code = httpStatus(err);
@@ -383,25 +346,40 @@ export interface MemberViewOptions {
 
 export class MemberView {
   readonly table: MemberTable;
-  private readonly raws = new Map<string, LeaseLike>();
   private readonly clock: Clock;
+  private readonly leases: Reflector<LeaseLike>;
   private readonly listeners = new Set<(u: ViewUpdate) => void>();
-  private rv = '';
-  private everSynced = false;
-  private restartCtl: AbortController | undefined;
 
   constructor(private readonly o: MemberViewOptions) {
     this.table = new MemberTable(o.leaseDurationMs);
     this.clock = o.clock ?? monotonicClock;
+    this.leases = new Reflector<LeaseLike>({
+      name: 'member-leases',
+      client: o.client,
+      log: o.log,
+      list: (a, selector) => a.coordination.listNamespacedLease({ namespace: o.namespace, ...selector }, a.opts),
+      watchPath: `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(o.namespace)}/leases`,
+      labelSelector: `${MEMBER_LABEL}=true`,
+      requestTimeoutMs: o.requestTimeoutMs,
+      listOpTimeoutMs: Math.max(o.leaseDurationMs, 5_000),
+      // Every member renews each retryPeriod (this node too), so a silent stream is a dead one.
+      idleTimeoutMs: Math.max(2_000, 4 * o.retryPeriodMs),
+      // Membership decides who may announce: recover within seconds, not the controller's 30 s.
+      backoff: { minMs: 200, maxMs: 5_000 },
+      emptyWatchMs: 1_000,
+      relistAfterError: true,
+      clock: this.clock,
+    });
+    this.leases.onChange((e) => this.apply(e));
   }
 
   get synced(): boolean {
-    return this.everSynced;
+    return this.leases.synced;
   }
 
   /** The last object seen for a node's Lease (what a fence compares against). */
   raw(node: string): LeaseLike | undefined {
-    return this.raws.get(node);
+    return this.leases.get(this.o.namespace, memberLeaseName(node));
   }
 
   /** Called synchronously after each list and each event, in resourceVersion order. */
@@ -412,111 +390,30 @@ export class MemberView {
 
   /** Drop the watch and list again (our view may be stale: a fence found a newer version). */
   relist(): void {
-    this.rv = '';
-    this.restartCtl?.abort(new Error('relist'));
+    this.leases.relist();
+  }
+
+  run(signal: AbortSignal): Promise<void> {
+    return this.leases.run(signal);
   }
 
   private emit(u: ViewUpdate): void {
     for (const fn of this.listeners) fn(u);
   }
 
-  private async list(signal: AbortSignal): Promise<void> {
-    const res = await withSignal([signal], Math.max(this.o.leaseDurationMs, 5_000), (s) =>
-      this.o.client.call(
-        'member-leases.list',
-        (a) => a.coordination.listNamespacedLease({ namespace: this.o.namespace, labelSelector: `${MEMBER_LABEL}=true` }, a.opts),
-        this.o.requestTimeoutMs === undefined ? { signal: s } : { signal: s, timeoutMs: this.o.requestTimeoutMs },
-      ),
-    );
+  /** Leases whose name is no member's are kept by the reflector but never reach the table. */
+  private apply(e: ReflectorEvent<LeaseLike>): void {
     const now = this.clock.now();
-    const recs: MemberRecord[] = [];
-    this.raws.clear();
-    for (const item of res.items as LeaseLike[]) {
-      const rec = toMemberRecord(item);
-      if (!rec) continue;
-      recs.push(rec);
-      this.raws.set(rec.node, item);
-    }
-    this.table.replaceAll(recs, now);
-    this.rv = res.metadata?.resourceVersion ?? '';
-    this.everSynced = true;
-    this.emit({ kind: 'list' });
-  }
-
-  private onEvent(type: string, obj: LeaseLike): void {
-    const rv = obj?.metadata?.resourceVersion;
-    if (type === 'BOOKMARK') {
-      if (rv) this.rv = rv;
+    if (e.kind === 'list') {
+      const recs = this.leases.list().flatMap((l) => toMemberRecord(l) ?? []);
+      this.table.replaceAll(recs, now);
+      this.emit({ kind: 'list' });
       return;
     }
-    const rec = toMemberRecord(obj);
-    if (rv) this.rv = rv;
+    const rec = toMemberRecord(e.object);
     if (!rec) return;
-    const now = this.clock.now();
-    if (type === 'ADDED' || type === 'MODIFIED') {
-      this.raws.set(rec.node, obj);
-      this.table.apply(rec, now);
-    } else if (type === 'DELETED') {
-      this.raws.delete(rec.node);
-      this.table.remove(rec.node, now);
-    } else {
-      return;
-    }
+    if (e.kind === 'deleted') this.table.remove(rec.node, now);
+    else this.table.apply(rec, now);
     this.emit({ kind: 'event', node: rec.node });
   }
-
-  async run(signal: AbortSignal): Promise<void> {
-    let backoff = 0;
-    // Every member renews each retryPeriod (this node too), so a silent stream is a dead one.
-    const idleTimeoutMs = Math.max(2_000, 4 * this.o.retryPeriodMs);
-    while (!signal.aborted) {
-      const ctl = new AbortController();
-      this.restartCtl = ctl;
-      try {
-        if (this.rv === '') await this.list(signal);
-        const started = this.clock.now();
-        let delivered = 0;
-        await withSignal([signal, ctl.signal], undefined, (s) =>
-          this.o.client.watch(
-            'member-leases.watch',
-            `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(this.o.namespace)}/leases`,
-            { labelSelector: `${MEMBER_LABEL}=true`, resourceVersion: this.rv, allowWatchBookmarks: true, timeoutSeconds: 300 },
-            (type, object) => {
-              delivered++;
-              this.onEvent(type, object as LeaseLike);
-            },
-            s,
-            { idleTimeoutMs, ...(this.o.requestTimeoutMs ? { connectTimeoutMs: this.o.requestTimeoutMs } : {}) },
-          ),
-        );
-        if (delivered === 0 && this.clock.now() - started < 1_000) {
-          this.rv = '';
-          backoff = Math.min(Math.max(backoff * 2, 200), 5_000);
-          await sleepFor(backoff, signal);
-        } else {
-          backoff = 0;
-        }
-      } catch (err) {
-        if (signal.aborted) break;
-        if (ctl.signal.aborted) continue; // relist() asked for it
-        this.rv = '';
-        if (httpStatus(err) === 410) continue;
-        backoff = Math.min(Math.max(backoff * 2, 200), 5_000);
-        this.o.log.warn({ err: describeError(err), retryMs: backoff }, 'member Lease list/watch failed; retrying');
-        await sleepFor(backoff, signal);
-      }
-    }
-  }
-}
-
-function sleepFor(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const t = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

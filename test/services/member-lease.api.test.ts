@@ -58,7 +58,7 @@ describeWithApi('member Leases against kube-apiserver', (assetsDir) => {
     lease.onWritten((claims, v) => book.written(claims, v));
     view.x.onUpdate(() => {
       const own = view.x.table.get('n1');
-      if (own?.record.holder === 'n1') book.observedOwn(own.record.resourceVersion, (ip) => view.x.table.claimant(ip, 'n1', performance.now()) !== undefined);
+      if (own?.record.holderIdentity === 'n1') book.observedOwn(own.record.resourceVersion, (ip) => view.x.table.claimant(ip, 'n1', performance.now()) !== undefined);
     });
     await lease.read(new AbortController().signal);
     const w = start(lease);
@@ -84,7 +84,7 @@ describeWithApi('member Leases against kube-apiserver', (assetsDir) => {
     w.stop.abort();
     await w.done;
     expect(await lease.release(2000)).toBe(true);
-    await until('released in the view', () => view.x.table.get('n1')?.record.holder === '');
+    await until('released in the view', () => view.x.table.get('n1')?.record.holderIdentity === '');
     expect(view.x.table.claimant('198.18.0.130', 'n2', performance.now())).toBeUndefined();
     view.stop.abort();
     await view.done;
@@ -108,13 +108,13 @@ describeWithApi('member Leases against kube-apiserver', (assetsDir) => {
     // A stale copy cannot fence: CAS on an older version.
     expect(await fenceMember(client, 'kube-system', { ...seen, metadata: { ...seen.metadata, resourceVersion: '1' } }, new AbortController().signal)).toBe('changed');
     expect(await fenceMember(client, 'kube-system', seen, new AbortController().signal)).toBe('fenced');
-    await until('fence seen', () => view.x.table.get('n2')?.record.holder === '');
+    await until('fence seen', () => view.x.table.get('n2')?.record.holderIdentity === '');
     expect(view.x.table.claimant('198.18.0.140', 'n1', performance.now())).toBeUndefined();
 
     // The member wakes up: its CAS fails, it learns it was fenced, and acquires again.
     w = start(lease);
     await until('fenced noticed', () => fenced.length > 0);
-    await until('re-acquired', () => lease.hasGrant() && view.x.table.get('n2')?.record.holder === 'n2');
+    await until('re-acquired', () => lease.hasGrant() && view.x.table.get('n2')?.record.holderIdentity === 'n2');
     w.stop.abort();
     await w.done;
     view.stop.abort();

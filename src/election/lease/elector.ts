@@ -169,7 +169,7 @@ export class LeaseElector implements Elector {
     const s: LeaseElectorStatus = { role: this.role.kind, gateHealthy: this.gateOpen() };
     if (this.role.kind === 'holding') s.until = this.role.until;
     if (this.obs) {
-      if (this.obs.record.holder) s.leader = this.obs.record.holder;
+      if (this.obs.record.holderIdentity) s.leader = this.obs.record.holderIdentity;
       s.observedAt = this.obs.observedAt;
       s.resourceVersion = this.obs.record.resourceVersion;
     }
@@ -193,7 +193,7 @@ export class LeaseElector implements Elector {
   }
 
   private emitStandbyInfo(reason: string): void {
-    const leader = this.obs?.record.holder || undefined;
+    const leader = this.obs?.record.holderIdentity || undefined;
     const last = this.lastVerdict;
     if (last && last.kind === 'standby' && last.leader === leader) return;
     this.emit(leader ? { kind: 'standby', leader, reason } : { kind: 'standby', reason });
@@ -232,7 +232,7 @@ export class LeaseElector implements Elector {
     this.holdAbort = new AbortController();
     this.role = { kind: 'holding', until, since: now, nextRenewAt: sentAt + this.timing.retryPeriodMs };
     this.armDeadline(until);
-    const from = previous?.holder ? (previous.holder !== this.identity ? previous.holder : undefined) : previous ? this.lastOtherHolder : undefined;
+    const from = previous?.holderIdentity ? (previous.holderIdentity !== this.identity ? previous.holderIdentity : undefined) : previous ? this.lastOtherHolder : undefined;
     const reason = `acquired Lease ${this.leaseName} (${how}${from ? `; previous holder ${from}` : ''})`;
     // Naming the previous holder tells the holder this is a failover: it claims without probing.
     this.emit({ kind: 'hold', until, reason, ...(from ? { previousHolder: from } : {}) });
@@ -283,7 +283,7 @@ export class LeaseElector implements Elector {
     if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
     this.deadlineTimer = undefined;
     this.holdAbort.abort(new Error(reason));
-    const leader = this.obs?.record.holder;
+    const leader = this.obs?.record.holderIdentity;
     const other = leader && leader !== this.identity ? leader : undefined;
     this.emit(other ? { kind: 'standby', leader: other, reason } : { kind: 'standby', reason });
     if (kind === 'LeaseLost') {
@@ -298,21 +298,21 @@ export class LeaseElector implements Elector {
   // ---------------------------------------------------------------- observing
 
   private ingest(record: LeaseRecord, source: 'watch' | 'poll' | 'write'): void {
-    const prevHolder = this.obs?.record.holder;
+    const prevHolder = this.obs?.record.holderIdentity;
     const { obs, changed } = observe(this.obs, record, this.clock.now());
     this.obs = obs;
-    if (obs.record.holder && obs.record.holder !== this.identity) this.lastOtherHolder = obs.record.holder;
+    if (obs.record.holderIdentity && obs.record.holderIdentity !== this.identity) this.lastOtherHolder = obs.record.holderIdentity;
     this.absent = false;
     if (source === 'watch') this.watchLagSince = undefined;
     if (!changed) return;
     if (source === 'poll' && this.useWatch) this.noteWatchLag();
-    if (this.role.kind === 'holding' && record.holder !== this.identity) {
+    if (this.role.kind === 'holding' && record.holderIdentity !== this.identity) {
       this.stepDown(
-        record.holder ? `Lease ${this.leaseName} now names ${record.holder}` : `Lease ${this.leaseName} was released by someone else`,
+        record.holderIdentity ? `Lease ${this.leaseName} now names ${record.holderIdentity}` : `Lease ${this.leaseName} was released by someone else`,
         'LeaseLost',
       );
-    } else if (this.role.kind === 'candidate' && record.holder !== prevHolder && record.holder !== this.identity) {
-      this.emitStandbyInfo(record.holder ? `Lease ${this.leaseName} held by ${record.holder}` : `Lease ${this.leaseName} is free`);
+    } else if (this.role.kind === 'candidate' && record.holderIdentity !== prevHolder && record.holderIdentity !== this.identity) {
+      this.emitStandbyInfo(record.holderIdentity ? `Lease ${this.leaseName} held by ${record.holderIdentity}` : `Lease ${this.leaseName} is free`);
     }
     this.wake();
   }
@@ -323,9 +323,7 @@ export class LeaseElector implements Elector {
       return;
     }
     this.watchLagSince = undefined;
-    if (this.role.kind === 'holding') this.stepDown(`Lease ${this.leaseName} was deleted`, 'LeaseLost');
-    this.obs = undefined;
-    this.absent = true;
+    this.leaseGone(`Lease ${this.leaseName} was deleted`);
     this.wake();
   }
 
@@ -352,18 +350,37 @@ export class LeaseElector implements Elector {
     if (this.throttle.allow(what)) this.log.warn({ lease: this.leaseName, err: errText(err) }, `${what} failed`);
   }
 
+  /** Absent when read, or deleted: a grant cannot outlive its Lease, and the next acquire creates it. */
+  private leaseGone(reason: string): void {
+    if (this.role.kind === 'holding') this.stepDown(reason, 'LeaseLost');
+    this.obs = undefined;
+    this.absent = true;
+  }
+
+  /**
+   * What every write (acquire, renew, release) does when the API refuses its compare-and-swap:
+   * on a conflict it re-reads, so the caller decides again on a fresh view; a deleted Lease is
+   * noted. 'other' leaves the error to the caller.
+   */
+  private async writeRefused(err: unknown, signal: AbortSignal): Promise<'conflict' | 'gone' | 'other'> {
+    if (err instanceof LeaseConflictError) {
+      await this.poll(signal);
+      return 'conflict';
+    }
+    if (err instanceof LeaseNotFoundError) {
+      this.leaseGone(`Lease ${this.leaseName} was deleted`);
+      return 'gone';
+    }
+    return 'other';
+  }
+
   private async poll(signal: AbortSignal): Promise<void> {
     this.nextPollAt = this.clock.now() + jitteredRetry(this.timing.retryPeriodMs, this.random());
     try {
       const r = await this.op(signal, (s) => this.store.get(s));
       this.throttle.reset('reading the Lease');
-      if (r === undefined) {
-        if (this.role.kind === 'holding') this.stepDown(`Lease ${this.leaseName} does not exist any more`, 'LeaseLost');
-        this.obs = undefined;
-        this.absent = true;
-      } else {
-        this.ingest(r, 'poll');
-      }
+      if (r === undefined) this.leaseGone(`Lease ${this.leaseName} does not exist any more`);
+      else this.ingest(r, 'poll');
     } catch (err) {
       if (!signal.aborted) this.failed('reading the Lease', err);
     }
@@ -431,7 +448,7 @@ export class LeaseElector implements Elector {
   private onGate(healthy: boolean, reason: string): void {
     if (!healthy) {
       if (this.role.kind === 'holding') this.stepDown(`health gate closed: ${reason}`, 'StepDown');
-      if (this.obs?.record.holder === this.identity) {
+      if (this.obs?.record.holderIdentity === this.identity) {
         this.releasePending = true;
         this.releaseReason = `health gate closed: ${reason}`;
       }
@@ -474,17 +491,8 @@ export class LeaseElector implements Elector {
       if (this.role.kind === 'holding' && !holdSignal.aborted) this.extend(sentAt);
     } catch (err) {
       if (signal.aborted || holdSignal.aborted) return;
-      if (err instanceof LeaseConflictError) {
-        // client-go's slow path: re-read, and if it still names us, retry with the fresh version at once.
-        await this.poll(signal);
-        return;
-      }
-      if (err instanceof LeaseNotFoundError) {
-        this.stepDown(`Lease ${this.leaseName} was deleted`, 'LeaseLost');
-        this.obs = undefined;
-        this.absent = true;
-        return;
-      }
+      // On a conflict, client-go's slow path: if the fresh read still names us, the next renew goes out at once.
+      if ((await this.writeRefused(err, signal)) !== 'other') return;
       this.failed('renewing the Lease', err);
       if (this.role.kind === 'holding') this.role.nextRenewAt = this.clock.now() + this.timing.retryPeriodMs / 2;
     }
@@ -552,16 +560,8 @@ export class LeaseElector implements Elector {
       this.becomeHolder(sentAt, prev, how);
     } catch (err) {
       if (signal.aborted) return;
-      if (err instanceof LeaseConflictError) {
-        // Someone else wrote first (or the Lease appeared): re-read and decide again.
-        await this.poll(signal);
-        return;
-      }
-      if (err instanceof LeaseNotFoundError) {
-        this.obs = undefined;
-        this.absent = true;
-        return;
-      }
+      // A conflict: someone else wrote first (or the Lease appeared); decide again on the fresh read.
+      if ((await this.writeRefused(err, signal)) !== 'other') return;
       this.failed('acquiring the Lease', err);
       await this.sleepOrWake(this.timing.retryPeriodMs, signal);
     }
@@ -571,7 +571,7 @@ export class LeaseElector implements Elector {
   private async release(signal: AbortSignal, why: string): Promise<boolean> {
     for (let attempt = 0; attempt < 3 && !signal.aborted; attempt++) {
       const rec = this.obs?.record;
-      if (!rec || rec.holder !== this.identity) {
+      if (!rec || rec.holderIdentity !== this.identity) {
         this.releasePending = false;
         return true;
       }
@@ -585,13 +585,9 @@ export class LeaseElector implements Elector {
         this.events?.record({ type: 'Normal', reason: 'LeaseReleased', action: 'Release', note: `${this.identity} released Lease ${this.leaseName}: ${why}` });
         return true;
       } catch (err) {
-        if (err instanceof LeaseConflictError) {
-          await this.poll(signal);
-          continue;
-        }
-        if (err instanceof LeaseNotFoundError) {
-          this.obs = undefined;
-          this.absent = true;
+        const refused = await this.writeRefused(err, signal);
+        if (refused === 'conflict') continue;
+        if (refused === 'gone') {
           this.releasePending = false;
           return true;
         }
@@ -607,7 +603,7 @@ export class LeaseElector implements Elector {
     if (this.role.kind === 'holding') this.stepDown('shutting down', 'StepDown');
     if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
     this.deadlineTimer = undefined;
-    if (!this.releaseOnCancel || this.obs?.record.holder !== this.identity) return;
+    if (!this.releaseOnCancel || this.obs?.record.holderIdentity !== this.identity) return;
     const signal = AbortSignal.timeout(this.releaseTimeoutMs);
     if (this.pendingListeners.length > 0) {
       // The holder unbinds first; only then may another node be told the VIP is free.

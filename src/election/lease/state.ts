@@ -3,7 +3,7 @@
  *
  * Invariants this module encodes:
  * - Only the LOCAL monotonic clock decides expiry. A candidate treats the Lease as expired
- *   `leaseDuration` after it locally observed the last change of the record (holder,
+ *   `leaseDuration` after it locally observed the last change of the record (holderIdentity,
  *   renewTime or resourceVersion). The remote renewTime is compared for equality only,
  *   never against our clock, so clock offset between nodes does not matter (clock RATE does:
  *   that is what the skew margin covers).
@@ -116,7 +116,7 @@ export function validateLeaseTiming(input: LeaseTimingInput, names?: TimingNames
 
 /** What the elector keeps of a Lease object; times are the API's strings (MicroTime), compared for equality only. */
 export interface LeaseRecord {
-  holder: string;
+  holderIdentity: string;
   acquireTime?: string;
   renewTime?: string;
   leaseDurationSeconds?: number;
@@ -131,9 +131,9 @@ export interface Observation {
   observedAt: number;
 }
 
-/** client-go's "record changed" test: a different holder, renewTime or resourceVersion. */
+/** client-go's "record changed" test: a different holderIdentity, renewTime or resourceVersion. */
 export function sameRecord(a: LeaseRecord, b: LeaseRecord): boolean {
-  return a.holder === b.holder && a.renewTime === b.renewTime && a.resourceVersion === b.resourceVersion;
+  return a.holderIdentity === b.holderIdentity && a.renewTime === b.renewTime && a.resourceVersion === b.resourceVersion;
 }
 
 /**
@@ -172,22 +172,22 @@ export type LeaseView =
   | { kind: 'absent' }
   | { kind: 'free'; previous?: string }
   | { kind: 'ours' }
-  | { kind: 'held'; holder: string; expiresAt: number }
-  | { kind: 'expired'; holder: string };
+  | { kind: 'held'; holderIdentity: string; expiresAt: number }
+  | { kind: 'expired'; holderIdentity: string };
 
 /** What a candidate may do about the Lease right now. */
 export function viewLease(obs: Observation | undefined, identity: string, now: number, leaseDurationMs: number): LeaseView {
   if (obs === undefined) return { kind: 'absent' };
-  const holder = obs.record.holder;
-  if (holder === '') return { kind: 'free' };
-  if (holder === identity) return { kind: 'ours' };
+  const holderIdentity = obs.record.holderIdentity;
+  if (holderIdentity === '') return { kind: 'free' };
+  if (holderIdentity === identity) return { kind: 'ours' };
   const at = expiresAt(obs, leaseDurationMs);
-  return now < at ? { kind: 'held', holder, expiresAt: at } : { kind: 'expired', holder };
+  return now < at ? { kind: 'held', holderIdentity, expiresAt: at } : { kind: 'expired', holderIdentity };
 }
 
 /** The spec fields we write (the store keeps any fields we do not know). */
 export interface LeaseSpecWrite {
-  holder: string;
+  holderIdentity: string;
   acquireTime: string;
   renewTime: string;
   leaseDurationSeconds: number;
@@ -210,9 +210,9 @@ export function advertisedSeconds(leaseDurationMs: number): number {
 /** Acquire or renew: transitions count holder changes (client-go: also from empty). */
 export function claimSpec(prev: LeaseRecord | undefined, identity: string, wallMs: number, leaseDurationMs: number): LeaseSpecWrite {
   const t = microTime(wallMs);
-  const keep = prev !== undefined && prev.holder === identity;
+  const keep = prev !== undefined && prev.holderIdentity === identity;
   return {
-    holder: identity,
+    holderIdentity: identity,
     acquireTime: keep && prev.acquireTime !== undefined ? prev.acquireTime : t,
     renewTime: t,
     leaseDurationSeconds: advertisedSeconds(leaseDurationMs),
@@ -220,10 +220,10 @@ export function claimSpec(prev: LeaseRecord | undefined, identity: string, wallM
   };
 }
 
-/** client-go ReleaseOnCancel: empty holder, 1 s, transitions kept. */
+/** client-go ReleaseOnCancel: empty holderIdentity, 1 s, transitions kept. */
 export function releaseSpec(prev: LeaseRecord, wallMs: number): LeaseSpecWrite {
   const t = microTime(wallMs);
-  return { holder: '', acquireTime: t, renewTime: t, leaseDurationSeconds: 1, transitions: prev.transitions };
+  return { holderIdentity: '', acquireTime: t, renewTime: t, leaseDurationSeconds: 1, transitions: prev.transitions };
 }
 
 /** The grant a successful renew buys: counted from when its request was sent. */

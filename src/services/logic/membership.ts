@@ -73,7 +73,7 @@ export function versionAtLeast(a: string, b: string): boolean {
 export interface MemberRecord {
   node: string;
   /** spec.holderIdentity; a member counts only while it names the node itself. */
-  holder: string;
+  holderIdentity: string;
   claims: readonly string[];
   resourceVersion: string;
   leaseDurationSeconds?: number;
@@ -101,7 +101,7 @@ function expiry(o: MemberObservation, leaseDurationMs: number): number {
 
 export function memberState(o: MemberObservation, now: number, leaseDurationMs: number): MemberState {
   if (o.deleted) return now < expiry(o, leaseDurationMs) ? { kind: 'expired', since: o.observedAt } : { kind: 'released' };
-  if (o.record.holder !== o.record.node) return { kind: 'released' };
+  if (o.record.holderIdentity !== o.record.node) return { kind: 'released' };
   const at = expiry(o, leaseDurationMs);
   return now < at ? { kind: 'live', expiresAt: at } : { kind: 'expired', since: at };
 }

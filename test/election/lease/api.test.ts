@@ -146,11 +146,11 @@ describeWithApi('Lease elector against kube-apiserver', (assetsDir) => {
     return n;
   }
 
-  async function readLease(via?: ApiServerHandle): Promise<{ holder: string; transitions: number; rv: string; labels: Record<string, string> }> {
+  async function readLease(via?: ApiServerHandle): Promise<{ holderIdentity: string; transitions: number; rv: string; labels: Record<string, string> }> {
     const r = await cp.request('GET', `/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/${lease}`, undefined, via);
     expect(r.status).toBe(200);
     const l = JSON.parse(r.body) as { metadata: { resourceVersion: string; labels?: Record<string, string> }; spec: { holderIdentity?: string; leaseTransitions?: number } };
-    return { holder: l.spec.holderIdentity ?? '', transitions: l.spec.leaseTransitions ?? 0, rv: l.metadata.resourceVersion, labels: l.metadata.labels ?? {} };
+    return { holderIdentity: l.spec.holderIdentity ?? '', transitions: l.spec.leaseTransitions ?? 0, rv: l.metadata.resourceVersion, labels: l.metadata.labels ?? {} };
   }
 
   it('three electors on one API: exactly one holds, the Lease names it, the others stand by naming it', async () => {
@@ -163,7 +163,7 @@ describeWithApi('Lease elector against kube-apiserver', (assetsDir) => {
     expect(holders.map((h) => h.name)).toHaveLength(1);
     const h = holders[0]!;
     const l = await readLease();
-    expect(l.holder).toBe(h.name);
+    expect(l.holderIdentity).toBe(h.name);
     expect(l.transitions).toBe(0);
     for (const o of ns.filter((n) => n !== h)) expect(o.verdicts.at(-1)?.v).toMatchObject({ kind: 'standby', leader: h.name });
     // Renewals every retryPeriod, each grant = send time + renewDeadline.
@@ -184,10 +184,10 @@ describeWithApi('Lease elector against kube-apiserver', (assetsDir) => {
       const created = await store.create(claimSpec(undefined, 'x', Date.now(), LD), sig());
       await expect(store.create(claimSpec(undefined, 'y', Date.now(), LD), sig())).rejects.toBeInstanceOf(LeaseConflictError);
       const won = await store.update(created.resourceVersion, claimSpec(created, 'y', Date.now(), LD), sig());
-      expect(won).toMatchObject({ holder: 'y', transitions: 1, leaseDurationSeconds: 3 });
+      expect(won).toMatchObject({ holderIdentity: 'y', transitions: 1, leaseDurationSeconds: 3 });
       expect(won.renewTime).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/); // MicroTime
       await expect(store.update(created.resourceVersion, claimSpec(created, 'z', Date.now(), LD), sig())).rejects.toBeInstanceOf(LeaseConflictError);
-      expect((await readLease()).holder).toBe('y');
+      expect((await readLease()).holderIdentity).toBe('y');
     } finally {
       client.close();
     }
@@ -211,7 +211,7 @@ describeWithApi('Lease elector against kube-apiserver', (assetsDir) => {
     expect(a.firstStandbyAfter(t0)!).toBeLessThan(takeover); // standby first, then release
     measure('abort → new holder verdict', takeover - t0);
     expect(takeover - t0).toBeLessThan(RP);
-    expect(await readLease()).toMatchObject({ holder: winner.name, transitions: 1 });
+    expect(await readLease()).toMatchObject({ holderIdentity: winner.name, transitions: 1 });
     // Second handover: winner → the last one.
     const last = winner === b ? c : b;
     const t1 = now();
@@ -219,7 +219,7 @@ describeWithApi('Lease elector against kube-apiserver', (assetsDir) => {
     await waitFor(() => last.holding(), 5000, 'second takeover');
     measure('abort → new holder verdict', last.firstHoldAfter(t1)! - t1);
     expect(last.firstHoldAfter(t1)! - t1).toBeLessThan(RP);
-    expect(await readLease()).toMatchObject({ holder: last.name, transitions: 2 });
+    expect(await readLease()).toMatchObject({ holderIdentity: last.name, transitions: 2 });
     // Events were written for the Lease with the ServiceAccount's RBAC.
     await Promise.all(nodes.map((n) => n.recorder.flush()));
     const ev = await cp.request('GET', `/apis/events.k8s.io/v1/namespaces/kube-system/events?fieldSelector=regarding.name=${lease}`);
@@ -251,7 +251,7 @@ describeWithApi('Lease elector against kube-apiserver', (assetsDir) => {
     measure('kill→takeover (after kill)', acquired - killedAt);
     expect(since).toBeGreaterThanOrEqual(LD);
     expect(since).toBeLessThan(LD + 400); // a timer at the expiry, not the next poll (which could be 1100 ms later)
-    expect((await readLease()).holder).toBe('b');
+    expect((await readLease()).holderIdentity).toBe('b');
   }, 60_000);
 
   it('stale resourceVersion: a write by someone else makes the holder re-read and keep the Lease (and the other writer\'s labels)', async () => {
@@ -270,7 +270,7 @@ describeWithApi('Lease elector against kube-apiserver', (assetsDir) => {
     expect(put.status).toBe(200);
     await sleep(3 * RP);
     const after = await readLease();
-    expect(after.holder).toBe('a');
+    expect(after.holderIdentity).toBe('a');
     expect(after.labels).toMatchObject({ touched: 'yes' });
     expect(BigInt(after.rv)).toBeGreaterThan(BigInt(before.rv) + 1n);
     expect(a.firstStandbyAfter(heldSince)).toBeUndefined();
@@ -301,7 +301,7 @@ describeWithApi('Lease elector against kube-apiserver', (assetsDir) => {
     expect(standbyAt).toBeLessThan(acquiredAt);
     // The margin is at least leaseDuration − renewDeadline − (time the last renew took to be seen).
     expect(acquiredAt - standbyAt).toBeGreaterThan(LD - RD - RP);
-    expect((await readLease(s1)).holder).toBe(winner.name);
+    expect((await readLease(s1)).holderIdentity).toBe(winner.name);
     s0.thaw();
     await waitFor(() => a.elector.status().leader === winner.name, 10_000, 'a sees the new holder after thaw');
     expect(a.holding()).toBe(false);
@@ -328,7 +328,7 @@ describeWithApi('Lease elector against kube-apiserver', (assetsDir) => {
       prevUntil = h;
     }
     expect(a.client.endpoints()[0]).not.toBe(normalizeEndpoint(s0.url));
-    expect((await readLease(s1)).holder).toBe('a');
+    expect((await readLease(s1)).holderIdentity).toBe('a');
     expect(b.holding()).toBe(false);
     // Stopped (connection refused) instead of frozen: same.
     s0.thaw();
@@ -372,7 +372,7 @@ describeWithApi('Lease elector against kube-apiserver', (assetsDir) => {
       expect(standbyAt).toBeLessThan(acquiredAt);
       measure('health gate: unhealthy → other acquires', acquiredAt - unhealthyAt);
       expect(acquiredAt - unhealthyAt).toBeLessThan(LD); // released, not expired
-      expect((await readLease(s1)).holder).toBe('b');
+      expect((await readLease(s1)).holderIdentity).toBe('b');
       // Healthy again: a campaigns, but b keeps the Lease (no preemption).
       await s0.start();
       await waitFor(() => probe.healthy(), 20_000, 'livez healthy again');
@@ -409,11 +409,11 @@ describeWithApi('Lease elector against kube-apiserver', (assetsDir) => {
     const running = Promise.all([setup.run(ac.signal), client.run(ac.signal)]).finally(() => client.close());
     await waitFor(() => verdicts.at(-1)?.kind === 'hold', 10_000, 'wired holds');
     expect(setup.probe?.healthy()).toBe(true);
-    expect((await readLease()).holder).toBe('wired');
+    expect((await readLease()).holderIdentity).toBe('wired');
     ac.abort();
     await running;
     expect(verdicts.at(-1)?.kind).toBe('standby');
-    expect((await readLease()).holder).toBe('');
+    expect((await readLease()).holderIdentity).toBe('');
     const ev = await cp.request('GET', `/apis/events.k8s.io/v1/namespaces/kube-system/events?fieldSelector=regarding.name=${lease}`);
     const reasons = (JSON.parse(ev.body) as { items: Array<{ reason: string }> }).items.map((i) => i.reason).sort();
     expect(reasons).toEqual(['LeaseAcquired', 'LeaseReleased']);

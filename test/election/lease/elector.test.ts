@@ -114,7 +114,7 @@ describe('LeaseElector (in-memory Lease)', () => {
     await new Promise((r) => setTimeout(r, 500));
     const holders = ns.filter((n) => n.holding());
     expect(holders).toHaveLength(1);
-    expect(m.record?.holder).toBe(holders[0]!.name);
+    expect(m.record?.holderIdentity).toBe(holders[0]!.name);
     for (const n of ns.filter((x) => !x.holding())) {
       expect(n.verdicts.at(-1)?.v).toMatchObject({ kind: 'standby', leader: holders[0]!.name });
     }
@@ -145,7 +145,7 @@ describe('LeaseElector (in-memory Lease)', () => {
     const bWrite = m.writes.find((w) => w.by === 'b')!.at;
     expect(bWrite - lastAWrite).toBeGreaterThanOrEqual(1000);
     expect(bWrite - lastAWrite).toBeLessThan(1000 + 150);
-    expect(m.record).toMatchObject({ holder: 'b', transitions: 1 });
+    expect(m.record).toMatchObject({ holderIdentity: 'b', transitions: 1 });
     expect(a.events.map((e) => e.reason)).toContain('LeaseLost');
     expect(b.events.map((e) => e.reason)).toContain('LeaseHandover');
     expect(b.events.find((e) => e.reason === 'LeaseHandover')?.note).toMatch(/previous holder a/);
@@ -164,14 +164,14 @@ describe('LeaseElector (in-memory Lease)', () => {
     const t0 = now();
     a.ac.abort();
     await a.done;
-    const release = m.writes.find((w) => w.by === 'a' && w.spec.holder === '')!;
+    const release = m.writes.find((w) => w.by === 'a' && w.spec.holderIdentity === '')!;
     expect(release.spec.leaseDurationSeconds).toBe(1);
     expect(a.standbyAfter(t0)).toBeLessThan(unbound);
     expect(unbound).toBeLessThanOrEqual(release.at);
     await waitFor(() => b.holding(), 1000, 'b takes over');
     const handover = b.acquiredAt()! - release.at;
     expect(handover).toBeLessThan(300); // < retryPeriod: the watch, not the poll
-    expect(m.record).toMatchObject({ holder: 'b', transitions: 1 }); // '' → b counts, as in client-go
+    expect(m.record).toMatchObject({ holderIdentity: 'b', transitions: 1 }); // '' → b counts, as in client-go
   });
 
   it('health gate: closing emits standby at once and releases; another node acquires; reopening does not preempt', async () => {
@@ -210,7 +210,7 @@ describe('LeaseElector (in-memory Lease)', () => {
     await waitFor(() => a.holding(), 2000, 'a holds');
     // Someone else bumps the resourceVersion without changing the holder (e.g. a label edit).
     const r = m.record!;
-    m.write('admin', { holder: r.holder, acquireTime: r.acquireTime!, renewTime: r.renewTime!, leaseDurationSeconds: 1, transitions: r.transitions });
+    m.write('admin', { holderIdentity: r.holderIdentity, acquireTime: r.acquireTime!, renewTime: r.renewTime!, leaseDurationSeconds: 1, transitions: r.transitions });
     await new Promise((res) => setTimeout(res, 500));
     expect(a.holding()).toBe(true);
     expect(a.verdicts.filter((x) => x.v.kind === 'standby' && x.at > 0 && a.acquiredAt()! < x.at)).toHaveLength(0);
@@ -223,13 +223,13 @@ describe('LeaseElector (in-memory Lease)', () => {
     await waitFor(() => a.holding(), 2000, 'a holds');
     const r = m.record!;
     const t0 = now();
-    m.write('intruder', { holder: 'x', acquireTime: r.acquireTime!, renewTime: r.renewTime!, leaseDurationSeconds: 1, transitions: r.transitions + 1 });
+    m.write('intruder', { holderIdentity: 'x', acquireTime: r.acquireTime!, renewTime: r.renewTime!, leaseDurationSeconds: 1, transitions: r.transitions + 1 });
     await waitFor(() => !a.holding(), 1000, 'a steps down');
     expect(a.standbyAfter(t0)! - t0).toBeLessThan(150);
     expect(a.verdicts.at(-1)?.v).toMatchObject({ kind: 'standby', leader: 'x' });
     // x never renews: a takes it back after leaseDuration.
     await waitFor(() => a.holding(), 2000, 'a re-acquires');
-    expect(m.record?.holder).toBe('a');
+    expect(m.record?.holderIdentity).toBe('a');
   });
 
   it('a wedged API client (requests ignore aborts): the deadline timer still emits standby, the watchdog restarts the loop', async () => {

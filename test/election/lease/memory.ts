@@ -16,7 +16,7 @@ export class MemoryLease {
   write(by: string, spec: LeaseSpecWrite): LeaseRecord {
     this.rv++;
     this.record = {
-      holder: spec.holder,
+      holderIdentity: spec.holderIdentity,
       acquireTime: spec.acquireTime,
       renewTime: spec.renewTime,
       leaseDurationSeconds: spec.leaseDurationSeconds,

@@ -20,7 +20,7 @@ import {
 } from '../../../src/election/lease/state.js';
 
 const rec = (over: Partial<LeaseRecord> = {}): LeaseRecord => ({
-  holder: 'a',
+  holderIdentity: 'a',
   renewTime: '2025-01-01T00:00:00.000000Z',
   acquireTime: '2025-01-01T00:00:00.000000Z',
   leaseDurationSeconds: 3,
@@ -97,7 +97,7 @@ describe('observation by the local clock', () => {
 
   it('ignores an older resourceVersion (a lagging watch) but treats opaque versions as new', () => {
     const a = observe(undefined, rec({ resourceVersion: '20' }), 1000).obs;
-    expect(observe(a, rec({ resourceVersion: '19', holder: 'b' }), 2000)).toEqual({ obs: a, changed: false });
+    expect(observe(a, rec({ resourceVersion: '19', holderIdentity: 'b' }), 2000)).toEqual({ obs: a, changed: false });
     expect(isNewerVersion('100', '99')).toBe(true);
     expect(isNewerVersion('99', '100')).toBe(false);
     expect(isNewerVersion('x2', 'x1')).toBe(true);
@@ -106,8 +106,8 @@ describe('observation by the local clock', () => {
   it('never compares the remote renewTime with the local clock: a holder whose clock is hours off is still live', () => {
     const ancient = rec({ renewTime: '1999-01-01T00:00:00.000000Z' });
     const obs: Observation = { record: ancient, observedAt: 50_000 };
-    expect(viewLease(obs, 'b', 50_000 + 2999, 3000)).toEqual({ kind: 'held', holder: 'a', expiresAt: 53_000 });
-    expect(viewLease(obs, 'b', 53_000, 3000)).toEqual({ kind: 'expired', holder: 'a' });
+    expect(viewLease(obs, 'b', 50_000 + 2999, 3000)).toEqual({ kind: 'held', holderIdentity: 'a', expiresAt: 53_000 });
+    expect(viewLease(obs, 'b', 53_000, 3000)).toEqual({ kind: 'expired', holderIdentity: 'a' });
   });
 
   it('waits for the longer of our leaseDuration and the one the holder advertised', () => {
@@ -118,8 +118,8 @@ describe('observation by the local clock', () => {
 
   it('classifies absent, free (released), ours', () => {
     expect(viewLease(undefined, 'b', 0, 3000)).toEqual({ kind: 'absent' });
-    expect(viewLease({ record: rec({ holder: '' }), observedAt: 0 }, 'b', 0, 3000).kind).toBe('free');
-    expect(viewLease({ record: rec({ holder: 'b' }), observedAt: 0 }, 'b', 0, 3000).kind).toBe('ours');
+    expect(viewLease({ record: rec({ holderIdentity: '' }), observedAt: 0 }, 'b', 0, 3000).kind).toBe('free');
+    expect(viewLease({ record: rec({ holderIdentity: 'b' }), observedAt: 0 }, 'b', 0, 3000).kind).toBe('ours');
   });
 
   it('fake clock scenario: B sees A renew every 500 ms, A stops, B may act exactly leaseDuration after the last change it saw', () => {
@@ -137,19 +137,19 @@ describe('observation by the local clock', () => {
 
 describe('records written', () => {
   it('acquire from another holder counts a transition and sets acquireTime; renew keeps both', () => {
-    const prev = rec({ holder: 'a', transitions: 4 });
+    const prev = rec({ holderIdentity: 'a', transitions: 4 });
     const acq = claimSpec(prev, 'b', Date.UTC(2025, 0, 2), 3000);
-    expect(acq).toEqual({ holder: 'b', acquireTime: '2025-01-02T00:00:00.000000Z', renewTime: '2025-01-02T00:00:00.000000Z', leaseDurationSeconds: 3, transitions: 5 });
-    const mine = rec({ holder: 'b', transitions: 5, acquireTime: acq.acquireTime });
+    expect(acq).toEqual({ holderIdentity: 'b', acquireTime: '2025-01-02T00:00:00.000000Z', renewTime: '2025-01-02T00:00:00.000000Z', leaseDurationSeconds: 3, transitions: 5 });
+    const mine = rec({ holderIdentity: 'b', transitions: 5, acquireTime: acq.acquireTime });
     const ren = claimSpec(mine, 'b', Date.UTC(2025, 0, 2, 0, 0, 1, 250), 3000);
     expect(ren).toMatchObject({ transitions: 5, acquireTime: '2025-01-02T00:00:00.000000Z', renewTime: '2025-01-02T00:00:01.250000Z' });
     expect(claimSpec(undefined, 'b', 0, 15000).transitions).toBe(0);
-    expect(claimSpec(rec({ holder: '', transitions: 2 }), 'b', 0, 15000).transitions).toBe(3);
+    expect(claimSpec(rec({ holderIdentity: '', transitions: 2 }), 'b', 0, 15000).transitions).toBe(3);
   });
 
   it('release clears the holder with leaseDurationSeconds 1 and keeps transitions', () => {
-    expect(releaseSpec(rec({ holder: 'b', transitions: 7 }), 0)).toEqual({
-      holder: '',
+    expect(releaseSpec(rec({ holderIdentity: 'b', transitions: 7 }), 0)).toEqual({
+      holderIdentity: '',
       acquireTime: microTime(0),
       renewTime: microTime(0),
       leaseDurationSeconds: 1,

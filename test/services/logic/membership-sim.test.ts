@@ -38,7 +38,7 @@ function mulberry32(seed: number): () => number {
 }
 
 interface Stored {
-  holder: string;
+  holderIdentity: string;
   claims: string[];
   rv: number;
 }
@@ -55,7 +55,7 @@ interface Write {
   by: string;
   target: string;
   baseRv: number | undefined;
-  holder: string;
+  holderIdentity: string;
   claims: string[];
   sentLocal: number;
   commitAt: number;
@@ -125,7 +125,7 @@ export function simulate(seed: number, durationMs = 40_000, faults = true): SimR
   });
   const pendingRestarts: Array<{ i: number; at: number; node: SimNode }> = [];
   const nodes = names.map((n) => fresh(n, 1 + (rnd() - 0.5) * 0.01, pick(-100_000, 100_000)));
-  const recOf = (node: string, s: Stored): MemberRecord => ({ node, holder: s.holder, claims: s.claims, resourceVersion: String(s.rv) });
+  const recOf = (node: string, s: Stored): MemberRecord => ({ node, holderIdentity: s.holderIdentity, claims: s.claims, resourceVersion: String(s.rv) });
   // A restarted node lists first: every current Lease, observed now.
   const relist = (n: SimNode) => {
     n.table.replaceAll([...store].map(([node, s]) => recOf(node, s)), local(n));
@@ -157,7 +157,7 @@ export function simulate(seed: number, durationMs = 40_000, faults = true): SimR
     const claims = n.book.published();
     const dirty = n.written === undefined || n.written !== claims.join(',');
     if (!n.inflight && now >= n.backoffUntil && (dirty || now >= n.nextRenewAt)) {
-      n.inflight = send(n, { kind: 'own', by: n.name, target: n.name, baseRv: n.lastRv, holder: n.name, claims });
+      n.inflight = send(n, { kind: 'own', by: n.name, target: n.name, baseRv: n.lastRv, holderIdentity: n.name, claims });
     }
     if (grant) {
       for (const o of n.table.expired(now)) {
@@ -165,7 +165,7 @@ export function simulate(seed: number, durationMs = 40_000, faults = true): SimR
         const orv = Number(o.record.resourceVersion);
         if (node === n.name || n.fencing.get(node) === orv) continue;
         n.fencing.set(node, orv);
-        send(n, { kind: 'fence', by: n.name, target: node, baseRv: orv, holder: '', claims: o.record.claims as string[] });
+        send(n, { kind: 'fence', by: n.name, target: node, baseRv: orv, holderIdentity: '', claims: o.record.claims as string[] });
       }
     }
   };
@@ -175,7 +175,7 @@ export function simulate(seed: number, durationMs = 40_000, faults = true): SimR
     for (const w of writes.filter((x) => !x.result && x.commitAt <= T).sort((p, q) => p.commitAt - q.commitAt)) {
       const cur = store.get(w.target);
       if ((cur?.rv ?? undefined) === w.baseRv) {
-        const s: Stored = { holder: w.holder, claims: w.claims, rv: ++rv };
+        const s: Stored = { holderIdentity: w.holderIdentity, claims: w.claims, rv: ++rv };
         store.set(w.target, s);
         log.push({ rv: s.rv, node: w.target, rec: s, at: T });
         w.result = { ok: true, rv: s.rv };
@@ -204,7 +204,7 @@ export function simulate(seed: number, durationMs = 40_000, faults = true): SimR
           const cur = store.get(n.name);
           n.lastRv = cur?.rv;
           n.written = undefined;
-          if (cur && cur.holder !== n.name) {
+          if (cur && cur.holderIdentity !== n.name) {
             n.grantUntil = -Infinity;
             n.book.reset();
           }
@@ -217,7 +217,7 @@ export function simulate(seed: number, durationMs = 40_000, faults = true): SimR
         const c = log[n.watchPos++]!;
         const now = local(n);
         n.table.apply(recOf(c.node, c.rec), now);
-        if (c.node === n.name && c.rec.holder === n.name) {
+        if (c.node === n.name && c.rec.holderIdentity === n.name) {
           res.confirmations += n.book.observedOwn(String(c.rv), (ip) => n.table.claimant(ip, n.name, now) !== undefined).confirmed.length;
         }
       }

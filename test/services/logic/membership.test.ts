@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ClaimBook, MemberTable, formatClaims, memberLeaseName, memberState, nodeOfLease, parseClaims, versionAtLeast, type MemberRecord } from '../../../src/services/logic/membership.js';
 
 const LD = 3000;
-const rec = (node: string, rv: number, claims: string[] = [], holder = node): MemberRecord => ({ node, holder, claims, resourceVersion: String(rv) });
+const rec = (node: string, rv: number, claims: string[] = [], holderIdentity = node): MemberRecord => ({ node, holderIdentity, claims, resourceVersion: String(rv) });
 
 describe('member Lease names and claims', () => {
   it('maps nodes to Lease names and back', () => {
