@@ -1,6 +1,6 @@
 /**
  * Hybrid election for the agent (vip_peers set): peer voting grants the VIP; the Lease follows the
- * peer holder and steers elections while the API is up (steering.ts, docs/election.md). Only the peer
+ * peer leader and steers elections while the API is up (steering.ts, docs/election.md). Only the peer
  * elector's verdicts reach the holders, so there is one granting mechanism and DESIGN rule 2 holds
  * by construction.
  *
@@ -63,7 +63,7 @@ export async function setupHybridElection(config: Config, log: Logger, buildLeas
     ? new EligibilityGate({ local: lease.probe, client: lease.client, intervalMs: config.healthIntervalMs, timeoutMs: Math.min(1000, config.healthIntervalMs), log: log.child({ mod: 'eligibility' }) })
     : undefined;
   const peer = new PeerElector({ cfg, addresses, key, log: log.child({ mod: 'peers' }), ...(eligibility ? { gate: eligibility } : {}) });
-  peer.onLeaseWanted((wanted) => follow.set(wanted, wanted ? 'peer holder' : 'not the peer holder'));
+  peer.onLeaseWanted((wanted) => follow.set(wanted, wanted ? 'peer leader' : 'not the peer leader'));
 
   const leaseDurationMs = config.leaseDuration * 1000;
   const observe = (): LeaseObservation => {
