@@ -1,6 +1,6 @@
 /**
  * Hybrid election for the agent (vip_peers set): peer voting grants the VIP; the Lease follows the
- * peer holder and steers elections while the API is up (steering.ts, docs/election.md). Only the peer
+ * peer leader and steers elections while the API is up (steering.ts, docs/election.md). Only the peer
  * elector's verdicts reach the holders, so there is one granting mechanism and rule 2 of docs/design.md holds
  * by construction.
  *
@@ -59,7 +59,7 @@ export function buildHybridElection(o: HybridOptions): Elector & { peer: PeerEle
   const eligibility =
     lease?.probe && o.client ? new EligibilityGate({ local: lease.probe, client: o.client, ...o.eligibility, log: log.child({ mod: 'eligibility' }) }) : undefined;
   const peer = new PeerElector({ cfg, addresses: o.addresses, key: o.key, log: log.child({ mod: 'peers' }), ...(eligibility ? { gate: eligibility } : {}) });
-  peer.onLeaseWanted((wanted) => follow.set(wanted, wanted ? 'peer holder' : 'not the peer holder'));
+  peer.onLeaseWanted((wanted) => follow.set(wanted, wanted ? 'peer leader' : 'not the peer leader'));
 
   const observe = (): LeaseObservation => {
     const st = lease?.elector.status();

@@ -9,12 +9,12 @@
  * Steering, in elections only: a node whose Lease view names X (live by its own clock) and that has
  * received a request (pre-vote, vote, heartbeat) from X within the election timeout grants its
  * pre-vote and vote only to X; the Lease holder campaigns without the random back-off. A working
- * holder's heartbeats are acknowledged whatever the Lease says, so the Lease never deposes a
- * healthy holder; instead the Lease follows the peers: the core says `lease-wanted` exactly while
+ * leader's heartbeats are acknowledged whatever the Lease says, so the Lease never deposes a
+ * healthy leader; instead the Lease follows the peers: the core says `lease-wanted` exactly while
  * it holds, and the Lease elector should acquire and renew only then.
  * A Lease record naming a node that is silent on the peer network steers nothing, so crash
  * failover never waits for a Lease duration: the peers' majority of expired promises is the
- * evidence that the old holder's grant is over.
+ * evidence that the old leader's grant is over.
  *
  * Without peers (vip_peers unset) the Lease elector's verdict is used as is; that is not this
  * module's concern.

@@ -118,7 +118,7 @@ describe('peer core: pure step', () => {
     const r = step(s, { type: 'message', now: 399, msg: hb });
     expect(r.effects.filter((e) => e.type === 'send')).toEqual([]);
     expect(r.state.promise).toBeNull();
-    // ...but it remembers the holder and will not campaign against it.
+    // ...but it remembers the leader and will not campaign against it.
     expect(r.state.leader).toBe('n2');
     const later = step(r.state, { type: 'message', now: 401, msg: { ...hb, body: { type: 'heartbeat', round: 6, bootstrap: false } } });
     expect(later.state.promise?.to).toBe('n2');
@@ -163,7 +163,7 @@ describe('peer timing', () => {
           const r = checkPeerConfig(c);
           if (!r.ok) return;
           const D = r.derived.grantMs;
-          // Longest true duration of the holder's D, plus L, against the shortest true duration of a voter's E.
+          // Longest true duration of the leader's D, plus L, against the shortest true duration of a voter's E.
           expect(D / (1 - skew) + L).toBeLessThan(E / (1 + skew));
           expect(D).toBeGreaterThanOrEqual(2 * H);
         },

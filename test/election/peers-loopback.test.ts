@@ -1,6 +1,6 @@
 /**
  * The UDP driver (src/election/peers/driver.ts) with real sockets and timers on 127.0.0.1: three
- * instances elect exactly one holder; a clean stop hands over; an instance with the wrong key is
+ * instances elect exactly one leader; a clean stop hands over; an instance with the wrong key is
  * never acted on (its packets are counted as bad-mac) and never holds. Deadlines below are generous
  * bounds, not measurements.
  */
@@ -84,10 +84,10 @@ async function badMacCount(): Promise<number> {
 }
 
 describe('peer elector on loopback UDP', () => {
-  test('three instances elect one holder; a clean stop hands the VIP over', async () => {
+  test('three instances elect one leader; a clean stop hands the VIP over', async () => {
     const rs = await cluster();
-    const first = await until('a holder', () => (holding(rs).length === 1 ? holding(rs)[0] : undefined));
-    // Stable: over many heartbeats there is never a second holder, and the followers name it.
+    const first = await until('a leader', () => (holding(rs).length === 1 ? holding(rs)[0] : undefined));
+    // Stable: over many heartbeats there is never a second leader, and the followers name it.
     for (let i = 0; i < 30; i++) {
       expect(holding(rs).length).toBeLessThanOrEqual(1);
       await sleep(10);
@@ -98,14 +98,14 @@ describe('peer elector on loopback UDP', () => {
     await first.done;
     expect(first.verdict.kind).toBe('standby');
     const rest = rs.filter((r) => r !== first);
-    const next = await until('a new holder', () => (holding(rest).length === 1 ? holding(rest)[0] : undefined));
+    const next = await until('a new leader', () => (holding(rest).length === 1 ? holding(rest)[0] : undefined));
     expect(next.name).not.toBe(first.name);
   });
 
   test('an instance with the wrong key is ignored: the other two elect, it never holds', async () => {
     const before = await badMacCount();
     const rs = await cluster({ n3: WRONG });
-    const h = await until('a holder', () => (holding(rs).length === 1 ? holding(rs)[0] : undefined));
+    const h = await until('a leader', () => (holding(rs).length === 1 ? holding(rs)[0] : undefined));
     expect(h.name).not.toBe('n3');
     await sleep(600);
     expect(holding(rs).map((r) => r.name)).toEqual([h.name]);

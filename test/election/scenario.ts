@@ -215,7 +215,7 @@ export class ScenarioRunner {
       const now = sim.local(n);
       const rel = (x: number) => `${x >= now ? '+' : ''}${Math.round(x - now)}`;
       const parts = [name, s.role.kind, `term=${s.term}`];
-      if (s.role.kind === 'holder') parts.push(`until=${rel(s.role.until)}`);
+      if (s.role.kind === 'leader') parts.push(`until=${rel(s.role.until)}`);
       if (s.leader !== null && s.leader !== name) parts.push(`leader=${s.leader}`);
       if (s.promise !== null && now < s.promise.until) parts.push(`promised=${s.promise.to}(${rel(s.promise.until)})`);
       if (s.bootstrap === 'active') parts.push('bootstrap');

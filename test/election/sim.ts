@@ -14,7 +14,7 @@
  *   bootstrap) have a promise to it covering that instant (the promise ledger, kept in true time
  *   across restarts, because a promise outlives the process that made it).
  * - ONE PROMISE: no node's ledger has live promises to two nodes at once; a promise ends early only
- *   on a release from its holder or a candidate dropping its own releasable vote.
+ *   on a release from its leader or a candidate dropping its own releasable vote.
  */
 import { createHmac } from 'node:crypto';
 import { initPeer, isHolding, nextWakeup, step, type Effect, type Input, type PeerState } from '../../src/election/peers/core.js';
@@ -679,7 +679,7 @@ export class Sim {
       let need = this.quorum;
       const st = n.state;
       if (n.bootstrap && st !== null && st.bootstrap === 'active') need = 1;
-      if (n.bootstrap && st === null) need = 1; // crashed bootstrap holder: its last grant may be self-only
+      if (n.bootstrap && st === null) need = 1; // crashed bootstrap leader: its last grant may be self-only
       let have = 0;
       for (const v of this.nodes.values()) {
         if (v.ledger.some((e) => e.to === n.name && e.start <= this.t && this.t < e.end)) have += 1;

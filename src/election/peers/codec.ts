@@ -20,7 +20,7 @@
  * being replayed after that, each packet carries the sender's wall clock and is dropped when it is
  * more than W (default 30 s) away from ours. Peers' wall clocks must therefore agree within W.
  * Safety never depends on this filter (the core is safe under duplicated, delayed, reordered
- * messages); liveness does: a replayed heartbeat of a dead holder would otherwise keep voters
+ * messages); liveness does: a replayed heartbeat of a dead leader would otherwise keep voters
  * promising it.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';

@@ -11,18 +11,18 @@
  *   not to acknowledge anyone else until t + E (its clock), across terms. Only X's release, or the
  *   promise running out, ends it. A restarted process acknowledges nothing for E (boot quiet), so a
  *   promise it made before dying is kept too.
- * - GRANT: a holder holds until s + D, where s is the SEND time (its clock) of the newest request
+ * - GRANT: a leader holds until s + D, where s is the SEND time (its clock) of the newest request
  *   that a majority of the configured peers (itself included) acknowledged, and
  *   D/(1−ρ) + L < E/(1+ρ). Every acknowledger's promise outlives the grant plus the linger L, so
  *   two grants never overlap: two majorities share a node, and no node promises two at once.
- * - RELEASE: a holder that steps down sends a release only L (scaled for skew) after its standby
+ * - RELEASE: a leader that steps down sends a release only L (scaled for skew) after its standby
  *   verdict, and never again counts an acknowledgement of a round before it.
  * - Terms, PreVote and stickiness only keep elections quick and undisruptive; safety rests on
  *   promises alone, so votes need not be persisted.
  * - Bootstrap (explicit setting, the first `kubeadm init`): a node alone may claim with a majority
  *   of one, but only after listening for 2E without hearing any peer. Holding that way, it keeps
  *   the majority of one until acknowledgements from a real majority arrive (then normal), and
- *   steps down on any sign of a rival (another holder's heartbeat, a higher term, a refusal
+ *   steps down on any sign of a rival (another leader's heartbeat, a higher term, a refusal
  *   because the peer promised someone else). Safe as long as the bootstrap node's heartbeats reach
  *   the joiners (docs/election.md §6).
  */
@@ -47,7 +47,7 @@ export type Role =
   | { kind: 'precandidate'; term: number; startedAt: number; granted: readonly string[]; rejected: readonly string[] }
   | { kind: 'candidate'; startedAt: number; round: number; granted: Readonly<Record<string, number>>; rejected: readonly string[] }
   | {
-      kind: 'holder';
+      kind: 'leader';
       since: number;
       /** Newest acknowledged round per peer in this term (self: its last heartbeat). */
       acks: Readonly<Record<string, number>>;
@@ -79,10 +79,10 @@ export interface PeerState {
   votedFor: string | null;
   role: Role;
   promise: PromiseRec | null;
-  /** Holder we follow in `term` (null: none known). */
+  /** Leader we follow in `term` (null: none known). */
   leader: string | null;
-  lastHolderContact: number;
-  /** The holder we are sticky to holds by the bootstrap rule: nothing else (not the Lease) backs its grant. */
+  lastLeaderContact: number;
+  /** The leader we are sticky to holds by the bootstrap rule: nothing else (not the Lease) backs its grant. */
   stickyBootstrap: boolean;
   /** Last time a request (prevote/vote/heartbeat) arrived from each peer. */
   lastActive: Readonly<Record<string, number>>;
@@ -115,7 +115,7 @@ export type Input =
 export type Effect =
   | { type: 'send'; msg: PeerMessage }
   | { type: 'verdict'; verdict: Verdict }
-  /** Whether this node should acquire/renew the Lease (true exactly while it is the peer holder). */
+  /** Whether this node should acquire/renew the Lease (true exactly while it is the peer leader). */
   | { type: 'lease-wanted'; wanted: boolean }
   | { type: 'event'; event: CoreEvent };
 
@@ -140,7 +140,7 @@ export function initPeer(cfg: PeerConfig, now: number, epoch: Epoch, seed: numbe
     role: { kind: 'follower' },
     promise: null,
     leader: null,
-    lastHolderContact: NEG,
+    lastLeaderContact: NEG,
     stickyBootstrap: false,
     lastActive: {},
     released: {},
@@ -163,7 +163,7 @@ export function initPeer(cfg: PeerConfig, now: number, epoch: Epoch, seed: numbe
 // Queries (pure functions of the state)
 
 export function isHolding(s: PeerState, now: number = s.now): boolean {
-  return s.role.kind === 'holder' && now < s.role.until;
+  return s.role.kind === 'leader' && now < s.role.until;
 }
 
 function bootQuiet(s: PeerState): boolean {
@@ -195,11 +195,11 @@ function refusal(s: PeerState, c: string, election: boolean): RejectReason | nul
   if (bootQuiet(s) || s.shutdown || s.pendingRelease !== null || s.role.kind === 'stopped') return 'quiet';
   const p = livePromise(s);
   if (p !== null && p.to !== c && !(p.to === s.cfg.self && p.releasable)) return 'promised';
-  const sticky = s.leader !== null && s.leader !== c && s.leader !== s.cfg.self && s.now < s.lastHolderContact + s.cfg.electionTimeoutMs;
-  // A bootstrap holder's grant rests on everyone staying sticky to it; the Lease cannot override that.
+  const sticky = s.leader !== null && s.leader !== c && s.leader !== s.cfg.self && s.now < s.lastLeaderContact + s.cfg.electionTimeoutMs;
+  // A bootstrap leader's grant rests on everyone staying sticky to it; the Lease cannot override that.
   if (election && sticky && s.stickyBootstrap) return 'sticky';
-  // The Lease steers elections only: a working holder's heartbeats are acknowledged whatever the
-  // Lease says, so the Lease never moves the VIP away from a healthy holder.
+  // The Lease steers elections only: a working leader's heartbeats are acknowledged whatever the
+  // Lease says, so the Lease never moves the VIP away from a healthy leader.
   const pref = election ? preference(s).node : null;
   if (pref !== null && pref !== c) return 'lease';
   if (election && pref === null && sticky) return 'sticky';
@@ -211,7 +211,7 @@ function blockedUntil(s: PeerState): number {
   let b = s.bootAt + s.cfg.electionTimeoutMs * (s.bootstrap === 'active' ? 2 : 1);
   const p = livePromise(s);
   if (p !== null && p.to !== s.cfg.self) b = Math.max(b, p.until);
-  if (s.leader !== null && s.leader !== s.cfg.self) b = Math.max(b, s.lastHolderContact + s.cfg.electionTimeoutMs);
+  if (s.leader !== null && s.leader !== s.cfg.self) b = Math.max(b, s.lastLeaderContact + s.cfg.electionTimeoutMs);
   const pref = preference(s);
   if (pref.node !== null && pref.node !== s.cfg.self) b = Math.max(b, pref.until);
   return b;
@@ -228,7 +228,7 @@ export function nextCampaignAt(s: PeerState): number {
 export function nextWakeup(s: PeerState): number {
   let w = POS;
   const r = s.role;
-  if (r.kind === 'holder') w = Math.min(w, r.nextHeartbeatAt, r.until);
+  if (r.kind === 'leader') w = Math.min(w, r.nextHeartbeatAt, r.until);
   if (r.kind === 'precandidate' || r.kind === 'candidate') {
     w = Math.min(w, r.startedAt + (r.kind === 'precandidate' && s.bootstrap === 'active' ? s.d.claimWindowMs : s.d.roundTimeoutMs));
   }
@@ -240,10 +240,10 @@ export function nextWakeup(s: PeerState): number {
 
 export function verdictOf(s: PeerState): Verdict {
   const r = s.role;
-  if (r.kind === 'holder' && s.now < r.until) {
+  if (r.kind === 'leader' && s.now < r.until) {
     return { kind: 'hold', until: r.until, reason: s.bootstrap === 'active' ? 'peer bootstrap (single node)' : 'peer majority' };
   }
-  const reason = r.kind === 'holder' ? 'grant expired' : r.kind;
+  const reason = r.kind === 'leader' ? 'grant expired' : r.kind;
   return s.leader !== null && s.leader !== s.cfg.self ? { kind: 'standby', leader: s.leader, reason } : { kind: 'standby', reason };
 }
 
@@ -269,7 +269,7 @@ export function step(prev: PeerState, input: Input): StepResult {
     case 'eligible':
       s.eligible = input.eligible;
       if (!input.eligible) {
-        if (s.role.kind === 'holder') stepDown(s, fx, 'unhealthy');
+        if (s.role.kind === 'leader') stepDown(s, fx, 'unhealthy');
         else if (s.role.kind !== 'follower') abandon(s, fx);
       }
       break;
@@ -279,7 +279,7 @@ export function step(prev: PeerState, input: Input): StepResult {
     case 'shutdown':
       if (!s.shutdown) {
         s.shutdown = true;
-        if (s.role.kind === 'holder') stepDown(s, fx, 'shutdown');
+        if (s.role.kind === 'leader') stepDown(s, fx, 'shutdown');
         else if (s.role.kind !== 'follower') abandon(s, fx);
         if (s.pendingRelease === null && (s.role as Role).kind !== 'stopped') stop(s, fx);
       }
@@ -300,7 +300,7 @@ function cloneState(p: PeerState): PeerState {
     case 'candidate':
       r = { ...role, granted: { ...role.granted }, rejected: [...role.rejected] };
       break;
-    case 'holder':
+    case 'leader':
       r = { ...role, acks: { ...role.acks } };
       break;
     default:
@@ -334,7 +334,7 @@ function event(fx: Effect[], e: CoreEvent): void {
 function expire(s: PeerState, fx: Effect[]): void {
   if (s.promise !== null && s.now >= s.promise.until) s.promise = null;
   const r = s.role;
-  if (r.kind === 'holder' && s.now >= r.until) stepDown(s, fx, 'quorum-lost');
+  if (r.kind === 'leader' && s.now >= r.until) stepDown(s, fx, 'quorum-lost');
   if (r.kind === 'precandidate' && s.bootstrap === 'active') {
     // Nobody answered the announcement within the claim window: we are alone. The claim must
     // follow the announcement closely (those who heard it are sticky to us for only E); after a
@@ -350,7 +350,7 @@ function expire(s: PeerState, fx: Effect[]): void {
 /** Actions that follow from the (updated) state: heartbeats and campaigns. */
 function drive(s: PeerState, fx: Effect[]): void {
   const r = s.role;
-  if (r.kind === 'holder' && s.now >= r.nextHeartbeatAt) {
+  if (r.kind === 'leader' && s.now >= r.nextHeartbeatAt) {
     const round = s.now;
     s.promise = { to: s.cfg.self, until: round + s.cfg.electionTimeoutMs, epoch: s.epoch, round, releasable: false };
     s.role = { ...r, acks: { ...r.acks, [s.cfg.self]: round }, nextHeartbeatAt: round + s.cfg.heartbeatMs };
@@ -377,16 +377,16 @@ function startVote(s: PeerState, fx: Effect[]): void {
   s.promise = { to: s.cfg.self, until: round + s.cfg.electionTimeoutMs, epoch: s.epoch, round, releasable: true };
   s.role = { kind: 'candidate', startedAt: s.now, round, granted: { [s.cfg.self]: round }, rejected: [] };
   event(fx, { kind: 'campaign', term: s.term });
-  if (quorum(s) <= 1) becomeHolder(s, fx);
+  if (quorum(s) <= 1) becomeLeader(s, fx);
   else broadcast(s, fx, s.term, { type: 'vote', round });
 }
 
-function becomeHolder(s: PeerState, fx: Effect[]): void {
+function becomeLeader(s: PeerState, fx: Effect[]): void {
   const r = s.role;
   if (r.kind !== 'candidate') return;
   s.leader = s.cfg.self;
   if (s.promise !== null && s.promise.to === s.cfg.self) s.promise = { ...s.promise, releasable: false };
-  s.role = { kind: 'holder', since: s.now, acks: { ...r.granted }, until: NEG, nextHeartbeatAt: s.now };
+  s.role = { kind: 'leader', since: s.now, acks: { ...r.granted }, until: NEG, nextHeartbeatAt: s.now };
   recomputeUntil(s);
   event(fx, { kind: 'won', term: s.term, until: (s.role as { until: number }).until });
 }
@@ -394,16 +394,16 @@ function becomeHolder(s: PeerState, fx: Effect[]): void {
 /** until = (q-th newest acknowledged round) + D; never moves backwards within a holding. */
 function recomputeUntil(s: PeerState): void {
   const r = s.role;
-  if (r.kind !== 'holder') return;
+  if (r.kind !== 'leader') return;
   const rounds = s.cfg.peers.map((p) => r.acks[p] ?? NEG).sort((a, b) => b - a);
   const base = rounds[quorum(s) - 1] ?? NEG;
   s.role = { ...r, until: Math.max(base + s.d.grantMs, r.until) };
 }
 
-/** The bootstrap holder has a real majority now: from here on it counts like everyone else. */
+/** The bootstrap leader has a real majority now: from here on it counts like everyone else. */
 function maybeEndBootstrap(s: PeerState, fx: Effect[]): void {
   const r = s.role;
-  if (s.bootstrap !== 'active' || r.kind !== 'holder') return;
+  if (s.bootstrap !== 'active' || r.kind !== 'leader') return;
   const fresh = s.cfg.peers.filter((p) => (r.acks[p] ?? NEG) >= r.nextHeartbeatAt - s.cfg.heartbeatMs).length;
   if (fresh >= s.d.quorum) {
     s.bootstrap = 'ended';
@@ -411,9 +411,9 @@ function maybeEndBootstrap(s: PeerState, fx: Effect[]): void {
   }
 }
 
-/** A holder stops: standby at once, release after the linger, never count old rounds again. */
+/** A leader stops: standby at once, release after the linger, never count old rounds again. */
 function stepDown(s: PeerState, fx: Effect[], reason: StepDownReason): void {
-  if (s.role.kind !== 'holder') return;
+  if (s.role.kind !== 'leader') return;
   s.role = { kind: 'follower' };
   if (s.leader === s.cfg.self) s.leader = null;
   event(fx, { kind: 'step-down', term: s.term, reason });
@@ -457,7 +457,7 @@ function abandon(s: PeerState, fx: Effect[]): void {
 /** Adopt a higher term: whatever we were doing in the old one is over. */
 function adoptTerm(s: PeerState, fx: Effect[], term: number): void {
   if (term <= s.term) return;
-  if (s.role.kind === 'holder') stepDown(s, fx, 'higher-term');
+  if (s.role.kind === 'leader') stepDown(s, fx, 'higher-term');
   else abandon(s, fx);
   s.term = term;
   s.votedFor = null;
@@ -484,7 +484,7 @@ function onMessage(s: PeerState, fx: Effect[], m: PeerMessage): void {
   const b = m.body;
   if (s.bootstrap === 'active') {
     // Any peer heard before we hold means we are not alone: elect normally.
-    if (s.role.kind !== 'holder') {
+    if (s.role.kind !== 'leader') {
       // Someone else is up: this is not a lone first node, so elect normally.
       s.bootstrap = 'ended';
       event(fx, { kind: 'bootstrap-ended', why: 'peer-heard' });
@@ -497,18 +497,18 @@ function onMessage(s: PeerState, fx: Effect[], m: PeerMessage): void {
 
   if (b.type === 'prevote' || b.type === 'vote' || b.type === 'heartbeat') {
     s.lastActive = { ...s.lastActive, [m.from]: s.now };
-    // A holder heard during our quiet period, or a bootstrap node announcing or holding its claim
+    // A leader heard during our quiet period, or a bootstrap node announcing or holding its claim
     // (answered or not), makes us sticky to it: we must not campaign or vote against it.
     const bootClaim = (b.type === 'prevote' || b.type === 'heartbeat') && b.bootstrap;
-    const heardHolder = bootQuiet(s) && b.type === 'heartbeat' && m.term >= s.term;
-    if (heardHolder || bootClaim) {
-      if (s.leader === null || s.leader === m.from || s.now >= s.lastHolderContact + s.cfg.electionTimeoutMs) {
+    const heardLeader = bootQuiet(s) && b.type === 'heartbeat' && m.term >= s.term;
+    if (heardLeader || bootClaim) {
+      if (s.leader === null || s.leader === m.from || s.now >= s.lastLeaderContact + s.cfg.electionTimeoutMs) {
         s.leader = m.from;
-        s.lastHolderContact = s.now;
+        s.lastLeaderContact = s.now;
         s.stickyBootstrap = bootClaim;
       }
     }
-    // A freshly started process says nothing: a joiner's refusal must not end a bootstrap holder's
+    // A freshly started process says nothing: a joiner's refusal must not end a bootstrap leader's
     // grant before the joiner can acknowledge it.
     if (bootQuiet(s)) return;
   }
@@ -542,8 +542,8 @@ function onVote(s: PeerState, fx: Effect[], m: PeerMessage, round: number): void
     send(s, fx, m.from, s.term, { type: 'vote-resp', granted: false, reason, reqEpoch: m.epoch, round });
   if (m.term < s.term) return reject('stale-term');
   if (releasedRound(s, m.from, m.epoch, round)) return reject('released');
-  // Refusing does not adopt the term: a node bound to a live holder must not be pushed to a term
-  // that makes it reject that holder's heartbeats (Raft's "in lease" rule).
+  // Refusing does not adopt the term: a node bound to a live leader must not be pushed to a term
+  // that makes it reject that leader's heartbeats (Raft's "in lease" rule).
   const why = refusal(s, m.from, true);
   if (why !== null) return reject(why);
   adoptTerm(s, fx, m.term);
@@ -567,7 +567,7 @@ function onHeartbeat(s: PeerState, fx: Effect[], m: PeerMessage, round: number, 
   // Same term: the sender won it, so any candidacy of ours in it is over.
   if (s.role.kind === 'precandidate' || s.role.kind === 'candidate') abandon(s, fx);
   s.leader = m.from;
-  s.lastHolderContact = s.now;
+  s.lastLeaderContact = s.now;
   s.stickyBootstrap = bootstrap;
   promise(s, m.from, m.epoch, round);
   send(s, fx, m.from, s.term, { type: 'heartbeat-resp', granted: true, reason: 'none', reqEpoch: m.epoch, round });
@@ -587,16 +587,16 @@ function onRelease(s: PeerState, _fx: Effect[], m: PeerMessage, round: number): 
   }
   if (s.leader === m.from) {
     s.leader = null;
-    s.lastHolderContact = NEG;
+    s.lastLeaderContact = NEG;
   }
 }
 
 function onPrevoteResp(s: PeerState, fx: Effect[], m: PeerMessage, granted: boolean): void {
   const r = s.role;
   if (!granted && m.term > s.term) {
-    // Someone is ahead: catch up so our next pre-vote can succeed. A holder ignores late answers
+    // Someone is ahead: catch up so our next pre-vote can succeed. A leader ignores late answers
     // to an old campaign; a voter ahead of it will say so in its heartbeat response.
-    if (r.kind !== 'holder') adoptTerm(s, fx, m.term);
+    if (r.kind !== 'leader') adoptTerm(s, fx, m.term);
     return;
   }
   if (r.kind !== 'precandidate') return;
@@ -615,7 +615,7 @@ function onPrevoteResp(s: PeerState, fx: Effect[], m: PeerMessage, granted: bool
 
 function onVoteResp(s: PeerState, fx: Effect[], m: PeerMessage, b: Extract<Body, { type: 'vote-resp' }>): void {
   if (!b.granted && m.term > s.term) {
-    if (s.role.kind !== 'holder') adoptTerm(s, fx, m.term);
+    if (s.role.kind !== 'leader') adoptTerm(s, fx, m.term);
     return;
   }
   const r = s.role;
@@ -624,7 +624,7 @@ function onVoteResp(s: PeerState, fx: Effect[], m: PeerMessage, b: Extract<Body,
     if (r.granted[m.from] !== undefined) return;
     const g = { ...r.granted, [m.from]: b.round };
     s.role = { ...r, granted: g };
-    if (Object.keys(g).length >= quorum(s)) becomeHolder(s, fx);
+    if (Object.keys(g).length >= quorum(s)) becomeLeader(s, fx);
   } else {
     if (r.rejected.includes(m.from)) return;
     const rej = [...r.rejected, m.from];
@@ -639,7 +639,7 @@ function onHeartbeatResp(s: PeerState, fx: Effect[], m: PeerMessage, b: Extract<
     return;
   }
   const r = s.role;
-  if (r.kind !== 'holder' || !b.granted || m.term !== s.term || b.reqEpoch !== s.epoch) return;
+  if (r.kind !== 'leader' || !b.granted || m.term !== s.term || b.reqEpoch !== s.epoch) return;
   // Only rounds sent while holding in this term count (sanity: an authenticated peer echoes ours).
   if (!(b.round >= r.since && b.round <= s.now)) return;
   const prev = r.acks[m.from] ?? NEG;
@@ -660,7 +660,7 @@ function publish(s: PeerState, fx: Effect[]): void {
     s.verdict = v;
     fx.push({ type: 'verdict', verdict: v });
   }
-  const wanted = s.role.kind === 'holder' && v.kind === 'hold';
+  const wanted = s.role.kind === 'leader' && v.kind === 'hold';
   if (wanted !== s.leaseWanted) {
     s.leaseWanted = wanted;
     fx.push({ type: 'lease-wanted', wanted });

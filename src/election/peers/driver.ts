@@ -6,7 +6,7 @@
  *   before the core sees it; anything that fails is dropped and counted by reason, never acted on.
  * - The driver adds nothing to the protocol: the core decides, the driver only carries inputs and
  *   effects. Time is the monotonic clock for the core, the wall clock only for the replay window.
- * - A hold verdict names the last holder this node knew (a failover), so the holder claims without
+ * - A hold verdict names the last leader this node knew (a failover), so the holder claims without
  *   the cold-start probe.
  */
 import { randomBytes } from 'node:crypto';
@@ -68,7 +68,7 @@ export class PeerElector implements Elector {
     return () => this.listeners.delete(listener);
   }
 
-  /** Whether this node should hold the Lease: exactly while it is the peer holder. */
+  /** Whether this node should hold the Lease: exactly while it is the peer leader. */
   onLeaseWanted(listener: (wanted: boolean) => void): () => void {
     this.leaseListeners.add(listener);
     listener(this.leaseWanted);

@@ -14,7 +14,7 @@ export type RejectReason =
   | 'stale-term' // the request's term is below ours
   | 'promised' // we promised another node and the promise is still running
   | 'voted' // we voted for another candidate in this term
-  | 'sticky' // we heard a live holder within the election timeout
+  | 'sticky' // we heard a live leader within the election timeout
   | 'lease' // the Lease names another node that is active on the peer network
   | 'quiet' // boot quiet period, shutting down, or releasing
   | 'released'; // the request is older than a release we got from its sender
@@ -25,14 +25,14 @@ export type Body =
   /**
    * "Would you vote for me at `term`?" (term = candidate's term + 1; binds nobody).
    * `bootstrap`: a lone bootstrap node announcing its claim; whoever hears it answers (which ends
-   * the bootstrap) or, in its boot quiet period, treats the sender as a holder.
+   * the bootstrap) or, in its boot quiet period, treats the sender as a leader.
    */
   | { type: 'prevote'; bootstrap: boolean }
   | { type: 'prevote-resp'; granted: boolean; reason: RejectReason }
   /** "Vote for me in `term` and promise me E from now." */
   | { type: 'vote'; round: number }
   | { type: 'vote-resp'; granted: boolean; reason: RejectReason; reqEpoch: Epoch; round: number }
-  /** The holder's renewal: "keep promising me". `bootstrap`: it holds by the bootstrap rule (no majority yet). */
+  /** The leader's renewal: "keep promising me". `bootstrap`: it holds by the bootstrap rule (no majority yet). */
   | { type: 'heartbeat'; round: number; bootstrap: boolean }
   | { type: 'heartbeat-resp'; granted: boolean; reason: RejectReason; reqEpoch: Epoch; round: number }
   /** "I no longer use promises made to me for rounds <= round (this epoch); I stopped holding at least L ago." */

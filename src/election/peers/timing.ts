@@ -9,15 +9,15 @@
  *
  * Derived durations (see docs/election.md §3):
  *   P  promise   = E                     a voter's promise lasts E on the voter's clock
- *   D  grant     = ⌊(1−ρ)·(E/(1+ρ) − L)⌋ − 1   a holder's grant lasts D from the SEND time of the
- *                                       request a majority acknowledged, on the holder's clock
+ *   D  grant     = ⌊(1−ρ)·(E/(1+ρ) − L)⌋ − 1   a leader's grant lasts D from the SEND time of the
+ *                                       request a majority acknowledged, on the leader's clock
  *   so D/(1−ρ) + L < P/(1+ρ): the grant, plus the linger L after it, ends in true time before the
  *   earliest true moment any promise backing it can run out.
  */
 import { RuleError } from '../../util/rule-error.js';
 
 export interface PeerTiming {
-  /** H: how often a holder renews its promises. */
+  /** H: how often a leader renews its promises. */
   heartbeatMs: number;
   /** E: a promise's length on the voter's clock, the follower's failure-detection time and the boot quiet period. */
   electionTimeoutMs: number;
@@ -47,13 +47,13 @@ export interface PeerConfig extends PeerTiming {
 export interface DerivedTiming {
   /** D */
   grantMs: number;
-  /** Random extra wait before a follower campaigns after its holder went silent: uniform in [0, E/4). */
+  /** Random extra wait before a follower campaigns after its leader went silent: uniform in [0, E/4). */
   jitterMs: number;
   /** A (pre)candidate gives up a round after this long without a majority (E/8, at least 20 ms). */
   roundTimeoutMs: number;
   /** A lone bootstrap node waits this long after announcing its claim for anyone to answer (E/2). */
   claimWindowMs: number;
-  /** A standby holder waits this long (its clock) before releasing promises: L measured conservatively. */
+  /** A leader that stepped down waits this long (its clock) before releasing promises: L measured conservatively. */
   releaseDelayMs: number;
   quorum: number;
 }

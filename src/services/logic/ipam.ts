@@ -324,6 +324,10 @@ function allocateOnce(input: AllocationInput, ignoreCurrent: ReadonlySet<string>
       continue;
     }
     let failure: { reason: PendingReason; message: string } | undefined;
+    // Every address is checked for what does not depend on other Services (pool, reserved,
+    // control-plane VIP) before any for a conflict: checked family by family, a request with an
+    // address out of pool said "in use" instead once another Service held its other address,
+    // so the reason changed when the output was fed back.
     for (const [f, ip] of req.byFamily) {
       if (mine.get(f) === ip) continue;
       const why = eligibility(ctx, c, ip, true);
@@ -331,6 +335,9 @@ function allocateOnce(input: AllocationInput, ignoreCurrent: ReadonlySet<string>
         failure = { reason: why.reason, message: `${c.requestSource ?? 'requested'} ${ip}: ${why.message}` };
         break;
       }
+    }
+    for (const [f, ip] of failure ? [] : req.byFamily) {
+      if (mine.get(f) === ip) continue;
       const clash = conflict(ctx, c, ip);
       if (clash) {
         failure = { reason: 'requested-ip-in-use', message: `${c.requestSource ?? 'requested'} ${ip}: ${clash}` };

@@ -282,6 +282,21 @@ function feedBack(input: AllocationInput, out: Map<string, Outcome>): Allocation
   return { ...input, claims: input.claims.map((c) => ({ ...c, current: ips(out.get(c.key)) ?? [] })) };
 }
 
+/**
+ * Shrunk counterexample of "idempotent on its own output" (fast-check seed 2136186960). s1 asks
+ * for 198.18.0.1 and an IPv6 address the IPv4-only pool lacks; s0 asks for 198.18.0.1 too. s1 is
+ * earlier: it waits (out of pool) and s0 gets 198.18.0.1. Fed back, s0 holds 198.18.0.1 before
+ * s1's request is looked at, and s1 used to say "in use" instead.
+ */
+const requestReasonCase: AllocationInput = {
+  pools: parsePools({ 'cidr-global': '198.18.0.0/30' }),
+  controlPlaneVips: CP,
+  claims: [
+    { key: 'a/s0', namespace: 'a', priority: '3', families: [], policy: 'SingleStack', requested: ['198.18.0.1'], ports: [], externalTrafficPolicy: 'Cluster', current: [] },
+    { key: 'a/s1', namespace: 'a', priority: '1', families: [], policy: 'RequireDualStack', requested: ['198.18.0.1', '2001:db8::1'], ports: [], externalTrafficPolicy: 'Cluster', current: [] },
+  ],
+};
+
 describe('allocate: properties', () => {
   it('no address twice except allowed sharing', () => {
     fc.assert(
@@ -344,8 +359,15 @@ describe('allocate: properties', () => {
         const shuffled = [...input.claims].sort((a, b) => ((a.key.length * 31 + seed) % 7) - ((b.key.length * 17 + seed) % 5));
         expect(allocate({ ...input, claims: shuffled })).toEqual(out);
       }),
-      { numRuns: 2000 },
+      { numRuns: 2000, examples: [[requestReasonCase, 0]] },
     );
+  });
+
+  it('a waiting request gives the reason that does not depend on other Services, also when fed back (seed 2136186960)', () => {
+    const out = allocate(requestReasonCase);
+    expect(ips(out.get('a/s0'))).toEqual(['198.18.0.1']);
+    expect(pending(out.get('a/s1'))).toBe('requested-ip-out-of-pool');
+    expect(allocate(feedBack(requestReasonCase, out))).toEqual(out);
   });
 
   it('adding a Service never moves anyone else', () => {
