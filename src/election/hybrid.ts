@@ -64,8 +64,8 @@ export function buildHybridElection(o: HybridOptions): Elector & { peer: PeerEle
   const observe = (): LeaseObservation => {
     const st = lease?.elector.status();
     if (!st) return NO_LEASE;
-    if (st.role === 'holding' && st.until !== undefined) return { holder: cfg.self, liveUntil: st.until };
-    if (st.leader && st.observedAt !== undefined) return { holder: st.leader, liveUntil: st.observedAt + o.leaseDurationMs };
+    if (st.role === 'holding' && st.until !== undefined) return { holderIdentity: cfg.self, liveUntil: st.until };
+    if (st.leader && st.observedAt !== undefined) return { holderIdentity: st.leader, liveUntil: st.observedAt + o.leaseDurationMs };
     return NO_LEASE;
   };
 
@@ -76,7 +76,7 @@ export function buildHybridElection(o: HybridOptions): Elector & { peer: PeerEle
       let last = '';
       const push = () => {
         const o = observe();
-        const sig = `${o.holder}@${Math.round(o.liveUntil)}`;
+        const sig = `${o.holderIdentity}@${Math.round(o.liveUntil)}`;
         if (sig !== last) {
           last = sig;
           peer.observeLease(o);

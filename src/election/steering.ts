@@ -24,12 +24,12 @@ import type { LeaseView } from './lease/state.js';
 /** What this node last learned from the Lease record, on its own monotonic clock. */
 export interface LeaseObservation {
   /** holderIdentity named by the record; null when empty or unknown. */
-  holder: string | null;
+  holderIdentity: string | null;
   /** Until when the record counts as live here: observedAt + leaseDuration (client-go), or our own Lease grant's end. */
   liveUntil: number;
 }
 
-export const NO_LEASE: LeaseObservation = { holder: null, liveUntil: Number.NEGATIVE_INFINITY };
+export const NO_LEASE: LeaseObservation = { holderIdentity: null, liveUntil: Number.NEGATIVE_INFINITY };
 
 /**
  * Converts the Lease elector's view into the peer core's input. `ownUntil` is the Lease elector's
@@ -38,9 +38,9 @@ export const NO_LEASE: LeaseObservation = { holder: null, liveUntil: Number.NEGA
 export function leaseObservation(view: LeaseView, self: string, ownUntil: number | undefined): LeaseObservation {
   switch (view.kind) {
     case 'held':
-      return { holder: view.holderIdentity, liveUntil: view.expiresAt };
+      return { holderIdentity: view.holderIdentity, liveUntil: view.expiresAt };
     case 'ours':
-      return ownUntil === undefined ? NO_LEASE : { holder: self, liveUntil: ownUntil };
+      return ownUntil === undefined ? NO_LEASE : { holderIdentity: self, liveUntil: ownUntil };
     default:
       return NO_LEASE;
   }
@@ -64,9 +64,9 @@ export interface PreferenceInputs {
  */
 export function leasePreference(p: PreferenceInputs): { node: string | null; until: number } {
   const { lease, now } = p;
-  if (lease.holder === null || lease.liveUntil <= now || !p.peers.includes(lease.holder)) return { node: null, until: Number.POSITIVE_INFINITY };
-  if (lease.holder === p.self) return p.selfEligible ? { node: p.self, until: lease.liveUntil } : { node: null, until: Number.POSITIVE_INFINITY };
-  const activeUntil = (p.lastActive[lease.holder] ?? Number.NEGATIVE_INFINITY) + p.electionTimeoutMs;
+  if (lease.holderIdentity === null || lease.liveUntil <= now || !p.peers.includes(lease.holderIdentity)) return { node: null, until: Number.POSITIVE_INFINITY };
+  if (lease.holderIdentity === p.self) return p.selfEligible ? { node: p.self, until: lease.liveUntil } : { node: null, until: Number.POSITIVE_INFINITY };
+  const activeUntil = (p.lastActive[lease.holderIdentity] ?? Number.NEGATIVE_INFINITY) + p.electionTimeoutMs;
   if (activeUntil <= now) return { node: null, until: Number.POSITIVE_INFINITY };
-  return { node: lease.holder, until: Math.min(activeUntil, lease.liveUntil) };
+  return { node: lease.holderIdentity, until: Math.min(activeUntil, lease.liveUntil) };
 }

@@ -284,12 +284,12 @@ export class ServicesController {
     return pools;
   }
 
-  /** One pass: announcements on every node; allocation and status writes on the allocator. */
+  /** One pass: placement on every node; allocation and status writes on the allocator. */
   private async reconcile(signal: AbortSignal): Promise<void> {
     if (!this.services.synced || !this.slices.synced) return;
     const all = this.services.list();
     const managed = all.filter((s) => (this.o.namespace ? s.metadata?.namespace === this.o.namespace : true) && isManaged(s, this.filter));
-    this.announce(managed);
+    this.place(managed);
     if (!this.allocating() || !this.configMaps.synced) return;
 
     const managedKeys = new Set(managed.map(serviceKey));
@@ -318,7 +318,7 @@ export class ServicesController {
     await this.writeAll(writes, signal);
   }
 
-  private announce(managed: readonly ServiceObj[]): void {
+  private place(managed: readonly ServiceObj[]): void {
     const p = plan({
       services: managed.map((s) => ({ key: serviceKey(s), ips: recordedIps(s), externalTrafficPolicy: externalTrafficPolicy(s) })),
       readyEndpointNodes: readyEndpointNodes(this.slices.list()),

@@ -17,6 +17,7 @@
  * API writes at steady state: one per node per retryPeriod, whatever the number of Services.
  */
 import { monotonicClock, type Clock } from '../util/clock.js';
+import { sleep, withSignal } from '../util/signals.js';
 import { advertisedSeconds, microTime, type LeaseTiming } from '../election/lease/state.js';
 import { describeError, httpStatus, type ApiClient } from '../k8s/client.js';
 import { LeaseObjectStore, type LeaseLike, type LeaseWrite } from '../k8s/lease-store.js';
@@ -264,17 +265,11 @@ export class MemberLease {
           await this.write(signal);
           continue;
         }
-        await new Promise<void>((resolve) => {
-          const done = (): void => {
-            clearTimeout(t);
-            signal.removeEventListener('abort', done);
-            this.waker = undefined;
-            resolve();
-          };
-          const t = setTimeout(done, due - now);
-          this.waker = done;
-          signal.addEventListener('abort', done, { once: true });
-        });
+        // setClaims() wakes the loop early: a changed claim set is written at once.
+        const woken = new AbortController();
+        this.waker = () => woken.abort();
+        await withSignal([signal, woken.signal], undefined, (s) => sleep(due - now, s));
+        this.waker = undefined;
       }
     } finally {
       if (this.deadlineTimer) clearTimeout(this.deadlineTimer);

@@ -83,7 +83,7 @@ if (!isRoot) console.warn('test/e2e/peers.lab.test.ts: skipped, network namespac
     return first === null ? null : first - since;
   }
 
-  it('one peer holder, and the Lease follows it', async () => {
+  it('one peer leader holds the VIP, and the Lease follows it', async () => {
     const holder = await waitHolder();
     const start = performance.now();
     while ((await leaseHolder()) !== holder && performance.now() - start < 10_000) await sleep(100);

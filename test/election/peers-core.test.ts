@@ -59,7 +59,7 @@ function toInput(now: number, x: fc.Arbitrary<unknown> extends never ? never : {
       return { type: 'message', now, msg };
     }
     case 'lease':
-      return { type: 'lease', now, lease: { holder: x.holder as string | null, liveUntil: now + (x.ttl as number) } };
+      return { type: 'lease', now, lease: { holderIdentity: x.holder as string | null, liveUntil: now + (x.ttl as number) } };
     case 'eligible':
       return { type: 'eligible', now, eligible: x.eligible as boolean };
     case 'campaign':

@@ -219,7 +219,7 @@ export class ScenarioRunner {
       if (s.leader !== null && s.leader !== name) parts.push(`leader=${s.leader}`);
       if (s.promise !== null && now < s.promise.until) parts.push(`promised=${s.promise.to}(${rel(s.promise.until)})`);
       if (s.bootstrap === 'active') parts.push('bootstrap');
-      if (s.lease.holder !== null && now < s.lease.liveUntil) parts.push(`lease=${s.lease.holder}`);
+      if (s.lease.holderIdentity !== null && now < s.lease.liveUntil) parts.push(`lease=${s.lease.holderIdentity}`);
       if (n.status === 'paused') parts.push('(stopped)');
       if (!n.eligible) parts.push('(unhealthy)');
       if (s.shutdown) parts.push('(shutting down)');

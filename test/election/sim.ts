@@ -525,7 +525,7 @@ export class Sim {
     const rec = this.lease;
     // Our own record: held until our last renew (its last change) + RD; someone else's: + LD.
     const liveUntil = n.leaseObservedAt + (rec.holder === n.name ? this.RD : this.LD);
-    this.apply(n, { type: 'lease', now, lease: { holder: rec.holder, liveUntil } });
+    this.apply(n, { type: 'lease', now, lease: { holderIdentity: rec.holder, liveUntil } });
   }
 
   private leaseWanter: string | null = null;

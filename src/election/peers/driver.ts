@@ -9,9 +9,9 @@
  * - A hold verdict names the last leader this node knew (a failover), so the holder claims without
  *   the cold-start probe.
  */
+import { familyOf } from '../../net/ip.js';
 import { randomBytes } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
-import { isIP } from 'node:net';
 import { monotonicClock, type Clock } from '../../util/clock.js';
 import type { HealthGate } from '../../health/livez.js';
 import type { Logger } from '../../observe/log.js';
@@ -91,7 +91,7 @@ export class PeerElector implements Elector {
   async run(signal: AbortSignal): Promise<void> {
     const self = this.o.addresses[this.o.cfg.self];
     if (!self) throw new Error(`vip_peers has no address for this node (${this.o.cfg.self})`);
-    const socket = createSocket({ type: isIP(self.host) === 6 ? 'udp6' : 'udp4', reuseAddr: false });
+    const socket = createSocket({ type: familyOf(self.host) === 6 ? 'udp6' : 'udp4', reuseAddr: false });
     this.socket = socket;
     socket.on('message', (buf) => this.receive(buf));
     socket.on('error', (err) => this.o.log.error({ err }, 'peer socket error'));

@@ -3,7 +3,7 @@
  * what each Service gets, or why it waits. The controller persists the result; it never
  * allocates anywhere else.
  *
- * Guarantees (property-tested in test/services/ipam.test.ts):
+ * Guarantees (property-tested in test/services/logic/ipam.test.ts):
  * - An address goes to at most one Service, except allowed sharing: same namespace,
  *   allow-share on for it, same externalTrafficPolicy, every Service on the address lists ports
  *   and no (port, protocol) pair appears twice.

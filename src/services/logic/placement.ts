@@ -1,5 +1,5 @@
 /**
- * Which service IPs each node announces. Pure; every node computes the same plan from the same
+ * Placement: which node should hold (and so announce) each service IP. Pure; every node computes the same plan from the same
  * view, and the holder for an IP on this node is fed from `ipsForNode(plan, me)`.
  *
  * - One unit per IP address: Services sharing an address are one unit with one owner, never
@@ -33,7 +33,7 @@ export interface PlanInput {
   readonly controlPlaneVips?: readonly string[];
 }
 
-export interface AnnounceUnit {
+export interface PlacementUnit {
   readonly ip: string;
   readonly family: Family;
   /** Service keys on this address, sorted. */
@@ -47,7 +47,7 @@ export interface AnnounceUnit {
 
 export interface Plan {
   /** Sorted by address (IPv4 first). */
-  readonly units: readonly AnnounceUnit[];
+  readonly units: readonly PlacementUnit[];
   /** Service addresses that are a control-plane VIP: held by the control-plane holder, not here. */
   readonly onControlPlaneVip: ReadonlyMap<string, readonly string[]>;
 }
@@ -65,7 +65,7 @@ export function plan(input: PlanInput): Plan {
       byIp.set(ip, list);
     }
   }
-  const units: AnnounceUnit[] = [];
+  const units: PlacementUnit[] = [];
   const onCp = new Map<string, string[]>();
   const addrs = [...byIp.keys()].map((ip) => [ip, parseAddr(ip) as Addr] as const).sort((a, b) => compareAddr(a[1], b[1]));
   for (const [ip, addr] of addrs) {
