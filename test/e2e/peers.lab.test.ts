@@ -118,7 +118,7 @@ if (!isRoot) console.warn('test/e2e/peers.lab.test.ts: skipped, network namespac
     expect(ms!).toBeLessThan(3000); // the Lease alone would take 3 s here; the bench measures the real number
   });
 
-  it('SIGTERM of the leader: its release datagram reaches both peers on the wire before it exits, so another node answers within a round or two', async () => {
+  it('SIGTERM of the leader: its release datagram reaches both peers on the wire before it exits and hands over to the follower it names', async () => {
     const old = await waitHolder();
     await sleep(500);
     const parsed = parsePeerKey(await readFile(peersEnv.vip_peer_key_file!));
@@ -141,8 +141,12 @@ if (!isRoot) console.warn('test/e2e/peers.lab.test.ts: skipped, network namespac
       .map((u) => decodeMessage(u.payload, { key, self: nameOf.get(u.dst) ?? '', peers: names }))
       .filter((d) => d.ok)
       .map((d) => d.msg);
-    const releasedTo = new Set(sent.filter((m) => m.body.type === 'release').map((m) => m.to));
-    expect(releasedTo, `release datagrams from ${old} after SIGTERM (sent: ${sent.map((m) => `${m.body.type}→${m.to}`).join(', ')})`).toEqual(new Set(names.filter((n) => n !== old)));
+    const releases = sent.flatMap((m) => (m.body.type === 'release' ? [{ to: m.to, transferTo: m.body.transferTo }] : []));
+    expect(new Set(releases.map((r) => r.to)), `release datagrams from ${old} after SIGTERM (sent: ${sent.map((m) => `${m.body.type}→${m.to}`).join(', ')})`).toEqual(new Set(names.filter((n) => n !== old)));
+    // Leader transfer: every release names the same healthy follower, and that node took over.
+    const targets = new Set(releases.map((r) => r.transferTo));
+    expect(targets.size).toBe(1);
+    expect([...targets][0]).toBe(next);
     const ms = takeoverMs(host(old).mac, at);
     console.log(`peer graceful handover ${old} → ${next}: first answer from the new holder ${ms} ms after SIGTERM`);
     expect(ms).not.toBeNull();
