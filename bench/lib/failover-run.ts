@@ -5,7 +5,7 @@
  * The run's window starts 1 s before the event and ends when observation ends (for `partition`,
  * 3 s after the heal, so what happens when the halves meet again counts too). Restoring (agent,
  * API server, link) happens after the window and is not measured; the next run starts only once
- * a single holder answers ARP and connections steadily again.
+ * a single holder answers ARP and connections steadily again and every agent has been up as long.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LabHost } from '../../lab/netns.js';
@@ -28,10 +28,15 @@ export interface RunOptions {
   stableTimeoutMs?: number;
 }
 
+/**
+ * A steady start for a run: one holder answered ARP and connections for `windowMs`, and every
+ * agent has been up that long too, so a node restored after the previous run is past its start
+ * (vipd's boot quiet, keepalived's initial state) and takes part like the others.
+ */
 export async function waitStable(bl: BenchLab, sys: BenchSystem, timeoutMs: number, windowMs = 1500): Promise<string | null> {
   const deadline = performance.now() + timeoutMs;
   while (performance.now() < deadline) {
-    if (bl.nodes.every((n) => sys.running(n))) {
+    if (bl.nodes.every((n) => sys.upFor(n) >= windowMs)) {
       const h = stableHolder(bl.arp, bl.tcp, bl.macToNode, wallNow(), windowMs);
       if (h !== null) return h;
     }

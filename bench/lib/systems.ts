@@ -41,6 +41,8 @@ export interface BenchSystem {
   usesLease: boolean;
   start(node: LabHost): Promise<void>;
   running(node: LabHost): boolean;
+  /** How long the node's agent has been running (ms), 0 when it is not. */
+  upFor(node: LabHost): number;
   /** kill -9 of the agent (its whole process group); it stays dead until start(). */
   crash(node: LabHost): void;
   /** SIGTERM and wait for the exit (SIGKILL after 15 s). */
@@ -60,6 +62,7 @@ interface Slot {
   exited: Promise<void>;
   /** Set when we killed it or asked it to stop: its exit is expected. */
   expected: boolean;
+  startedAt: number;
 }
 
 abstract class ProcessSystem implements BenchSystem {
@@ -82,7 +85,7 @@ abstract class ProcessSystem implements BenchSystem {
     if (old && old.child.exitCode === null && old.child.signalCode === null) return;
     this.stopping = false;
     const child = this.spawn(node);
-    const slot: Slot = { child, expected: false, exited: new Promise((resolve) => child.once('exit', () => resolve())) };
+    const slot: Slot = { child, expected: false, startedAt: performance.now(), exited: new Promise((resolve) => child.once('exit', () => resolve())) };
     this.slots.set(node.name, slot);
     void slot.exited.then(async () => {
       if (slot.expected || this.stopping || this.slots.get(node.name) !== slot) return;
@@ -99,6 +102,10 @@ abstract class ProcessSystem implements BenchSystem {
   running(node: LabHost): boolean {
     const s = this.slots.get(node.name);
     return !!s && s.child.exitCode === null && s.child.signalCode === null;
+  }
+
+  upFor(node: LabHost): number {
+    return this.running(node) ? performance.now() - this.slots.get(node.name)!.startedAt : 0;
   }
 
   crash(node: LabHost): void {
