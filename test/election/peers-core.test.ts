@@ -2,10 +2,13 @@ import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { initPeer, nextWakeup, step, verdictOf, type Input, type PeerState } from '../../src/election/peers/core.js';
 import type { Body, PeerMessage } from '../../src/election/peers/messages.js';
-import { checkPeerConfig, grantMs, PEER_DEFAULTS, type PeerConfig } from '../../src/election/peers/timing.js';
+import { checkPeerConfig, grantMs, type PeerConfig, type PeerTiming } from '../../src/election/peers/timing.js';
+
+/** The timing these unit tests were written for (the product's defaults are in the settings table). */
+const TIMING: PeerTiming = { heartbeatMs: 100, electionTimeoutMs: 400, lingerMs: 0, skew: 0.01 };
 
 const PEERS = ['n1', 'n2', 'n3'];
-const cfg = (o: Partial<PeerConfig> = {}): PeerConfig => ({ ...PEER_DEFAULTS, self: 'n1', peers: PEERS, bootstrap: false, ...o });
+const cfg = (o: Partial<PeerConfig> = {}): PeerConfig => ({ ...TIMING, self: 'n1', peers: PEERS, bootstrap: false, ...o });
 
 function deepFreeze<T>(o: T): T {
   if (o !== null && typeof o === 'object' && !Object.isFrozen(o)) {
@@ -173,7 +176,7 @@ describe('peer timing', () => {
     );
   });
 
-  test('defaults: heartbeat 100 ms, election timeout 400 ms, grant 391 ms', () => {
+  test('heartbeat 100 ms, election timeout 400 ms: grant 391 ms', () => {
     expect(grantMs(cfg())).toBe(391);
     const r = checkPeerConfig(cfg());
     expect(r.ok && r.derived).toMatchObject({ grantMs: 391, quorum: 2, jitterMs: 100, roundTimeoutMs: 50, claimWindowMs: 200, releaseDelayMs: 0 });

@@ -27,13 +27,6 @@ export interface PeerTiming {
   skew: number;
 }
 
-export const PEER_DEFAULTS = {
-  heartbeatMs: 100,
-  electionTimeoutMs: 400,
-  lingerMs: 0,
-  skew: 0.01,
-} as const;
-
 /** Everything the core needs, already validated. */
 export interface PeerConfig extends PeerTiming {
   /** vip_nodename: this node's id; must be one of `peers`. */
