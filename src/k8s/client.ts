@@ -453,11 +453,14 @@ export class ApiClient {
 
   /**
    * HTTPS request options (CA, client certificate, bearer token, server name) for a raw
-   * request to `endpoint`, e.g. the /livez probe or a watch stream.
+   * request to `endpoint`, e.g. the /livez probe or a watch stream. A probe that times out must
+   * destroy its request, so a frozen server's socket is not pooled again.
    */
-  async httpsOptions(_endpoint: string = this.opts.localEndpoint): Promise<https.RequestOptions> {
-    // No keep-alive agent: it would hold one socket per endpoint; probes and watches are long-lived or rare.
-    return { ...(await this.tlsFor(this.current())), agent: false };
+  async httpsOptions(_endpoint: string = this.opts.localEndpoint, how: { keepAlive?: boolean } = {}): Promise<https.RequestOptions> {
+    const creds = this.current();
+    // A watch is long-lived and holds its own socket. A probe every second reuses the pooled
+    // connection (`keepAlive`): a TLS handshake per probe was most of an idle agent's CPU.
+    return { ...(await this.tlsFor(creds)), agent: how.keepAlive ? creds.agent : false };
   }
 
   /**
