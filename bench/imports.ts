@@ -7,6 +7,10 @@
  * again and reports the difference. Modules already loaded by Node itself cost nothing here,
  * and a module's dependencies are counted in its row (client-node's entry pulls in undici, its
  * own generated API and js-yaml). Rows are medians over `--runs` processes.
+ *
+ * A row is what the module costs alone. The first CommonJS package a process loads also pays
+ * ~6 MB that the next ones share (loaded after the agent's other dependencies, pino adds ~1 MB,
+ * prom-client ~3 MB, netlink ~4 MB), so small rows do not add up.
  */
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -17,8 +21,8 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const dist = (p: string): string => pathToFileURL(join(ROOT, 'dist', p)).href;
 const WARM_CJS = join(ROOT, 'dist', 'bench', 'imports-warm.cjs');
 
-/** [row name, specifier or file URL, how to load it]. */
-const MODULES: ReadonlyArray<[string, string, 'import' | 'require']> = [
+/** [row name, specifier or file URL, how to load it, node flags]. */
+const MODULES: ReadonlyArray<[string, string, 'import' | 'require', string[]?]> = [
   ['@kubernetes/client-node (entry)', '@kubernetes/client-node', 'import'],
   ['@kubernetes/client-node/dist/config.js (KubeConfig alone)', '@kubernetes/client-node/dist/config.js', 'import'],
   ['@kubernetes/client-node/dist/gen/index.js (generated API)', '@kubernetes/client-node/dist/gen/index.js', 'import'],
@@ -35,6 +39,7 @@ const MODULES: ReadonlyArray<[string, string, 'import' | 'require']> = [
   ['vipd src/observe/metrics.js (prom-client + default metrics)', dist('src/observe/metrics.js'), 'import'],
   ['vipd src/k8s/client.js', dist('src/k8s/client.js'), 'import'],
   ['vipd src/app/agent.js (everything the agent loads)', dist('src/app/agent.js'), 'import'],
+  ['vipd src/app/agent.js with --no-opt (as `vipd run` sets it)', dist('src/app/agent.js'), 'import', ['--no-opt']],
 ];
 
 /** Runs in the child: measure, load, settle, measure. */
@@ -67,9 +72,9 @@ interface Sample {
   rss1: number;
 }
 
-function measureOnce(spec: string, how: 'import' | 'require'): Promise<Sample> {
+function measureOnce(spec: string, how: 'import' | 'require', flags: readonly string[] = []): Promise<Sample> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--expose-gc', '--input-type=module', '-e', CHILD, JSON.stringify([how, spec]), pathToFileURL(WARM_CJS).href], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, VIPD_LOG_LEVEL: 'silent' } });
+    const child = spawn(process.execPath, ['--expose-gc', ...flags, '--input-type=module', '-e', CHILD, JSON.stringify([how, spec]), pathToFileURL(WARM_CJS).href], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, VIPD_LOG_LEVEL: 'silent' } });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -95,10 +100,10 @@ async function main(): Promise<void> {
   const runs = i >= 0 ? Math.max(1, Number(process.argv[i + 1]) || 1) : 3;
   const empty = await Promise.all(Array.from({ length: runs }, () => measureOnce('node:os', 'import')));
   process.stdout.write(JSON.stringify({ module: '(bare node process, after GC)', rss_mb: mb(median(empty.map((s) => s.rss1 - s.rss))) }) + '\n');
-  for (const [name, spec, how] of MODULES) {
+  for (const [name, spec, how, flags] of MODULES) {
     try {
       const samples: Sample[] = [];
-      for (let r = 0; r < runs; r++) samples.push(await measureOnce(spec, how));
+      for (let r = 0; r < runs; r++) samples.push(await measureOnce(spec, how, flags));
       process.stdout.write(
         JSON.stringify({ module: name, rss_mb_delta: mb(median(samples.map((s) => s.rss))), heap_mb_delta: mb(median(samples.map((s) => s.heap))), rss_mb: mb(median(samples.map((s) => s.rss1))) }) + '\n',
       );
