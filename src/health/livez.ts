@@ -151,17 +151,20 @@ export class LivezProbe implements HealthGate {
     const mod = url.protocol === 'http:' ? http : https;
     return new Promise<ProbeResult>((resolve) => {
       let settled = false;
-      const done = (r: ProbeResult) => {
+      /** `answered`: the response was read to its end, so a pooled socket may serve the next probe. */
+      const done = (r: ProbeResult, answered = false) => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
-        req.destroy();
+        if (!answered) req.destroy();
         resolve(r);
       };
       const onAbort = () => done({ ok: false, detail: 'aborted', ms: ms() });
       const timer = setTimeout(() => done({ ok: false, detail: `no answer within ${this.o.timeoutMs} ms`, ms: ms() }), this.o.timeoutMs);
-      const req = mod.request(url, { ...base, method: 'GET', agent: false, headers: { ...(base.headers ?? {}), Accept: 'text/plain' } }, (res) => {
+      // No agent unless the caller pools connections; a probe that got no full answer destroys its
+      // socket, so a frozen server's connection is never reused.
+      const req = mod.request(url, { ...base, method: 'GET', agent: base.agent ?? false, headers: { ...(base.headers ?? {}), Accept: 'text/plain' } }, (res) => {
         const status = res.statusCode ?? 0;
         let body = '';
         res.setEncoding('utf8');
@@ -169,8 +172,8 @@ export class LivezProbe implements HealthGate {
           if (body.length < 2000) body += d;
         });
         res.on('end', () => {
-          if (status === 200) done({ ok: true, status, ms: ms() });
-          else done({ ok: false, detail: `HTTP ${status}: ${body.trim().split('\n').filter((l) => l.includes('failed')).join('; ').slice(0, 300) || body.slice(0, 120)}`, ms: ms() });
+          if (status === 200) done({ ok: true, status, ms: ms() }, true);
+          else done({ ok: false, detail: `HTTP ${status}: ${body.trim().split('\n').filter((l) => l.includes('failed')).join('; ').slice(0, 300) || body.slice(0, 120)}`, ms: ms() }, true);
         });
         res.on('error', (e) => done({ ok: false, detail: e.message, ms: ms() }));
       });

@@ -17,31 +17,25 @@
  *   without restart. An optional fallback kubeconfig (kubeadm's super-admin.conf) is used
  *   while the primary is missing or refused (401/403), and the primary is retried
  *   periodically, so the kubeadm ≥1.29 bootstrap switches back by itself.
+ * - Requests are JSON over node:https with one keep-alive agent per credentials, not the
+ *   generated typed API: that costs ~78 MB of RSS to load (bench/imports.ts) and vipd calls
+ *   eight endpoints. Paths are in resources.ts; types stay client-node's (type-only imports).
  */
 import { promises as fsp, watchFile, unwatchFile, type Stats } from 'node:fs';
 import https from 'node:https';
+import type { IncomingHttpHeaders } from 'node:http';
 import path from 'node:path';
 import net from 'node:net';
-import {
-  ApiException,
-  CoordinationV1Api,
-  CoreV1Api,
-  DiscoveryV1Api,
-  EventsV1Api,
-  IsomorphicFetchHttpLibrary,
-  KubeConfig,
-  type Cluster,
-  type ConfigurationOptions,
-  type HttpLibrary,
-  type RequestContext,
-  type ResponseContext,
-  type Observable,
-} from '@kubernetes/client-node';
+// The generated client's error class, from its own module (no other imports): answers keep the
+// shape callers and tests already read (code, body), and httpStatus() knows them.
+import { ApiException } from '@kubernetes/client-node/dist/gen/apis/exception.js';
+import { Kubeconfig, type Cluster, type RequestCredentials } from './kubeconfig.js';
 import { monotonicClock, type Clock } from '../util/clock.js';
 import { sleep, withSignal } from '../util/signals.js';
 import { createLogger, type Logger } from '../observe/log.js';
 import { metrics } from '../observe/metrics.js';
 import { hostPort } from '../net/ip.js';
+import { paths, type List } from './resources.js';
 
 export const DEFAULT_LOCAL_ENDPOINT = 'https://127.0.0.1:6443';
 export const FALLBACK_TLS_SERVER_NAME = 'kubernetes';
@@ -77,21 +71,25 @@ export interface ApiClientOptions {
   log?: Logger;
 }
 
-/** The typed APIs bound to one endpoint and one attempt; pass `opts` as the last argument of every call. */
-export interface Apis {
-  endpoint: string;
-  coordination: CoordinationV1Api;
-  core: CoreV1Api;
-  discovery: DiscoveryV1Api;
-  events: EventsV1Api;
-  opts: ConfigurationOptions;
-}
-
 export interface CallOptions {
   signal?: AbortSignal;
   /** Per attempt; default the client's requestTimeoutMs. */
   timeoutMs?: number;
 }
+
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+export type Query = Record<string, string | number | boolean | undefined>;
+
+export interface RequestOptions extends CallOptions {
+  query?: Query;
+  /** Sent as JSON. */
+  body?: unknown;
+  /** Default application/json; e.g. application/merge-patch+json for a PATCH. */
+  contentType?: string;
+}
+
+const USER_AGENT = 'vipd';
 
 /** Every endpoint failed (network, timeout, 429/5xx). `causes` is per endpoint. */
 export class AllEndpointsFailedError extends Error {
@@ -104,7 +102,7 @@ export class AllEndpointsFailedError extends Error {
   }
 }
 
-/** HTTP status of an API error (generated client or our watch), if it was an HTTP answer. */
+/** HTTP status of an API error (a request's ApiException or our watch's), if it was an HTTP answer. */
 export function httpStatus(err: unknown): number | undefined {
   if (err instanceof ApiException) return err.code;
   // Not `code`: DOMException (AbortError 20, TimeoutError 23) and Node errors use it for other things.
@@ -192,28 +190,20 @@ export function orderEndpoints(all: readonly string[], downUntil: ReadonlyMap<st
 
 interface Credentials {
   path: string;
-  kc: KubeConfig;
+  kc: Kubeconfig;
   generation: number;
+  /**
+   * Kept-alive connections for every request with these credentials (the agent keys its pools by
+   * host, port and TLS options, so one serves every endpoint): a release on shutdown must not
+   * wait for a TLS handshake under load. Watches and probes use their own sockets.
+   */
+  agent: https.Agent;
 }
 
-type Dispatcher = NonNullable<ReturnType<RequestContext['getDispatcher']>>;
-
-/**
- * A HttpLibrary that makes the request obey one AbortSignal (the generated client has no
- * per-call signal option) and reuses one connection pool per endpoint and credentials:
- * client-node builds a new dispatcher (so a new TLS handshake) for every request, which
- * made a release on shutdown cost a handshake under load. The pool's TLS settings are fixed
- * per KubeConfig; the bearer token travels in headers, set per request.
- */
-function signalled(base: HttpLibrary, signal: AbortSignal, pool: { dispatcher?: Dispatcher }): HttpLibrary {
-  return {
-    send(ctx: RequestContext): Observable<ResponseContext> {
-      ctx.setSignal(signal);
-      if (pool.dispatcher) ctx.setDispatcher(pool.dispatcher);
-      else pool.dispatcher = ctx.getDispatcher();
-      return base.send(ctx);
-    },
-  };
+/** Stops handing out `agent`'s idle sockets; the ones in use close when their request ends. */
+function retire(agent: https.Agent): void {
+  agent.on('free', (socket) => socket.destroy());
+  for (const list of Object.values(agent.freeSockets)) for (const socket of list ?? []) socket.destroy();
 }
 
 export class ApiClient {
@@ -229,11 +219,6 @@ export class ApiClient {
   private generation = 0;
   private learned: string[] = [];
   private readonly downUntil = new Map<string, number>();
-  private readonly apiCache = new Map<
-    string,
-    { kc: KubeConfig; coordination: CoordinationV1Api; core: CoreV1Api; discovery: DiscoveryV1Api; events: EventsV1Api; pool: { dispatcher?: Dispatcher } }
-  >();
-  private readonly baseHttp = new IsomorphicFetchHttpLibrary();
   private readonly watched: string[] = [];
   private closed = false;
 
@@ -269,7 +254,7 @@ export class ApiClient {
     }
     this.usingFallback = !this.primary;
     if (this.opts.localEndpoint === 'kubeconfig') {
-      const server = this.current().kc.getCurrentCluster()?.server;
+      const server = this.current().kc.cluster.server;
       if (!server) throw new Error(`kubeconfig ${this.current().path}: no current cluster server`);
       this.opts.localEndpoint = server;
     }
@@ -288,12 +273,10 @@ export class ApiClient {
 
   private async tryLoad(file: string): Promise<Credentials | undefined> {
     try {
-      const text = await fsp.readFile(file, 'utf8');
-      const kc = new KubeConfig();
-      kc.loadFromString(text);
-      kc.makePathsAbsolute(path.dirname(file));
-      if (!kc.getCurrentCluster() || !kc.getCurrentUser()) throw new Error('no current context with a cluster and a user');
-      return { path: file, kc, generation: ++this.generation };
+      const kc = Kubeconfig.parse(await fsp.readFile(file, 'utf8'), file);
+      if (kc.cluster.proxyUrl) this.log.warn({ file, proxyUrl: kc.cluster.proxyUrl }, 'kubeconfig proxy-url ignored: vipd dials the API servers directly');
+      // Idle sockets close after a minute; a Lease renewed every few seconds keeps its one open.
+      return { path: file, kc, generation: ++this.generation, agent: new https.Agent({ keepAlive: true, timeout: 60_000 }) };
     } catch (err) {
       this.log.warn({ file, err: describeError(err) }, 'kubeconfig not usable');
       return undefined;
@@ -304,6 +287,8 @@ export class ApiClient {
     if (this.closed) return;
     const loaded = await this.tryLoad(file);
     if (!loaded) return;
+    const replaced = file === this.options.kubeconfigPath ? this.primary : this.fallback;
+    if (replaced) retire(replaced.agent);
     if (file === this.options.kubeconfigPath) {
       this.primary = loaded;
       // A changed primary deserves an immediate try: this is the super-admin → admin switch.
@@ -311,7 +296,6 @@ export class ApiClient {
     } else {
       this.fallback = loaded;
     }
-    this.dropClients();
     this.log.info({ file }, 'kubeconfig changed; credentials reloaded');
   }
 
@@ -327,7 +311,7 @@ export class ApiClient {
   }
 
   tlsServerName(): string {
-    return chooseTlsServerName(this.current().kc.getCurrentCluster(), this.options.tlsServerName);
+    return chooseTlsServerName(this.current().kc.cluster, this.options.tlsServerName);
   }
 
   /** Endpoints in the order the next request tries them. */
@@ -343,39 +327,6 @@ export class ApiClient {
     return this.opts.localEndpoint;
   }
 
-  private kubeConfigFor(endpoint: string, creds: Credentials): KubeConfig {
-    const src = creds.kc;
-    const cluster = src.getCurrentCluster();
-    const user = src.getCurrentUser();
-    if (!cluster || !user) throw new Error(`kubeconfig ${creds.path}: no current cluster/user`);
-    const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: [{ ...cluster, server: endpoint, tlsServerName: chooseTlsServerName(cluster, this.options.tlsServerName) }],
-      users: [user],
-      contexts: [{ name: 'vipd', cluster: cluster.name, user: user.name }],
-      currentContext: 'vipd',
-    });
-    return kc;
-  }
-
-  private clientsFor(endpoint: string, creds: Credentials) {
-    const key = `${creds.generation}|${endpoint}`;
-    let c = this.apiCache.get(key);
-    if (!c) {
-      const kc = this.kubeConfigFor(endpoint, creds);
-      c = {
-        kc,
-        coordination: kc.makeApiClient(CoordinationV1Api),
-        core: kc.makeApiClient(CoreV1Api),
-        discovery: kc.makeApiClient(DiscoveryV1Api),
-        events: kc.makeApiClient(EventsV1Api),
-        pool: {},
-      };
-      this.apiCache.set(key, c);
-    }
-    return c;
-  }
-
   private markDown(endpoint: string, op: string, err: unknown): void {
     this.downUntil.set(endpoint, this.clock.now() + this.opts.endpointCooldownMs);
     metrics.apiErrors.inc({ op });
@@ -387,15 +338,17 @@ export class ApiClient {
   }
 
   /**
-   * Runs `fn` against the endpoints in order until one answers. `fn` must pass `apis.opts`
-   * to its API call so the attempt's timeout and the caller's signal abort it.
+   * One API request, JSON in and out, on the endpoints in order until one answers. An HTTP
+   * error answer rejects with an ApiException (its `code` is the status; 404 and 409 are the
+   * caller's business), so does a 429/5xx from the last endpoint tried; no answer at all from any
+   * endpoint is an AllEndpointsFailedError.
    */
-  async call<T>(op: string, fn: (apis: Apis) => Promise<T>, options: CallOptions = {}): Promise<T> {
+  async request<T>(op: string, method: HttpMethod, apiPath: string, options: RequestOptions = {}): Promise<T> {
     const causes: Array<{ endpoint: string; error: string }> = [];
     for (const endpoint of this.endpoints()) {
       options.signal?.throwIfAborted();
       try {
-        const r = await this.attempt(op, endpoint, fn, options);
+        const r = await this.attempt<T>(op, endpoint, method, apiPath, options);
         this.markUp(endpoint);
         return r;
       } catch (err) {
@@ -413,12 +366,9 @@ export class ApiClient {
   }
 
   /** One endpoint, with the credential fallback logic. */
-  private async attempt<T>(op: string, endpoint: string, fn: (apis: Apis) => Promise<T>, options: CallOptions): Promise<T> {
+  private async attempt<T>(op: string, endpoint: string, method: HttpMethod, apiPath: string, options: RequestOptions): Promise<T> {
     const run = (creds: Credentials): Promise<T> =>
-      withSignal([options.signal], options.timeoutMs ?? this.opts.requestTimeoutMs, (signal) => {
-        const c = this.clientsFor(endpoint, creds);
-        return fn({ endpoint, coordination: c.coordination, core: c.core, discovery: c.discovery, events: c.events, opts: { httpApi: signalled(this.baseHttp, signal, c.pool) } });
-      });
+      withSignal([options.signal], options.timeoutMs ?? this.opts.requestTimeoutMs, (signal) => this.send<T>(creds, endpoint, method, apiPath, options, signal));
     const now = this.clock.now();
     if (this.usingFallback && this.primary && this.fallback && now - this.lastPrimaryTry >= this.opts.credentialRecheckMs) {
       this.lastPrimaryTry = now;
@@ -454,18 +404,63 @@ export class ApiClient {
     }
   }
 
+  /** TLS options and headers for `endpoint` with `creds`; the server name is ours, not the kubeconfig's. */
+  private async tlsFor(creds: Credentials): Promise<RequestCredentials & { servername: string }> {
+    const c = await creds.kc.credentials();
+    return { ...c, servername: chooseTlsServerName(creds.kc.cluster, this.options.tlsServerName) };
+  }
+
+  /** One HTTP exchange. Rejects with `signal.reason` when it aborts (the attempt timeout is a TimeoutError). */
+  private async send<T>(creds: Credentials, endpoint: string, method: HttpMethod, apiPath: string, o: RequestOptions, signal: AbortSignal): Promise<T> {
+    const url = new URL(endpoint + apiPath);
+    for (const [k, v] of Object.entries(o.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    const tls = await this.tlsFor(creds);
+    signal.throwIfAborted();
+    const body = o.body === undefined ? undefined : JSON.stringify(o.body);
+    const headers: Record<string, string | number> = { ...tls.headers, Accept: 'application/json', 'User-Agent': USER_AGENT };
+    if (body !== undefined) {
+      headers['Content-Type'] = o.contentType ?? 'application/json';
+      headers['Content-Length'] = Buffer.byteLength(body);
+    }
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = () => {
+        req.destroy();
+        reject(signal.reason);
+      };
+      const done = (fn: () => void) => {
+        signal.removeEventListener('abort', onAbort);
+        fn();
+      };
+      const req = https.request(url, { ...tls, method, headers, agent: creds.agent }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', (e) => done(() => reject(e)));
+        res.on('end', () =>
+          done(() => {
+            const status = res.statusCode ?? 0;
+            const text = Buffer.concat(chunks).toString('utf8');
+            const parsed = parseBody(text, res.headers);
+            if (status >= 200 && status < 300) resolve(parsed as T);
+            else reject(new ApiException(status, `${method} ${apiPath}`, parsed, flatHeaders(res.headers)));
+          }),
+        );
+      });
+      req.on('error', (e) => done(() => reject(e)));
+      signal.addEventListener('abort', onAbort, { once: true });
+      req.end(body);
+    });
+  }
+
   /**
    * HTTPS request options (CA, client certificate, bearer token, server name) for a raw
-   * request to `endpoint`, e.g. the /livez probe or a watch stream.
+   * request to `endpoint`, e.g. the /livez probe or a watch stream. A probe that times out must
+   * destroy its request, so a frozen server's socket is not pooled again.
    */
-  async httpsOptions(endpoint: string = this.opts.localEndpoint): Promise<https.RequestOptions> {
-    const c = this.clientsFor(normalizeEndpoint(endpoint), this.current());
-    const opts: https.RequestOptions = {};
-    await c.kc.applyToHTTPSOptions(opts);
-    // A cached keep-alive agent would hold one socket per endpoint; probes and watches are long-lived or rare.
-    delete opts.agent;
-    opts.agent = false;
-    return opts;
+  async httpsOptions(_endpoint: string = this.opts.localEndpoint, how: { keepAlive?: boolean } = {}): Promise<https.RequestOptions> {
+    const creds = this.current();
+    // A watch is long-lived and holds its own socket. A probe every second reuses the pooled
+    // connection (`keepAlive`): a TLS handshake per probe was most of an idle agent's CPU.
+    return { ...(await this.tlsFor(creds)), agent: how.keepAlive ? creds.agent : false };
   }
 
   /**
@@ -614,11 +609,10 @@ export class ApiClient {
 
   /** Reads the `kubernetes` Service's EndpointSlices; updates (and caches) the endpoint list. */
   async refreshEndpoints(signal?: AbortSignal): Promise<string[]> {
-    const list = await this.call(
-      'endpointslices.list',
-      (a) => a.discovery.listNamespacedEndpointSlice({ namespace: 'default', labelSelector: 'kubernetes.io/service-name=kubernetes' }, a.opts),
-      signal ? { signal } : {},
-    );
+    const list = await this.request<List<EndpointSliceLike>>('endpointslices.list', 'GET', paths.endpointSlices('default'), {
+      query: { labelSelector: 'kubernetes.io/service-name=kubernetes' },
+      ...(signal ? { signal } : {}),
+    });
     const found = endpointsFromSlices(list.items, this.opts.excludeAddresses);
     if (found.length > 0 && found.join(',') !== this.learned.join(',')) {
       this.log.info({ endpoints: found, before: this.learned }, 'API endpoints learned from EndpointSlices');
@@ -646,13 +640,25 @@ export class ApiClient {
     this.closed = true;
     for (const p of this.watched) unwatchFile(p);
     this.watched.length = 0;
-    this.dropClients();
+    // Requests in flight (a release on shutdown) finish; nothing new is pooled.
+    for (const c of [this.primary, this.fallback]) if (c) retire(c.agent);
   }
+}
 
-  /** Forgets the per-endpoint clients; their pools finish what is in flight, then close. */
-  private dropClients(): void {
-    for (const c of this.apiCache.values()) void c.pool.dispatcher?.close().catch(() => {});
-    this.apiCache.clear();
+function flatHeaders(h: IncomingHttpHeaders): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(h)) if (v !== undefined) out[k] = Array.isArray(v) ? v.join(', ') : v;
+  return out;
+}
+
+/** JSON when the server says so (Status objects on errors, objects on success), else the text. */
+function parseBody(text: string, headers: IncomingHttpHeaders): unknown {
+  if (!text) return undefined;
+  if (!String(headers['content-type'] ?? '').includes('json')) return text;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
   }
 }
 

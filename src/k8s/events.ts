@@ -6,9 +6,10 @@
  * record for people (`kubectl events --for lease/...`), never an input to the election.
  */
 import { randomBytes } from 'node:crypto';
-import { V1MicroTime, type EventsV1Event } from '@kubernetes/client-node';
+import type { CoreV1Event, EventsV1Event } from '@kubernetes/client-node';
 import { createLogger, type Logger } from '../observe/log.js';
 import { describeError, httpStatus, type ApiClient } from './client.js';
+import { paths } from './resources.js';
 
 export type EventType = 'Normal' | 'Warning';
 
@@ -83,11 +84,12 @@ export class EventRecorder implements EventSink {
     const timeoutMs = this.o.timeoutMs ?? 5_000;
     const signal = AbortSignal.timeout(timeoutMs * 2);
     if (!this.coreFallback) {
-      const body: EventsV1Event = {
+      // eventTime is a MicroTime: exactly six fractional digits, or the API refuses the Event.
+      const body: Omit<EventsV1Event, 'eventTime'> & { eventTime: string } = {
         apiVersion: 'events.k8s.io/v1',
         kind: 'Event',
         metadata: { name, namespace: ref.namespace },
-        eventTime: new V1MicroTime(now.getTime()),
+        eventTime: now.toISOString().replace(/Z$/, '000Z'),
         reportingController: this.controller,
         reportingInstance: this.o.instance.slice(0, 128),
         action: ev.action,
@@ -97,7 +99,7 @@ export class EventRecorder implements EventSink {
         regarding: { ...ref },
       };
       try {
-        await this.o.client.call('events.create', (a) => a.events.createNamespacedEvent({ namespace: ref.namespace, body }, a.opts), { signal, timeoutMs });
+        await this.o.client.request('events.create', 'POST', paths.events(ref.namespace), { body, signal, timeoutMs });
         return;
       } catch (err) {
         // Only an API server without events.k8s.io/v1 sends us to the core API.
@@ -105,30 +107,20 @@ export class EventRecorder implements EventSink {
         this.coreFallback = true;
       }
     }
-    await this.o.client.call(
-      'events.create',
-      (a) =>
-        a.core.createNamespacedEvent(
-          {
-            namespace: ref.namespace,
-            body: {
-              metadata: { name, namespace: ref.namespace },
-              involvedObject: { ...ref },
-              reason: ev.reason,
-              message: note,
-              type: ev.type,
-              action: ev.action,
-              firstTimestamp: now,
-              lastTimestamp: now,
-              count: 1,
-              source: { component: this.controller, host: this.o.instance },
-              reportingComponent: this.controller,
-              reportingInstance: this.o.instance.slice(0, 128),
-            },
-          },
-          a.opts,
-        ),
-      { signal, timeoutMs },
-    );
+    const core: CoreV1Event = {
+      metadata: { name, namespace: ref.namespace },
+      involvedObject: { ...ref },
+      reason: ev.reason,
+      message: note,
+      type: ev.type,
+      action: ev.action,
+      firstTimestamp: now,
+      lastTimestamp: now,
+      count: 1,
+      source: { component: this.controller, host: this.o.instance },
+      reportingComponent: this.controller,
+      reportingInstance: this.o.instance.slice(0, 128),
+    };
+    await this.o.client.request('events.create', 'POST', paths.coreEvents(ref.namespace), { body: core, signal, timeoutMs });
   }
 }

@@ -18,9 +18,10 @@
  */
 import type { V1Lease, V1LeaseSpec, V1ObjectMeta } from '@kubernetes/client-node';
 import { withSignal } from '../util/signals.js';
-import { httpStatus, type ApiClient, type Apis } from './client.js';
+import { httpStatus, type ApiClient, type HttpMethod } from './client.js';
+import { paths } from './resources.js';
 
-/** What vipd reads of a Lease; the typed client's V1Lease and raw watch JSON both fit. */
+/** What vipd reads of a Lease: the API's JSON (times are MicroTime strings); a client-node V1Lease fits too. */
 export interface LeaseLike {
   metadata?: {
     name?: string;
@@ -104,9 +105,13 @@ export class LeaseObjectStore {
     return this.o.opNames?.[verb] ?? `${this.o.op}.${verb}`;
   }
 
-  private call<T>(verb: Verb, fn: (apis: Apis) => Promise<T>, signal: AbortSignal): Promise<T> {
-    const attempt = (s: AbortSignal): Promise<T> =>
-      this.o.client.call(this.opName(verb), fn, this.o.requestTimeoutMs === undefined ? { signal: s } : { signal: s, timeoutMs: this.o.requestTimeoutMs });
+  private call(verb: Verb, method: HttpMethod, apiPath: string, body: V1Lease | undefined, signal: AbortSignal): Promise<LeaseLike> {
+    const attempt = (s: AbortSignal): Promise<LeaseLike> =>
+      this.o.client.request<LeaseLike>(this.opName(verb), method, apiPath, {
+        signal: s,
+        ...(body === undefined ? {} : { body }),
+        ...(this.o.requestTimeoutMs === undefined ? {} : { timeoutMs: this.o.requestTimeoutMs }),
+      });
     return this.o.opTimeoutMs === undefined ? attempt(signal) : withSignal([signal], this.o.opTimeoutMs, attempt);
   }
 
@@ -119,14 +124,13 @@ export class LeaseObjectStore {
     if (labels) metadata.labels = labels;
     if (annotations) metadata.annotations = annotations;
     if (m?.ownerReferences) metadata.ownerReferences = m.ownerReferences;
-    // MicroTime strings pass the generated serializer unchanged.
     return { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata, spec: { ...(base?.spec ?? {}), ...w.spec } as unknown as V1LeaseSpec };
   }
 
   /** undefined when the Lease does not exist. */
   async get(signal: AbortSignal): Promise<LeaseLike | undefined> {
     try {
-      return await this.call('get', (a) => a.coordination.readNamespacedLease({ name: this.name, namespace: this.namespace }, a.opts), signal);
+      return await this.call('get', 'GET', paths.lease(this.namespace, this.name), undefined, signal);
     } catch (err) {
       if (httpStatus(err) === 404) return undefined;
       throw err;
@@ -137,7 +141,7 @@ export class LeaseObjectStore {
   async create(w: LeaseWrite, signal: AbortSignal, base?: LeaseLike): Promise<LeaseLike> {
     const body = this.body(undefined, w, base);
     try {
-      return await this.call('create', (a) => a.coordination.createNamespacedLease({ namespace: this.namespace, body }, a.opts), signal);
+      return await this.call('create', 'POST', paths.leases(this.namespace), body, signal);
     } catch (err) {
       if (httpStatus(err) === 409) throw new LeaseConflictError(`${this.where} already exists`);
       throw err;
@@ -148,7 +152,7 @@ export class LeaseObjectStore {
   async update(resourceVersion: string, w: LeaseWrite, signal: AbortSignal, base?: LeaseLike): Promise<LeaseLike> {
     const body = this.body(resourceVersion, w, base);
     try {
-      return await this.call('update', (a) => a.coordination.replaceNamespacedLease({ name: this.name, namespace: this.namespace, body }, a.opts), signal);
+      return await this.call('update', 'PUT', paths.lease(this.namespace, this.name), body, signal);
     } catch (err) {
       const s = httpStatus(err);
       if (s === 409) throw new LeaseConflictError(`${this.where} changed since resourceVersion ${resourceVersion}`);
@@ -161,7 +165,7 @@ export class LeaseObjectStore {
   async watch(onEvent: (ev: LeaseEvent) => void, signal: AbortSignal): Promise<void> {
     await this.o.client.watch(
       this.opName('watch'),
-      `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(this.namespace)}/leases`,
+      paths.leases(this.namespace),
       // No resourceVersion: the stream starts with the current object as ADDED.
       { fieldSelector: `metadata.name=${this.name}`, timeoutSeconds: this.o.watchTimeoutSeconds ?? 300 },
       (type, object) => {

@@ -20,7 +20,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { monotonicClock, type Clock } from '../util/clock.js';
 import { withSignal } from '../util/signals.js';
-import { describeError, httpStatus, type ApiClient, type Apis } from './client.js';
+import { describeError, httpStatus, type ApiClient } from './client.js';
+import type { List } from './resources.js';
 import type { Logger } from '../observe/log.js';
 
 export interface ObjectMeta {
@@ -31,15 +32,10 @@ export interface ReflectorOptions<T extends ObjectMeta> {
   /** For logs and metrics, e.g. `services`. */
   name: string;
   client: ApiClient;
-  /**
-   * Full list, e.g. `(a) => a.core.listServiceForAllNamespaces({}, a.opts)`. `selector` holds
-   * `labelSelector` when set, for the list call to pass on.
-   */
-  list: (apis: Apis, selector: { labelSelector?: string }) => Promise<{ items: T[]; metadata?: { resourceVersion?: string } }>;
-  /** Watch path, e.g. `/api/v1/services`. */
-  watchPath: string;
-  /** Extra watch query, e.g. a fieldSelector matching the list's. */
-  watchQuery?: Record<string, string>;
+  /** Collection path, listed and watched, e.g. `paths.services()` (`/api/v1/services`). */
+  path: string;
+  /** Selects in the list and the watch alike, e.g. a fieldSelector. */
+  query?: Record<string, string>;
   /** Only objects with these labels, in the list and the watch alike, e.g. `vipd.io/member=true`. */
   labelSelector?: string;
   transform?: (obj: T) => T;
@@ -128,9 +124,9 @@ export class Reflector<T extends ObjectMeta> {
         await withSignal([signal, restart.signal], undefined, (s) =>
           this.o.client.watch(
             `${this.o.name}.watch`,
-            this.o.watchPath,
+            this.o.path,
             {
-              ...this.o.watchQuery,
+              ...this.o.query,
               ...(this.o.labelSelector === undefined ? {} : { labelSelector: this.o.labelSelector }),
               resourceVersion: this.rv,
               allowWatchBookmarks: true,
@@ -171,9 +167,10 @@ export class Reflector<T extends ObjectMeta> {
   }
 
   private async listAll(signal: AbortSignal): Promise<void> {
-    const selector = this.o.labelSelector === undefined ? {} : { labelSelector: this.o.labelSelector };
+    const query = { ...this.o.query, ...(this.o.labelSelector === undefined ? {} : { labelSelector: this.o.labelSelector }) };
     const list = (s: AbortSignal) =>
-      this.o.client.call(`${this.o.name}.list`, (a) => this.o.list(a, selector), {
+      this.o.client.request<List<T>>(`${this.o.name}.list`, 'GET', this.o.path, {
+        query,
         signal: s,
         ...(this.o.requestTimeoutMs ? { timeoutMs: this.o.requestTimeoutMs } : {}),
       });

@@ -18,7 +18,6 @@
  *   would think it is alone and all would announce.
  * - No per-Service Lease: API writes happen when Services or pools change, not at steady state.
  */
-import { setHeaderOptions, type V1ConfigMap, type V1EndpointSlice } from '@kubernetes/client-node';
 import { monotonicClock, type Clock } from '../util/clock.js';
 import { sleep, withSignal } from '../util/signals.js';
 import type { Verdict } from '../election/types.js';
@@ -45,6 +44,7 @@ import { formatProblem, parsePools, poolContains, type PoolConfig } from './logi
 import { parseAddr, rangeSize, type Addr } from './logic/addr.js';
 import { metrics } from '../observe/metrics.js';
 import { Reflector } from '../k8s/reflector.js';
+import { paths } from '../k8s/resources.js';
 import { PENDING_REASONS, releasePatch, statusPatch, type StatusPatch } from './logic/status.js';
 
 export interface ServicesControllerOptions {
@@ -108,15 +108,14 @@ export class ServicesController {
     this.clock = o.clock ?? monotonicClock;
     this.filter = o.classFilter ?? DEFAULT_CLASS_FILTER;
     this.cm = o.poolConfigMap ?? { namespace: 'kube-system', name: 'kubevip' };
-    const ns = o.namespace ?? '';
+    const ns = o.namespace || undefined;
     const listTimeoutMs = o.listTimeoutMs ?? 30_000;
     this.services = new Reflector<ServiceObj>({
       name: 'services',
       client: o.client,
       log: this.log,
       requestTimeoutMs: listTimeoutMs,
-      list: (a) => (ns ? a.core.listNamespacedService({ namespace: ns }, a.opts) : a.core.listServiceForAllNamespaces({}, a.opts)) as Promise<{ items: ServiceObj[] }>,
-      watchPath: ns ? `/api/v1/namespaces/${ns}/services` : '/api/v1/services',
+      path: paths.services(ns),
       transform: (s) => {
         if (s.metadata?.managedFields) {
           const { managedFields: _drop, ...meta } = s.metadata;
@@ -130,11 +129,7 @@ export class ServicesController {
       client: o.client,
       log: this.log,
       requestTimeoutMs: listTimeoutMs,
-      list: (a) =>
-        (ns ? a.discovery.listNamespacedEndpointSlice({ namespace: ns }, a.opts) : a.discovery.listEndpointSliceForAllNamespaces({}, a.opts)) as Promise<{
-          items: V1EndpointSlice[];
-        }> as Promise<{ items: SliceLite[] }>,
-      watchPath: ns ? `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices` : '/apis/discovery.k8s.io/v1/endpointslices',
+      path: paths.endpointSlices(ns),
       // Only what ETP Local needs: which nodes have ready endpoints of which Service.
       transform: (s) => ({
         metadata: {
@@ -156,9 +151,8 @@ export class ServicesController {
       client: o.client,
       log: this.log,
       requestTimeoutMs: listTimeoutMs,
-      list: (a) => a.core.listNamespacedConfigMap({ namespace: this.cm.namespace, fieldSelector }, a.opts) as Promise<{ items: V1ConfigMap[] }> as Promise<{ items: ConfigMapLite[] }>,
-      watchPath: `/api/v1/namespaces/${this.cm.namespace}/configmaps`,
-      watchQuery: { fieldSelector },
+      path: paths.configMaps(this.cm.namespace),
+      query: { fieldSelector },
     });
     const recorders = new Map<string, EventRecorder>();
     this.eventSink = (svc, ev) => {
@@ -382,11 +376,7 @@ export class ServicesController {
     const namespace = svc.metadata?.namespace ?? '';
     this.inflight.add(key);
     try {
-      await this.o.client.call(
-        'services.status.patch',
-        (a) => a.core.patchNamespacedServiceStatus({ name, namespace, body: patch }, setHeaderOptions('Content-Type', 'application/merge-patch+json', a.opts)),
-        { signal },
-      );
+      await this.o.client.request('services.status.patch', 'PATCH', paths.serviceStatus(namespace, name), { body: patch, contentType: 'application/merge-patch+json', signal });
       this.log.info({ svc: key, ingress: patch.status.loadBalancer?.ingress?.map((i) => i.ip) ?? null }, 'service status written');
     } catch (err) {
       const code = httpStatus(err);

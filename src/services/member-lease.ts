@@ -22,6 +22,7 @@ import { advertisedSeconds, microTime, type LeaseTiming } from '../election/leas
 import { describeError, httpStatus, type ApiClient } from '../k8s/client.js';
 import { LeaseObjectStore, type LeaseLike, type LeaseWrite } from '../k8s/lease-store.js';
 import { Reflector, type ReflectorEvent } from '../k8s/reflector.js';
+import { paths } from '../k8s/resources.js';
 import type { Logger } from '../observe/log.js';
 import {
   CLAIMS_ANNOTATION,
@@ -352,8 +353,7 @@ export class MemberView {
       name: 'member-leases',
       client: o.client,
       log: o.log,
-      list: (a, selector) => a.coordination.listNamespacedLease({ namespace: o.namespace, ...selector }, a.opts),
-      watchPath: `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(o.namespace)}/leases`,
+      path: paths.leases(o.namespace),
       labelSelector: `${MEMBER_LABEL}=true`,
       requestTimeoutMs: o.requestTimeoutMs,
       listOpTimeoutMs: Math.max(o.leaseDurationMs, 5_000),

@@ -8,6 +8,7 @@ import { mkdtemp, readFile, rm, writeFile, copyFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AllEndpointsFailedError, ApiClient, httpStatus, normalizeEndpoint } from '../../src/k8s/client.js';
+import { paths } from '../../src/k8s/resources.js';
 import { startControlPlane, type ControlPlane } from '../../lab/apiserver.js';
 import { createLogger } from '../../src/observe/log.js';
 import { describeWithApi } from '../lab/with-api.js';
@@ -32,7 +33,7 @@ describeWithApi('ApiClient against kube-apiserver', (assetsDir) => {
   }, 60_000);
 
   const getLease = (c: ApiClient, name = 'nope') =>
-    c.call('lease.get', (a) => a.coordination.readNamespacedLease({ name, namespace: 'kube-system' }, a.opts)).then(
+    c.request('lease.get', 'GET', paths.lease('kube-system', name)).then(
       () => 200,
       (e: unknown) => (e as { code?: number }).code ?? e,
     );

@@ -12,6 +12,7 @@ import { loadAllYaml } from '@kubernetes/client-node';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
 import { ApiClient } from '../../src/k8s/client.js';
+import { paths } from '../../src/k8s/resources.js';
 import { startControlPlane, type ControlPlane } from '../../lab/apiserver.js';
 import { defaultManifestOptions, generateManifest, serviceAccountKubeconfig, type ManifestKind, type ManifestOptions } from '../../src/manifest/generate.js';
 import { createLogger } from '../../src/observe/log.js';
@@ -113,8 +114,8 @@ describeWithApi('generated manifests against a real kube-apiserver', () => {
         () => 200,
         (e: unknown) => (e as { code?: number }).code ?? -1,
       );
-    const leases = (c: ApiClient) => c.call('lease.list', (a) => a.coordination.listNamespacedLease({ namespace: 'kube-system' }, a.opts));
-    const secrets = (c: ApiClient) => c.call('secret.list', (a) => a.core.listNamespacedSecret({ namespace: 'kube-system' }, a.opts));
+    const leases = (c: ApiClient) => c.request('lease.list', 'GET', paths.leases('kube-system'));
+    const secrets = (c: ApiClient) => c.request('secret.list', 'GET', '/api/v1/namespaces/kube-system/secrets');
 
     const bad = await ApiClient.create({ kubeconfigPath: kubeconfig, localEndpoint: cp.servers[0]!.url, discoverEndpoints: false, log });
     try {

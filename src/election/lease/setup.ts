@@ -105,7 +105,7 @@ export function buildLeaseElection(o: LeaseElectionOptions): LeaseElection {
       timeoutMs: l.timeoutMs ?? LIVEZ_DEFAULTS.timeoutMs,
       failureThreshold: l.failureThreshold ?? LIVEZ_DEFAULTS.failureThreshold,
       successThreshold: l.successThreshold ?? LIVEZ_DEFAULTS.successThreshold,
-      requestOptions: () => client.httpsOptions(local),
+      requestOptions: () => client.httpsOptions(local, { keepAlive: true }),
       log: log.child({ mod: 'livez' }),
     });
   }
