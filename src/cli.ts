@@ -3,7 +3,6 @@
  * `vipd` command line. Exit codes: 0 clean stop, 1 runtime failure, 2 bad input (nothing touched).
  */
 import { readFileSync } from 'node:fs';
-import v8 from 'node:v8';
 import { ConfigError, loadConfig } from './config/index.js';
 import { SETTINGS, settingDef, type SettingKey } from './config/settings.js';
 import { createLogger } from './observe/log.js';
@@ -58,11 +57,6 @@ async function run(argv: string[]): Promise<number> {
     throw err;
   }
   const log = createLogger(config.logLevel, { node: config.nodeName });
-  // No optimizing compiler (TurboFan) for the agent, unless node is started with --opt: its
-  // compiles cost ~9 MB of idle RSS (of a 60 MB budget), and the agent's steady work, a few
-  // hundred small events a second, runs on baseline code at the same CPU (bench/README.md).
-  // Set before the agent's modules load, so none of them is ever optimized.
-  if (!process.execArgv.includes('--opt')) v8.setFlagsFromString('--no-opt');
   const { startAgent } = await import('./app/agent.js');
   let agent;
   try {
