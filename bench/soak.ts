@@ -1,5 +1,5 @@
 /**
- * `npm run bench:soak -- [--minutes 10] [--busy 2]`
+ * `npm run bench:soak -- [--minutes 10] [--busy 2] [--heartbeat-ms H --election-timeout-ms E]`
  *
  * False failovers: vipd's three agents at their defaults (Lease + peers) in the bench lab, the
  * holder healthy throughout, while `--busy` processes spin on the CPU (2 on this 2-core machine:
@@ -18,16 +18,24 @@ import { preflight } from './lib/preflight.js';
 import { emitRow, machine, progress, writeResults } from './lib/results.js';
 import { makeSystem } from './lib/systems.js';
 
-const USAGE = 'usage: npm run bench:soak -- [--minutes N (default 10)] [--busy N (default 2)]';
+const USAGE = 'usage: npm run bench:soak -- [--minutes N (default 10)] [--busy N (default 2)] [--heartbeat-ms H --election-timeout-ms E (default: vipd\'s)]';
 
-function parse(argv: string[]): { minutes: number; busy: number } | string {
+function parse(argv: string[]): { minutes: number; busy: number; peerEnv: Record<string, string> } | string {
   try {
-    const { values } = parseArgs({ args: argv, options: { minutes: { type: 'string' }, busy: { type: 'string' } }, strict: true });
+    const { values } = parseArgs({
+      args: argv,
+      options: { minutes: { type: 'string' }, busy: { type: 'string' }, 'heartbeat-ms': { type: 'string' }, 'election-timeout-ms': { type: 'string' } },
+      strict: true,
+    });
     const minutes = Number(values.minutes ?? 10);
     const busy = Number(values.busy ?? 2);
     if (!(minutes > 0 && minutes <= 120)) return '--minutes must be a number from 0 to 120';
     if (!Number.isInteger(busy) || busy < 0 || busy > 16) return '--busy must be a whole number from 0 to 16';
-    return { minutes, busy };
+    // Passed to the agents as they are: vipd's own config check refuses a bad pair.
+    const peerEnv: Record<string, string> = {};
+    if (values['heartbeat-ms'] !== undefined) peerEnv.vip_peer_heartbeat_ms = values['heartbeat-ms'];
+    if (values['election-timeout-ms'] !== undefined) peerEnv.vip_peer_election_timeout_ms = values['election-timeout-ms'];
+    return { minutes, busy, peerEnv };
   } catch (err) {
     return (err as Error).message;
   }
@@ -55,8 +63,8 @@ async function main(): Promise<number> {
   process.once('SIGTERM', () => void cleanup().finally(() => process.exit(130)));
   try {
     bl = await startBenchLab({ log: progress, id: 'soak' });
-    // vipd's own defaults: 15/10/2 s Lease, peers H 50 ms / E 200 ms.
-    const sys = makeSystem(bl, 'vipd', 'default');
+    // vipd's own defaults (15/10/2 s Lease, peers H 50 ms / E 200 ms) unless the peer timing is given.
+    const sys = makeSystem(bl, 'vipd', 'default', args.peerEnv);
     progress(`vipd: ${sys.config}`);
     await bl.deleteLease();
     for (const n of bl.nodes) await sys.start(n);

@@ -187,10 +187,13 @@ class VipdSystem extends ProcessSystem {
     bl: BenchLab,
     readonly name: 'vipd' | 'vipd-lease-only',
     private readonly timings: Exclude<Timings, 'both'>,
+    /** Settings on top (bench:soak's peer timing). */
+    private readonly extraEnv: Record<string, string> = {},
   ) {
     super(bl);
     const peers = name === 'vipd';
-    this.config = `${vipdTimingText(timings)}; ${peers ? `peers on :${PEER_PORT}` : 'peers off'}; responder agent (VIP on lo)`;
+    const extra = Object.entries(extraEnv).map(([k, v]) => `${k}=${v}`);
+    this.config = `${vipdTimingText(timings)}; ${peers ? `peers on :${PEER_PORT}` : 'peers off'}; responder agent (VIP on lo)${extra.length ? `; ${extra.join(', ')}` : ''}`;
   }
 
   /**
@@ -213,6 +216,7 @@ class VipdSystem extends ProcessSystem {
       k8s_config_file: this.bl.vipKubeconfig,
       vip_state_dir: join(this.bl.lab.tmpDir, 'vipd-state', node.name),
       ...vipdTimingEnv(this.timings),
+      ...this.extraEnv,
     };
     if (this.name === 'vipd') {
       env.vip_peers = this.bl.nodes.map((n) => `${n.name}=${n.ipv4}:${PEER_PORT}`).join(',');
@@ -368,11 +372,11 @@ export function availableSystems(): SystemName[] {
   return kubeVipBinary() ? [...base, 'kube-vip'] : base;
 }
 
-export function makeSystem(bl: BenchLab, name: SystemName, timings: Exclude<Timings, 'both'> = 'lab'): BenchSystem {
+export function makeSystem(bl: BenchLab, name: SystemName, timings: Exclude<Timings, 'both'> = 'lab', vipdEnv: Record<string, string> = {}): BenchSystem {
   switch (name) {
     case 'vipd':
     case 'vipd-lease-only':
-      return new VipdSystem(bl, name, timings);
+      return new VipdSystem(bl, name, timings, vipdEnv);
     case 'keepalived-default':
       return new KeepalivedSystem(bl, name, KEEPALIVED_DEFAULT);
     case 'keepalived-fast':
