@@ -73,11 +73,16 @@ main() {
   # limit, and buildah itself lowers nproc to 32768, so ask for exactly what there is.
   UL=(--ulimit "nofile=$(ulimit -Hn):$(ulimit -Hn)" --ulimit nproc=32768:32768)
 
+  # buildah 1.28 keeps a blob-info cache and a CNI lock at fixed paths whatever --root says; they
+  # are removed again if this run made them, so the host keeps nothing of the build.
+  local stray=() p
+  for p in /var/lib/containers /etc/cni; do [[ -e $p ]] || stray+=("$p"); done
   [[ -f "$DEST/$STAMP" ]] || build_tools_and_images
   [[ -f "$VIPD_DEST/$STAMP" ]] || build_vipd_image
   # Older vipd images are dead weight (each is ~270 MB in the store and the archive).
   for d in "$DEST"/vipd/*/; do [[ "${d%/}" == "$VIPD_DEST" ]] || rm -rf "$d"; done
   "${B[@]}" rmi --prune >/dev/null 2>&1 || true
+  for p in "${stray[@]}"; do rm -rf "$p"; done
   log "done in $((SECONDS - t_all))s: $DEST"
   result
 }
@@ -226,7 +231,7 @@ build_vipd_image() {
   trap 'rm -rf "$out"' EXIT
   log "building $VIPD_TAG from the Dockerfile"
   # --network host: the build stage needs the Debian mirror (apt-get) and the npm registry (npm ci).
-  "${B[@]}" bud --runtime runc --network host --pull=false "${UL[@]}" \
+  "${B[@]}" bud --runtime runc --runtime-flag "root=$STORE/runc" --network host --pull=false "${UL[@]}" \
     --build-arg BUILD_BASE=localhost/vipd-cl-node:20-bookworm --build-arg RUNTIME_BASE=localhost/vipd-cl-node:20-bookworm-slim \
     -f "$ROOT/Dockerfile" -t "$VIPD_TAG" "$ROOT" > "$out/build.log" 2>&1 || { tail -30 "$out/build.log" >&2; die "vipd image build failed"; }
   "${B[@]}" push -q "$VIPD_TAG" "docker-archive:$out/vipd.tar:$VIPD_TAG" >/dev/null
