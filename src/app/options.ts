@@ -73,7 +73,9 @@ export function agentOptions(config: Config): AgentOptions {
     },
     holder: {
       responder: config.responder,
-      lifetimeSec: config.addressLifetime,
+      // The kernel's lifetime on the address: the linger bound with the kernel responder, the
+      // cleanup of a killed agent's address on lo with the agent responder.
+      lifetimeSec: config.responder === 'kernel' ? config.addressLifetime : config.loAddressLifetime,
       probeMs: config.probeMs,
       claimOnConflict: config.claimOnConflict,
       conflictRetryMs: config.conflictRetryMs,

@@ -11,6 +11,9 @@
  *     responder `agent`: the VIP sits on `lo`, the kernel is told not to answer ARP for addresses
  *       that are not on the receiving interface (arp_ignore=1; IPv6 never answers NS for another
  *       interface's address), and only the agent answers. A dead or frozen agent is silent at once.
+ *       The address on lo has a kernel lifetime too (vip_lo_address_lifetime), so a killed agent
+ *       that never restarts (kubeadm reset) does not leave its node delivering VIP traffic to
+ *       itself.
  *     responder `kernel`: the VIP sits on the uplink with a kernel lifetime of L seconds that the
  *       holder refreshes; the kernel deletes it at most L (+ its timer slack) after the last refresh.
  * - Every VIP address configured is removed at start before anything else: whatever is there was
@@ -51,7 +54,11 @@ export interface HolderOptions {
   ifindex: number;
   loIndex: number;
   responder: Responder;
-  /** kernel responder: address lifetime in whole seconds. */
+  /**
+   * The address's kernel lifetime in whole seconds, refreshed every quarter while held. kernel
+   * responder: the bound on how long a dead agent's node answers. agent responder: how long the
+   * address a killed agent leaves on lo survives it (the node would deliver VIP traffic to itself).
+   */
   lifetimeSec: number;
   probeMs: number;
   claimOnConflict: boolean;
@@ -204,7 +211,7 @@ export class Holder {
       metrics.holding.set({ vip: this.ip }, 1);
       metrics.transitions.inc({ vip: this.ip, to: 'holding', reason: short(reason) });
       this.log().info({ iface: this.opts.ifname, responder: this.opts.responder, reason }, 'holding VIP');
-      if (this.opts.responder === 'kernel') this.scheduleRefresh();
+      this.scheduleRefresh();
     });
   }
 
@@ -248,7 +255,7 @@ export class Holder {
       ifindex: this.addressIndex,
       ip: this.ip,
       prefix: this.opts.vip.prefix,
-      ...(this.opts.responder === 'kernel' ? { lifetimeSec: this.opts.lifetimeSec } : {}),
+      lifetimeSec: this.opts.lifetimeSec,
     });
   }
 

@@ -12,6 +12,21 @@ import { Prober } from '../../lab/prober.js';
 import { findTwoHolderEvents, firstAnswerFrom } from '../../lab/twoholders.js';
 import { watchWire, type WireWatch } from '../../lab/wirewatch.js';
 import { describeWithApi } from '../lab/with-api.js';
+import { readFile } from 'node:fs/promises';
+import { parsePeerKey } from '../../src/config/peer-key.js';
+import { decodeMessage } from '../../src/election/peers/codec.js';
+import { ipFromBytes } from '../../src/net/ip.js';
+
+/** The UDP payload of an Ethernet + IPv4 frame, or null. */
+function udpPayload(frame: Buffer): { src: string; dst: string; payload: Buffer } | null {
+  if (frame.length < 14 + 20 + 8 || frame.readUInt16BE(12) !== 0x0800) return null;
+  const ip = frame.subarray(14);
+  const ihl = (ip[0]! & 0x0f) * 4;
+  if (ip[9] !== 17) return null;
+  const total = ip.readUInt16BE(2);
+  const udp = ip.subarray(ihl, total);
+  return { src: ipFromBytes(ip.subarray(12, 16)), dst: ipFromBytes(ip.subarray(16, 20)), payload: udp.subarray(8) };
+}
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn('test/e2e/peers.lab.test.ts: skipped, network namespaces need root');
@@ -101,6 +116,40 @@ if (!isRoot) console.warn('test/e2e/peers.lab.test.ts: skipped, network namespac
     console.log(`peer crash failover ${old} → ${next}: first answer from the new holder after ${ms} ms`);
     expect(ms).not.toBeNull();
     expect(ms!).toBeLessThan(3000); // the Lease alone would take 3 s here; the bench measures the real number
+  });
+
+  it('SIGTERM of the leader: its release datagram reaches both peers on the wire before it exits and hands over to the follower it names', async () => {
+    const old = await waitHolder();
+    await sleep(500);
+    const parsed = parsePeerKey(await readFile(peersEnv.vip_peer_key_file!));
+    if (!parsed.ok) throw parsed.error;
+    const key = parsed.key;
+    const names = cluster.lab.nodes.map((n) => n.name);
+    const nameOf = new Map(cluster.lab.nodes.map((n) => [n.ipv4, n.name]));
+    const capture = await cluster.lab.capture({ filter: `udp port 7946 and src host ${host(old).ipv4}` });
+    const at = Date.now();
+    const exit = await cluster.agents.get(old)!.stop();
+    const next = await waitHolder(10_000, old);
+    await sleep(300);
+    const frames = await capture.stop();
+    expect(exit.code).toBe(0);
+    // What the old leader sent after the signal, decoded and authenticated as its peers would.
+    const sent = frames
+      .filter((r) => r.time / 1000 >= at)
+      .map((r) => udpPayload(r.frame))
+      .filter((u): u is NonNullable<typeof u> => u !== null)
+      .map((u) => decodeMessage(u.payload, { key, self: nameOf.get(u.dst) ?? '', peers: names }))
+      .filter((d) => d.ok)
+      .map((d) => d.msg);
+    const releases = sent.flatMap((m) => (m.body.type === 'release' ? [{ to: m.to, transferTo: m.body.transferTo }] : []));
+    expect(new Set(releases.map((r) => r.to)), `release datagrams from ${old} after SIGTERM (sent: ${sent.map((m) => `${m.body.type}→${m.to}`).join(', ')})`).toEqual(new Set(names.filter((n) => n !== old)));
+    // Leader transfer: every release names the same healthy follower, and that node took over.
+    const targets = new Set(releases.map((r) => r.transferTo));
+    expect(targets.size).toBe(1);
+    expect([...targets][0]).toBe(next);
+    const ms = takeoverMs(host(old).mac, at);
+    console.log(`peer graceful handover ${old} → ${next}: first answer from the new holder ${ms} ms after SIGTERM`);
+    expect(ms).not.toBeNull();
   });
 
   it('health gate with peers: the holder\'s own API server stops, the agent runs on, and the VIP moves to a node whose API works', async () => {

@@ -22,8 +22,8 @@ const bodyArb: fc.Arbitrary<Body> = fc.oneof(
   roundArb.map((round) => ({ type: 'vote' as const, round })),
   fc.tuple(answerArb, epochArb, roundArb).map(([a, reqEpoch, round]) => ({ type: 'vote-resp' as const, ...a, reqEpoch, round })),
   fc.tuple(roundArb, fc.boolean()).map(([round, bootstrap]) => ({ type: 'heartbeat' as const, round, bootstrap })),
-  fc.tuple(answerArb, epochArb, roundArb).map(([a, reqEpoch, round]) => ({ type: 'heartbeat-resp' as const, ...a, reqEpoch, round })),
-  roundArb.map((round) => ({ type: 'release' as const, round })),
+  fc.tuple(answerArb, epochArb, roundArb, fc.boolean()).map(([a, reqEpoch, round, eligible]) => ({ type: 'heartbeat-resp' as const, ...a, reqEpoch, round, eligible })),
+  fc.tuple(roundArb, fc.constantFrom(null, ...PEERS)).map(([round, transferTo]) => ({ type: 'release' as const, round, transferTo })),
 );
 const msgArb: fc.Arbitrary<PeerMessage> = fc.record({
   from: fc.constantFrom('cp1', 'cp3'),
@@ -56,7 +56,7 @@ describe('peer wire codec', () => {
     );
     const head = b.subarray(0, b.length - 32).toString('hex');
     expect(head).toBe(
-      '5650' + '01' + '04' + '00' + '03' + Buffer.from('cp1').toString('hex') + '03' + Buffer.from('cp2').toString('hex') +
+      '5650' + '02' + '04' + '00' + '03' + Buffer.from('cp1').toString('hex') + '03' + Buffer.from('cp2').toString('hex') +
         '0102030405060708' + '0000000000000003' + '00000000000003e8' + '0000000000000007' + '0009' + '3ff8000000000000' + '00',
     );
     expect(b.subarray(b.length - 32)).toEqual(createHmac('sha256', KEY).update(b.subarray(0, b.length - 32)).digest());

@@ -594,7 +594,7 @@ export class Sim {
         if (!this.cfg.log) return;
         const e = fx.event;
         const parts = Object.entries(e)
-          .filter(([k]) => k !== 'kind' && k !== 'until')
+          .filter(([k, v]) => k !== 'kind' && k !== 'until' && v !== null)
           .map(([k, v]) => `${k}=${String(v)}`);
         this.note(`${n.name} ${e.kind}${parts.length ? ' ' + parts.join(' ') : ''}`);
         return;

@@ -179,6 +179,22 @@ describe.skipIf(!isRoot)('holder on a real network (agent responder)', () => {
     expect(b.logs.indexOf(stale)).toBeLessThan(b.logs.indexOf(held));
   });
 
+  it('after kill -9 with no restart (kubeadm reset), the address on lo expires by its kernel lifetime', async () => {
+    const a = start({ vip_lo_address_lifetime: '2' });
+    await holding(a, vip4);
+    await holding(a, vip6);
+    await sleep(1200); // refreshed at least once: the lifetime runs from the last refresh
+    a.child.kill('SIGKILL');
+    await a.exited;
+    agent = undefined;
+    expect(await addresses(lab, n1, 'lo')).toContain(vip4); // still there right after the kill
+    const ms = await waitFor(async () => {
+      const lo = await addresses(lab, n1, 'lo');
+      return !lo.includes(vip4) && !lo.includes(vip6);
+    }, 5_000, 100);
+    console.log(`VIPs gone from lo ${Math.round(ms)} ms after kill -9 (lifetime 2 s)`);
+  });
+
   it('reports and does not claim a VIP another MAC already answers for at cold start', async () => {
     // n2 answers for the VIP the ordinary way: the address on its interface.
     await lab.exec(n2, ['ip', 'addr', 'add', `${vip4}/32`, 'dev', 'eth0'], { check: true });

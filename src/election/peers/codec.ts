@@ -6,6 +6,9 @@
  *   fromLen:u8 from:utf8   toLen:u8 to:utf8
  *   epoch:8 bytes   counter:u64   wallMs:u64   term:u64
  *   payloadLen:u16 payload   mac:32 = HMAC-SHA256(key, every byte before it)
+ * Version 2 added the responder's eligibility to heartbeat-resp and the transfer target to release
+ * (len:u8 name:utf8, 0 = none); peers of different versions drop each other's packets as
+ * 'wrong-version', so all peers of a cluster run one version (docs/election.md, upgrades).
  *
  * Receiving never throws: `decodeMessage` returns a message or a drop reason. Checks run in this
  * order: size, magic/version, structure (lengths), MAC, then meaning (type, fields, ranges), then
@@ -26,7 +29,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { REJECT_REASONS, type Body, type BodyType, type PeerMessage, type RejectReason } from './messages.js';
 
-export const WIRE_VERSION = 1;
+export const WIRE_VERSION = 2;
 export const MAX_PACKET = 1024;
 const MAGIC0 = 0x56; // 'V'
 const MAGIC1 = 0x50; // 'P'
@@ -55,8 +58,9 @@ const PAYLOAD_LEN: Record<BodyType, number> = {
   vote: 8,
   'vote-resp': 18,
   heartbeat: 9,
-  'heartbeat-resp': 18,
-  release: 8,
+  'heartbeat-resp': 19,
+  // Plus the transfer target's name.
+  release: 9,
 };
 
 export interface WireHeader {
@@ -129,9 +133,17 @@ function encodePayload(body: Body): Buffer {
       p[1] = REJECT_REASONS.indexOf(body.reason);
       break;
     case 'vote':
-    case 'release':
       p.writeDoubleBE(body.round, 0);
       break;
+    case 'release': {
+      const target = Buffer.from(body.transferTo ?? '', 'utf8');
+      if (target.length > 255) throw new RangeError('peer name must be 1..255 bytes');
+      const r = Buffer.alloc(PAYLOAD_LEN.release + target.length);
+      r.writeDoubleBE(body.round, 0);
+      r[8] = target.length;
+      target.copy(r, 9);
+      return r;
+    }
     case 'heartbeat':
       p.writeDoubleBE(body.round, 0);
       p[8] = body.bootstrap ? 1 : 0;
@@ -142,6 +154,7 @@ function encodePayload(body: Body): Buffer {
       p[1] = REJECT_REASONS.indexOf(body.reason);
       Buffer.from(body.reqEpoch, 'hex').copy(p, 2);
       p.writeDoubleBE(body.round, 10);
+      if (body.type === 'heartbeat-resp') p[18] = body.eligible ? 1 : 0;
       break;
   }
   return p;
@@ -211,8 +224,10 @@ function decodeUnsafe(b: Buffer, ctx: DecodeContext): DecodeResult {
   const term = b.readBigUInt64BE(fixedAt + 24);
   const MAX = BigInt(Number.MAX_SAFE_INTEGER);
   if (counter < 1n || counter > MAX || wall > MAX || term > MAX) return drop('malformed');
-  if (payloadLen !== PAYLOAD_LEN[type]) return drop('malformed');
-  const body = decodePayload(type, b.subarray(payloadAt, macAt));
+  const payload = b.subarray(payloadAt, macAt);
+  const expected = type === 'release' && payloadLen >= PAYLOAD_LEN.release ? PAYLOAD_LEN.release + payload[8]! : PAYLOAD_LEN[type];
+  if (payloadLen !== expected) return drop('malformed');
+  const body = decodePayload(type, payload, ctx.peers);
   if (body === null) return drop('malformed');
 
   if (!ctx.peers.includes(from) || from === ctx.self) return drop('unknown-sender');
@@ -235,7 +250,7 @@ function round(p: Buffer, at: number): number | null {
   return Number.isFinite(r) && r >= 0 ? r : null;
 }
 
-function decodePayload(type: BodyType, p: Buffer): Body | null {
+function decodePayload(type: BodyType, p: Buffer, peers: readonly string[]): Body | null {
   switch (type) {
     case 'prevote':
       return p[0] === 0 || p[0] === 1 ? { type, bootstrap: p[0] === 1 } : null;
@@ -243,21 +258,32 @@ function decodePayload(type: BodyType, p: Buffer): Body | null {
       const gr = reasonAt(p);
       return gr === null ? null : { type, ...gr };
     }
-    case 'vote':
-    case 'release': {
+    case 'vote': {
       const r = round(p, 0);
       return r === null ? null : { type, round: r };
+    }
+    case 'release': {
+      const r = round(p, 0);
+      if (r === null) return null;
+      if (p[8] === 0) return { type, round: r, transferTo: null };
+      const target = name(p.subarray(9));
+      return target === null || !peers.includes(target) ? null : { type, round: r, transferTo: target };
     }
     case 'heartbeat': {
       const r = round(p, 0);
       return r === null || (p[8] !== 0 && p[8] !== 1) ? null : { type, round: r, bootstrap: p[8] === 1 };
     }
-    case 'vote-resp':
-    case 'heartbeat-resp': {
+    case 'vote-resp': {
       const gr = reasonAt(p);
       const r = round(p, 10);
       if (gr === null || r === null) return null;
       return { type, ...gr, reqEpoch: p.subarray(2, 10).toString('hex'), round: r };
+    }
+    case 'heartbeat-resp': {
+      const gr = reasonAt(p);
+      const r = round(p, 10);
+      if (gr === null || r === null || (p[18] !== 0 && p[18] !== 1)) return null;
+      return { type, ...gr, reqEpoch: p.subarray(2, 10).toString('hex'), round: r, eligible: p[18] === 1 };
     }
   }
 }

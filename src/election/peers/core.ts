@@ -51,6 +51,8 @@ export type Role =
       since: number;
       /** Newest acknowledged round per peer in this term (self: its last heartbeat). */
       acks: Readonly<Record<string, number>>;
+      /** Whether each peer said, in its newest acknowledgement, that it may hold (a transfer target). */
+      eligible: Readonly<Record<string, boolean>>;
       until: number;
       nextHeartbeatAt: number;
     }
@@ -64,7 +66,7 @@ export type CoreEvent =
   | { kind: 'won'; term: number; until: number }
   | { kind: 'round-failed'; stage: 'prevote' | 'vote'; term: number }
   | { kind: 'step-down'; term: number; reason: StepDownReason }
-  | { kind: 'released'; term: number }
+  | { kind: 'released'; term: number; transferTo: string | null }
   | { kind: 'bootstrap-ended'; why: 'peer-heard' | 'majority' | 'rival' }
   | { kind: 'stopped' };
 
@@ -92,11 +94,13 @@ export interface PeerState {
   lease: LeaseObservation;
   eligible: boolean;
   shutdown: boolean;
-  pendingRelease: { at: number; round: number } | null;
+  pendingRelease: { at: number; round: number; transferTo: string | null } | null;
   /** Extra wait before the next campaign (redrawn after each attempt). */
   jitter: number;
   /** No campaign before this (after a failed round or a release). */
   retryAt: number;
+  /** Until when this node is the named successor of a leader that handed over (leader transfer). */
+  handedOverUntil: number;
   verdict: Verdict;
   leaseWanted: boolean;
   rng: number;
@@ -151,6 +155,7 @@ export function initPeer(cfg: PeerConfig, now: number, epoch: Epoch, seed: numbe
     pendingRelease: null,
     jitter: 0,
     retryAt: NEG,
+    handedOverUntil: NEG,
     verdict: { kind: 'standby', reason: 'starting' },
     leaseWanted: false,
     rng: seed >>> 0 || 0x9e3779b9,
@@ -206,6 +211,15 @@ function refusal(s: PeerState, c: string, election: boolean): RejectReason | nul
   return null;
 }
 
+/**
+ * The node the others will vote for first: the one the Lease names, or the successor a leader
+ * handed over to. It campaigns without the random back-off and retries a failed round sooner
+ * (a voter may refuse it until the old leader's release reaches that voter too).
+ */
+function goesFirst(s: PeerState): boolean {
+  return preference(s).node === s.cfg.self || s.now < s.handedOverUntil;
+}
+
 /** Until when something other than randomness keeps this follower from campaigning. */
 function blockedUntil(s: PeerState): number {
   let b = s.bootAt + s.cfg.electionTimeoutMs * (s.bootstrap === 'active' ? 2 : 1);
@@ -220,8 +234,7 @@ function blockedUntil(s: PeerState): number {
 /** When this follower will start a pre-vote if nothing changes (POS: never). */
 export function nextCampaignAt(s: PeerState): number {
   if (s.role.kind !== 'follower' || !s.eligible || s.shutdown || s.pendingRelease !== null) return POS;
-  const preferred = preference(s).node === s.cfg.self;
-  return Math.max(blockedUntil(s) + (preferred ? 0 : s.jitter), s.retryAt);
+  return Math.max(blockedUntil(s) + (goesFirst(s) ? 0 : s.jitter), s.retryAt);
 }
 
 /** The next local time at which a tick changes something (the driver arms one timer for it). */
@@ -386,7 +399,7 @@ function becomeLeader(s: PeerState, fx: Effect[]): void {
   if (r.kind !== 'candidate') return;
   s.leader = s.cfg.self;
   if (s.promise !== null && s.promise.to === s.cfg.self) s.promise = { ...s.promise, releasable: false };
-  s.role = { kind: 'leader', since: s.now, acks: { ...r.granted }, until: NEG, nextHeartbeatAt: s.now };
+  s.role = { kind: 'leader', since: s.now, acks: { ...r.granted }, eligible: {}, until: NEG, nextHeartbeatAt: s.now };
   recomputeUntil(s);
   event(fx, { kind: 'won', term: s.term, until: (s.role as { until: number }).until });
 }
@@ -411,13 +424,36 @@ function maybeEndBootstrap(s: PeerState, fx: Effect[]): void {
   }
 }
 
+/**
+ * Leader transfer (Raft's TimeoutNow, by another road): a leader that steps down while it still
+ * reaches its peers (SIGTERM, its API server unhealthy) names in its release the follower that
+ * acknowledged its newest round and said it may hold. That follower campaigns the moment the
+ * release frees its promise; the others wait a round first, so they do not split the vote.
+ * Safety is untouched: the target still needs a majority of promises, which the release frees
+ * only L after the old leader stopped answering.
+ */
+function transferTarget(s: PeerState, reason: StepDownReason): string | null {
+  const r = s.role;
+  if (r.kind !== 'leader' || (reason !== 'shutdown' && reason !== 'unhealthy')) return null;
+  let best: string | null = null;
+  for (const p of s.cfg.peers) {
+    if (p === s.cfg.self || r.eligible[p] !== true) continue;
+    const ack = r.acks[p] ?? NEG;
+    // Fresh: it acknowledged one of the last two rounds, so it is up and reachable now.
+    if (ack < r.nextHeartbeatAt - 2 * s.cfg.heartbeatMs) continue;
+    if (best === null || ack > (r.acks[best] ?? NEG)) best = p;
+  }
+  return best;
+}
+
 /** A leader stops: standby at once, release after the linger, never count old rounds again. */
 function stepDown(s: PeerState, fx: Effect[], reason: StepDownReason): void {
   if (s.role.kind !== 'leader') return;
+  const transferTo = transferTarget(s, reason);
   s.role = { kind: 'follower' };
   if (s.leader === s.cfg.self) s.leader = null;
   event(fx, { kind: 'step-down', term: s.term, reason });
-  s.pendingRelease = { at: s.now + s.d.releaseDelayMs, round: s.now };
+  s.pendingRelease = { at: s.now + s.d.releaseDelayMs, round: s.now, transferTo };
   if (s.d.releaseDelayMs === 0) sendRelease(s, fx);
 }
 
@@ -425,9 +461,12 @@ function sendRelease(s: PeerState, fx: Effect[]): void {
   const pr = s.pendingRelease;
   if (pr === null) return;
   s.pendingRelease = null;
-  broadcast(s, fx, s.term, { type: 'release', round: pr.round });
+  // The successor last: by the time its pre-vote reaches a voter, that voter has its release too.
+  const release: Body = { type: 'release', round: pr.round, transferTo: pr.transferTo };
+  for (const p of s.cfg.peers) if (p !== s.cfg.self && p !== pr.transferTo) send(s, fx, p, s.term, release);
+  if (pr.transferTo !== null) send(s, fx, pr.transferTo, s.term, release);
   if (s.promise !== null && s.promise.to === s.cfg.self) s.promise = null;
-  event(fx, { kind: 'released', term: s.term });
+  event(fx, { kind: 'released', term: s.term, transferTo: pr.transferTo });
   s.jitter = rand(s) * s.d.jitterMs;
   s.retryAt = s.now + s.jitter;
   if (s.shutdown) stop(s, fx);
@@ -450,8 +489,7 @@ function abandon(s: PeerState, fx: Effect[]): void {
   // is the one the others will vote for once their promises run out.
   const H = s.cfg.heartbeatMs;
   const E = s.cfg.electionTimeoutMs;
-  const preferred = preference(s).node === s.cfg.self;
-  s.retryAt = s.now + (preferred ? H / 2 + (rand(s) * H) / 2 : E / 4 + (rand(s) * E) / 4);
+  s.retryAt = s.now + (goesFirst(s) ? H / 2 + (rand(s) * H) / 2 : E / 4 + (rand(s) * E) / 4);
 }
 
 /** Adopt a higher term: whatever we were doing in the old one is over. */
@@ -520,7 +558,7 @@ function onMessage(s: PeerState, fx: Effect[], m: PeerMessage): void {
     case 'heartbeat':
       return onHeartbeat(s, fx, m, b.round, b.bootstrap);
     case 'release':
-      return onRelease(s, fx, m, b.round);
+      return onRelease(s, fx, m, b.round, b.transferTo);
     case 'prevote-resp':
       return onPrevoteResp(s, fx, m, b.granted);
     case 'vote-resp':
@@ -557,7 +595,7 @@ function onVote(s: PeerState, fx: Effect[], m: PeerMessage, round: number): void
 
 function onHeartbeat(s: PeerState, fx: Effect[], m: PeerMessage, round: number, bootstrap: boolean): void {
   const reject = (reason: RejectReason) =>
-    send(s, fx, m.from, s.term, { type: 'heartbeat-resp', granted: false, reason, reqEpoch: m.epoch, round });
+    send(s, fx, m.from, s.term, { type: 'heartbeat-resp', granted: false, reason, reqEpoch: m.epoch, round, eligible: mayHold(s) });
   if (m.term < s.term) return reject('stale-term');
   if (releasedRound(s, m.from, m.epoch, round)) return reject('released');
   const why = refusal(s, m.from, false);
@@ -570,10 +608,15 @@ function onHeartbeat(s: PeerState, fx: Effect[], m: PeerMessage, round: number, 
   s.lastLeaderContact = s.now;
   s.stickyBootstrap = bootstrap;
   promise(s, m.from, m.epoch, round);
-  send(s, fx, m.from, s.term, { type: 'heartbeat-resp', granted: true, reason: 'none', reqEpoch: m.epoch, round });
+  send(s, fx, m.from, s.term, { type: 'heartbeat-resp', granted: true, reason: 'none', reqEpoch: m.epoch, round, eligible: mayHold(s) });
 }
 
-function onRelease(s: PeerState, _fx: Effect[], m: PeerMessage, round: number): void {
+/** Whether this node could take over now: eligible and not on its way out. */
+function mayHold(s: PeerState): boolean {
+  return s.eligible && !s.shutdown;
+}
+
+function onRelease(s: PeerState, _fx: Effect[], m: PeerMessage, round: number, transferTo: string | null): void {
   // The sender has given up (shutdown, health, lost majority): the Lease must not steer us to it.
   s.lastActive = { ...s.lastActive, [m.from]: NEG };
   const prev = s.released[m.from];
@@ -583,7 +626,10 @@ function onRelease(s: PeerState, _fx: Effect[], m: PeerMessage, round: number): 
   const p = s.promise;
   if (p !== null && p.to === m.from && p.epoch === m.epoch && p.round <= round) {
     s.promise = null;
-    s.retryAt = s.now + (preference(s).node === s.cfg.self ? 0 : s.jitter);
+    // The successor goes at once; when someone else is named, give it a round's head start.
+    if (transferTo === s.cfg.self) s.handedOverUntil = s.now + s.cfg.electionTimeoutMs;
+    const first = transferTo === s.cfg.self || (transferTo === null && preference(s).node === s.cfg.self);
+    s.retryAt = s.now + (first ? 0 : s.jitter + (transferTo !== null ? s.d.roundTimeoutMs : 0));
   }
   if (s.leader === m.from) {
     s.leader = null;
@@ -644,7 +690,7 @@ function onHeartbeatResp(s: PeerState, fx: Effect[], m: PeerMessage, b: Extract<
   if (!(b.round >= r.since && b.round <= s.now)) return;
   const prev = r.acks[m.from] ?? NEG;
   if (b.round <= prev) return;
-  s.role = { ...r, acks: { ...r.acks, [m.from]: b.round } };
+  s.role = { ...r, acks: { ...r.acks, [m.from]: b.round }, eligible: { ...r.eligible, [m.from]: b.eligible } };
   recomputeUntil(s);
   maybeEndBootstrap(s, fx);
 }

@@ -15,13 +15,16 @@ import { createSocket, type Socket } from 'node:dgram';
 import { monotonicClock, type Clock } from '../../util/clock.js';
 import type { HealthGate } from '../../health/livez.js';
 import type { Logger } from '../../observe/log.js';
-import { untilAborted } from '../../util/signals.js';
+import { sleep, untilAborted } from '../../util/signals.js';
 import { metrics } from '../../observe/metrics.js';
 import type { LeaseObservation } from '../steering.js';
 import type { Elector, Verdict } from '../types.js';
 import { PeerCodec, ReplayGuard } from './codec.js';
 import { initPeer, nextWakeup, step, type Effect, type Input, type PeerState } from './core.js';
 import type { PeerConfig } from './timing.js';
+
+/** Longest wait for queued datagrams (the release) to leave before the socket closes. */
+const SEND_DRAIN_MS = 200;
 
 export interface PeerAddress {
   host: string;
@@ -53,6 +56,8 @@ export class PeerElector implements Elector {
   private lastLeader: string | undefined;
   private stopped: (() => void) | undefined;
   private leaseWanted = false;
+  /** Datagrams handed to the socket whose send has not completed yet. */
+  private readonly inflight = new Set<Promise<void>>();
 
   constructor(private readonly o: PeerElectorOptions) {
     this.clock = o.clock ?? monotonicClock;
@@ -118,6 +123,11 @@ export class PeerElector implements Elector {
     clearTimeout(limit);
     unsubscribe?.();
     if (this.timer) clearTimeout(this.timer);
+    // The release went to the socket in the same step that stopped the core, but dgram sends
+    // complete asynchronously (address lookup, then the write): closing now would drop it, and the
+    // peers would wait a whole election timeout instead of one round trip. Bounded: a send that
+    // cannot complete (no route) must not hold the shutdown.
+    await Promise.race([Promise.allSettled([...this.inflight]), sleep(SEND_DRAIN_MS, undefined, { unref: true })]);
     socket.close();
   }
 
@@ -149,9 +159,14 @@ export class PeerElector implements Elector {
         const to = this.o.addresses[fx.msg.to];
         if (!to || !this.socket) return;
         const packet = this.codec.encode(fx.msg, this.wall());
-        this.socket.send(packet, to.port, to.host, (err) => {
-          if (err) metrics.peerMessages.inc({ outcome: 'send-error' });
+        const sent = new Promise<void>((resolve) => {
+          this.socket!.send(packet, to.port, to.host, (err) => {
+            if (err) metrics.peerMessages.inc({ outcome: 'send-error' });
+            resolve();
+          });
         });
+        this.inflight.add(sent);
+        void sent.then(() => this.inflight.delete(sent));
         return;
       }
       case 'verdict': {

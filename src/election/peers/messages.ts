@@ -34,9 +34,14 @@ export type Body =
   | { type: 'vote-resp'; granted: boolean; reason: RejectReason; reqEpoch: Epoch; round: number }
   /** The leader's renewal: "keep promising me". `bootstrap`: it holds by the bootstrap rule (no majority yet). */
   | { type: 'heartbeat'; round: number; bootstrap: boolean }
-  | { type: 'heartbeat-resp'; granted: boolean; reason: RejectReason; reqEpoch: Epoch; round: number }
-  /** "I no longer use promises made to me for rounds <= round (this epoch); I stopped holding at least L ago." */
-  | { type: 'release'; round: number };
+  /** `eligible`: the responder may hold the VIP itself (its API server answers): a leader transfer may pick it. */
+  | { type: 'heartbeat-resp'; granted: boolean; reason: RejectReason; reqEpoch: Epoch; round: number; eligible: boolean }
+  /**
+   * "I no longer use promises made to me for rounds <= round (this epoch); I stopped holding at least L ago."
+   * `transferTo`: the eligible follower the leader hands over to (Raft's leader transfer): it
+   * campaigns at once, the others wait a round first. null: nobody chosen, everyone campaigns.
+   */
+  | { type: 'release'; round: number; transferTo: string | null };
 
 export type BodyType = Body['type'];
 
