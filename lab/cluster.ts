@@ -163,6 +163,8 @@ export interface Cluster {
   info: ClusterInfo;
   assets: ClusterAssets;
   timings: UpTimings;
+  /** From init's output: what a (re-)join of a control-plane node needs. */
+  join: JoinSecrets;
 }
 
 // --- paths -----------------------------------------------------------------------------------
@@ -294,14 +296,8 @@ async function upLocked(opts: UpOptions): Promise<Cluster> {
     // Step 4: join through the VIP, then the node's vipd.yaml.
     const joinMs: number[] = [];
     for (const n of nodes.slice(1)) {
-      await writeKubeadmConfig(n, nodes, 'join', join_);
-      const tJ = Date.now();
-      const r = await nodeExec(n, ['kubeadm', 'join', '--config', join(nodeDir(n), 'kubeadm.yaml')], assets, { timeoutMs: 300_000 });
-      await writeFile(join(nodeDir(n), 'join.log'), r.stdout + r.stderr);
-      if (r.code !== 0) throw new ClusterError(`kubeadm join on ${n.name} exited ${r.code}: ${tail(r)}`);
-      joinMs.push(Date.now() - tJ);
+      joinMs.push(await joinNode(n, nodes, assets, join_));
       log(`kubeadm join --control-plane on ${n.name} through ${VIP}: ${joinMs.at(-1)} ms`);
-      await writeFile(join(nodePath(n, '/etc/kubernetes'), 'manifests', 'vipd.yaml'), await vipdManifest(nodes, assets, false));
     }
 
     // Step 5: the first node's pod without super-admin.conf and the bootstrap.
@@ -332,11 +328,35 @@ async function upLocked(opts: UpOptions): Promise<Cluster> {
     const timings: UpTimings = { netMs, containerdMs, initMs, joinMs, handoverMs, totalMs: Date.now() - t0 };
     log(`up in ${timings.totalMs} ms; holder ${(await vipHolders(nodes)).join(',')}`);
     await writeFile(join(stateRoot(), 'timings.json'), JSON.stringify(timings) + '\n');
-    return { info: { vip: VIP, client_netns: CLIENT_NS, hub_netns: HUB_NS, nodes, admin_kubeconfig: admin }, assets, timings };
+    return { info: { vip: VIP, client_netns: CLIENT_NS, hub_netns: HUB_NS, nodes, admin_kubeconfig: admin }, assets, timings, join: join_ };
   } catch (err) {
     log(`up failed: ${(err as Error).message}; logs in ${stateRoot()} (kept until down)`);
     throw err;
   }
+}
+
+/** `kubeadm join --control-plane` through the VIP, then the node's vipd.yaml (quick start step 4). Returns the join's ms. */
+async function joinNode(n: ClusterNode, nodes: ClusterNode[], assets: ClusterAssets, sec: JoinSecrets): Promise<number> {
+  await writeKubeadmConfig(n, nodes, 'join', sec);
+  const t = Date.now();
+  const r = await nodeExec(n, ['kubeadm', 'join', '--config', join(nodeDir(n), 'kubeadm.yaml')], assets, { timeoutMs: 300_000 });
+  await writeFile(join(nodeDir(n), 'join.log'), r.stdout + r.stderr, { flag: 'a' });
+  if (r.code !== 0) throw new ClusterError(`kubeadm join on ${n.name} exited ${r.code}: ${tail(r)}`);
+  const ms = Date.now() - t;
+  await writeFile(join(nodePath(n, '/etc/kubernetes'), 'manifests', 'vipd.yaml'), await vipdManifest(nodes, assets, false));
+  return ms;
+}
+
+/** A node of a running cluster joins (again, after `kubeadm reset`). */
+export function rejoin(c: Cluster, n: ClusterNode): Promise<number> {
+  return joinNode(n, c.info.nodes, c.assets, c.join);
+}
+
+/** `kubeadm reset -f` on a node, as an operator removing it would run it. */
+export async function kubeadmReset(c: Cluster, n: ClusterNode): Promise<RunResult> {
+  const r = await nodeExec(n, ['kubeadm', 'reset', '-f'], c.assets, { timeoutMs: 120_000 });
+  await writeFile(join(nodeDir(n), 'reset.log'), r.stdout + r.stderr, { flag: 'a' });
+  return r;
 }
 
 function tail(r: RunResult): string {
@@ -531,7 +551,7 @@ async function vipdManifest(nodes: ClusterNode[], assets: ClusterAssets, first: 
   return r.stdout;
 }
 
-interface JoinSecrets {
+export interface JoinSecrets {
   token: string;
   caHash: string;
   certKey: string;
