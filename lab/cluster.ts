@@ -535,7 +535,12 @@ async function startContainerd(s: State, n: ClusterNode, assets: ClusterAssets):
   }
 }
 
-async function vipdManifest(nodes: ClusterNode[], assets: ClusterAssets, first: boolean): Promise<string> {
+/** Rewrites a node's vipd.yaml for another image tag, as an upgrade does (the kubelet replaces the pod). */
+export async function setVipdImage(c: Cluster, n: ClusterNode, image: string): Promise<void> {
+  await writeFile(join(nodePath(n, '/etc/kubernetes'), 'manifests', 'vipd.yaml'), await vipdManifest(c.info.nodes, c.assets, false, image));
+}
+
+async function vipdManifest(nodes: ClusterNode[], assets: ClusterAssets, first: boolean, image = assets.vipdImage): Promise<string> {
   const settings = [
     `--address=${VIP}`,
     '--vip_interface=eth0',
@@ -544,7 +549,7 @@ async function vipdManifest(nodes: ClusterNode[], assets: ClusterAssets, first: 
     `--vip_peers=${nodes.map((n) => `${n.name}=${n.ip}:${PEER_PORT}`).join(',')}`,
     '--vip_peer_key_file=/etc/vipd/peer.key',
     `--vip_nodename=${nodes[0]!.name}`,
-    `--image=${assets.vipdImage}`,
+    `--image=${image}`,
   ];
   if (first) settings.push('--vip_peer_bootstrap=true', '--super-admin');
   const r = await runOk([process.execPath, join(projectRoot(), 'dist/src/cli.js'), 'manifest', 'pod', ...settings]);
@@ -801,6 +806,14 @@ async function downLocked(log: (l: string) => void): Promise<string[]> {
       const d = join(root, n.veth_on_hub);
       if (!existsSync(d)) continue;
       for (const f of await readdir(d)) if (f.endsWith('.log') || f === 'kubeadm.yaml') await copyFile(join(d, f), join(last, `${n.veth_on_hub}-${f}`)).catch(() => undefined);
+      // vipd's own logs (every container of every vipd pod the kubelet still keeps), for the decisions.
+      const pods = nodePath(n, '/var/log/pods');
+      for (const pod of await readdir(pods).catch(() => [] as string[])) {
+        if (!pod.startsWith('kube-system_vipd-')) continue;
+        for (const f of await readdir(join(pods, pod, 'vipd')).catch(() => [] as string[])) {
+          await copyFile(join(pods, pod, 'vipd', f), join(last, `${n.veth_on_hub}-vipd-${pod.split('_').pop()}-${f}`)).catch(() => undefined);
+        }
+      }
     }
     // Bind-mount sources only: nothing is mounted on them any more (the namespaces are gone).
     await rm(root, { recursive: true, force: true }).catch((err: Error) => problems.push(`rm ${root}: ${err.message}`));
