@@ -30,6 +30,7 @@ import { run, runOk, tool, type RunResult } from './exec.js';
 import { startCapture } from './capture.js';
 import { projectRoot } from './k8s-assets.js';
 import type { WatchedLab } from './wirewatch.js';
+import type { ProbeSummary } from './tcpprobe.js';
 
 export const PREFIX = 'vipd-cl-';
 export const HUB_NS = `${PREFIX}hub`;
@@ -516,7 +517,7 @@ state = "/run/containerd"
 `;
 }
 
-async function startContainerd(s: State, n: ClusterNode, assets: ClusterAssets): Promise<void> {
+async function startContainerd(s: State, n: ClusterNode, assets: ClusterAssets, importImages = true): Promise<void> {
   const logFd = openSync(join(nodeDir(n), 'containerd.log'), 'a');
   // containerd must find ITS shim (assets.bin first in PATH).
   const argv = inNode(n, [join(assets.bin, 'containerd'), '--config', join(stateRoot(), 'containerd.toml')], assets);
@@ -525,8 +526,9 @@ async function startContainerd(s: State, n: ClusterNode, assets: ClusterAssets):
   child.unref();
   if (child.pid === undefined) throw new ClusterError(`containerd on ${n.name} did not start`);
   record(s, 'pids', child.pid);
-  await waitFor(`containerd socket on ${n.name}`, 20_000, async () => (await nodeExec(n, ['test', '-S', '/run/containerd/containerd.sock'], assets)).code === 0);
-  for (const img of [...assets.images, assets.vipdArchive]) {
+  // Answering, not only the socket file: after a power-off the old one is still there (no tmpfs /run).
+  await waitFor(`containerd answering on ${n.name}`, 30_000, async () => (await nodeExec(n, [join(assets.bin, 'ctr'), 'version'], assets, { timeoutMs: 5000 })).code === 0);
+  for (const img of importImages ? [...assets.images, assets.vipdArchive] : []) {
     const r = await nodeExec(n, [join(assets.bin, 'ctr'), '-n', 'k8s.io', 'images', 'import', img], assets, { timeoutMs: 180_000 });
     if (r.code !== 0) {
       const r2 = await nodeExec(n, [join(assets.bin, 'ctr'), '-n', 'k8s.io', 'images', 'import', img], assets, { timeoutMs: 180_000 });
@@ -746,6 +748,17 @@ export async function powerOff(n: ClusterNode): Promise<void> {
   await killNode(n);
 }
 
+/** Power back on after powerOff(): cable in, containerd and the kubelet start again from the node's disk. */
+export async function powerOn(c: Cluster, n: ClusterNode): Promise<void> {
+  await runOk([tool('ip'), '-n', HUB_NS, 'link', 'set', n.veth_on_hub, 'up']);
+  const s = loadState() ?? emptyState();
+  await startContainerd(s, n, c.assets, false);
+  // A reboot: the kubelet's pid file is stale, and the stand-in starts it like systemd would.
+  await rm(join(nodeDir(n), 'kubelet.pid'), { force: true });
+  const r = await nodeExec(n, ['systemctl', 'start', 'kubelet'], c.assets);
+  if (r.code !== 0) throw new ClusterError(`starting the kubelet on ${n.name}: ${tail(r)}`);
+}
+
 export function down(opts: { log?: (l: string) => void } = {}): Promise<string[]> {
   return withLock(() => downLocked(opts.log ?? ((l: string) => process.stderr.write(`[cluster] ${l}\n`))));
 }
@@ -872,6 +885,30 @@ export function watchedLab(): WatchedLab {
       const dir = join(stateRoot(), 'captures');
       await mkdir(dir, { recursive: true });
       return startCapture({ ns: HUB_NS, iface: opts.iface ?? BRIDGE, file: join(dir, `capture-${process.pid}-${++captureSeq}.pcap`), ...(opts.filter !== undefined ? { filter: opts.filter } : {}) });
+    },
+  };
+}
+
+/** The kubectl-like client (lab/apiprobe-cli.ts) in the client namespace: a GET every 50 ms through the VIP until stop(). */
+export function startApiProbe(kubeconfig: string): { ready: Promise<void>; stop(): Promise<ProbeSummary> } {
+  const cli = join(projectRoot(), 'dist/lab/apiprobe-cli.js');
+  const child = spawn('ip', ['netns', 'exec', CLIENT_NS, process.execPath, cli, '--kubeconfig', kubeconfig, '--interval', '50'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const ready = new Promise<void>((resolve, reject) => {
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+      if (err.includes('probing ')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`apiprobe exited ${code}: ${err}`)));
+  });
+  return {
+    ready,
+    async stop() {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('close', r));
+      return JSON.parse(out.trim().split('\n').pop() ?? '{}') as ProbeSummary;
     },
   };
 }

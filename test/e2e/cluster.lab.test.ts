@@ -8,7 +8,6 @@
  * Scenarios run in order on one cluster (bringing it up takes about a minute); the power-off is
  * last because the node stays off.
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -25,6 +24,7 @@ import {
   powerOff,
   rejoin,
   setVipdImage,
+  startApiProbe,
   up,
   vipdContainer,
   vipHolders,
@@ -34,7 +34,6 @@ import {
   type ClusterAssets,
   type ClusterNode,
 } from '../../lab/cluster.js';
-import { projectRoot } from '../../lab/k8s-assets.js';
 import type { ProbeSummary } from '../../lab/tcpprobe.js';
 import { watchWire } from '../../lab/wirewatch.js';
 import { describeWithCluster } from '../lab/with-cluster.js';
@@ -305,27 +304,4 @@ function longestArpGap(records: ReadonlyArray<{ sentAt: number; answers: readonl
   let gap = 0;
   for (let i = 1; i < answered.length; i++) gap = Math.max(gap, answered[i]! - answered[i - 1]!);
   return gap;
-}
-
-function startApiProbe(kubeconfig: string): { ready: Promise<void>; stop(): Promise<ProbeSummary> } {
-  const cli = join(projectRoot(), 'dist/lab/apiprobe-cli.js');
-  const child = spawn('ip', ['netns', 'exec', CLIENT_NS, process.execPath, cli, '--kubeconfig', kubeconfig, '--interval', '50'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  const ready = new Promise<void>((resolve, reject) => {
-    child.stderr.on('data', (d: Buffer) => {
-      err += d.toString();
-      if (err.includes('probing ')) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`apiprobe exited ${code}: ${err}`)));
-  });
-  return {
-    ready,
-    async stop() {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('close', r));
-      return JSON.parse(out.trim().split('\n').pop() ?? '{}') as ProbeSummary;
-    },
-  };
 }
