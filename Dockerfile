@@ -2,7 +2,7 @@
 # vipd image. The build stage runs scripts/build-release.sh, the same script
 # test/image/build-release.test.ts runs on the host (it builds the AF_PACKET addon through the
 # root package's install script, compiles the TypeScript, prunes dev dependencies and assembles
-# /opt/vipd). The runtime stage is node:20-bookworm-slim plus /opt/vipd.
+# /opt/vipd). The runtime stage is node:20-bookworm-slim (RUNTIME_BASE) plus /opt/vipd.
 #
 #   docker build -t vipd:0.1.0 .
 #   docker run --rm vipd:0.1.0 manifest pod --address=192.0.2.10 --vip_leaderelection=true --cp_enable=true
@@ -11,8 +11,13 @@
 # NET_ADMIN and NET_RAW; docs/quickstart-kubeadm.md ("What the pod may do, and why") explains why
 # that is a smaller grant than a non-root user with file capabilities.
 ARG NODE_VERSION=20
+# The bases are build arguments so that a host without a registry can name images it made itself
+# (scripts/cluster-assets.sh builds them with debootstrap and the host's node 20); the defaults
+# are the Docker Hub images every other user pulls.
+ARG BUILD_BASE=node:${NODE_VERSION}-bookworm
+ARG RUNTIME_BASE=node:${NODE_VERSION}-bookworm-slim
 
-FROM node:${NODE_VERSION}-bookworm AS build
+FROM ${BUILD_BASE} AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
@@ -23,7 +28,7 @@ COPY src ./src
 COPY scripts/build-release.sh ./scripts/
 RUN bash scripts/build-release.sh /opt/vipd
 
-FROM node:${NODE_VERSION}-bookworm-slim
+FROM ${RUNTIME_BASE}
 LABEL org.opencontainers.image.title="vipd" \
       org.opencontainers.image.description="Keeps the Kubernetes control-plane VIP alive on bare metal" \
       org.opencontainers.image.licenses="Apache-2.0"

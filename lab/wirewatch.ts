@@ -4,7 +4,7 @@
  * two-holder event found in both (twoholders.ts) and the prober's records.
  */
 import { parseFrame } from '../src/net/frames.js';
-import type { Lab } from './netns.js';
+import type { Lab, LabHost } from './netns.js';
 import { Prober } from './prober.js';
 import { findTwoHolderEvents, type ProbeRecord, type TwoHolderEvent } from './twoholders.js';
 
@@ -13,7 +13,10 @@ export interface WireWatch {
   stop(): Promise<{ events: Array<TwoHolderEvent & { ip: string }>; records: Map<string, ProbeRecord[]> }>;
 }
 
-export async function watchWire(lab: Lab, ips: readonly string[], intervalMs = 10): Promise<WireWatch> {
+/** What the watch needs of a lab: the client and a capture on the bridge (the kubeadm cluster lab has the same). */
+export type WatchedLab = Pick<Lab, 'capture' | 'ipv6Enabled'> & { client: Pick<LabHost, 'ns' | 'ipv4' | 'ipv6'> };
+
+export async function watchWire(lab: WatchedLab, ips: readonly string[], intervalMs = 10): Promise<WireWatch> {
   const capture = await lab.capture({ filter: 'arp' });
   const prober = await Prober.open({ ifname: 'eth0', vips: ips, intervalMs, netns: lab.client.ns, srcIp4: lab.client.ipv4, ...(lab.ipv6Enabled ? { srcIp6: lab.client.ipv6 } : {}) });
   prober.start();

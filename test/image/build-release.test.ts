@@ -177,8 +177,12 @@ describe('Dockerfile and .dockerignore', () => {
 
   it('builds with scripts/build-release.sh on Node 20 bookworm and runs the result on the slim image', () => {
     const from = lines.filter((l) => l.startsWith('FROM '));
-    expect(from).toEqual(['FROM node:${NODE_VERSION}-bookworm AS build', 'FROM node:${NODE_VERSION}-bookworm-slim']);
+    expect(from).toEqual(['FROM ${BUILD_BASE} AS build', 'FROM ${RUNTIME_BASE}']);
+    // The bases are arguments (the cluster lab names images it made offline), but a plain
+    // `docker build` still gets the registry's node 20 bookworm images.
     expect(dockerfile).toMatch(/^ARG NODE_VERSION=20$/m);
+    expect(dockerfile).toMatch(/^ARG BUILD_BASE=node:\$\{NODE_VERSION\}-bookworm$/m);
+    expect(dockerfile).toMatch(/^ARG RUNTIME_BASE=node:\$\{NODE_VERSION\}-bookworm-slim$/m);
     expect(lines).toContain('RUN bash scripts/build-release.sh /opt/vipd');
     expect(lines).toContain('COPY --from=build /opt/vipd /opt/vipd');
     expect(lines).toContain('ENTRYPOINT ["node", "/opt/vipd/dist/src/cli.js"]');
