@@ -14,6 +14,7 @@ import { runOnce } from './lib/failover-run.js';
 import { emitRow, machine, progress, writeResults } from './lib/results.js';
 import { failoverRow, type FailoverRow, type RunDetail } from './lib/rows.js';
 import { availableSystems, makeSystem } from './lib/systems.js';
+import { runMain } from './lib/main.js';
 
 async function main(): Promise<number> {
   let args;
@@ -95,12 +96,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(`bench:failover: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exitCode = 1;
-  },
-);
+runMain('bench:failover', main);

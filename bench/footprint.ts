@@ -24,6 +24,7 @@ import { waitStable } from './lib/failover-run.js';
 import { cpuPercent, sampleTree, type Sample } from './lib/proc.js';
 import { emitRow, machine, progress, writeResults } from './lib/results.js';
 import { kubeVipBinary, makeSystem } from './lib/systems.js';
+import { runMain } from './lib/main.js';
 
 const WARMUP_MS = 10_000;
 const ADMIN_USER = 'vipd-lab-admin';
@@ -176,12 +177,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(`bench:footprint: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exitCode = 1;
-  },
-);
+runMain('bench:footprint', main);

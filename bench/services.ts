@@ -31,6 +31,7 @@ import { parseServicesArgs, UsageError } from './lib/args.js';
 import { AUDIT_POLICY, countRequests, parseAuditLog, perMinute } from './lib/audit.js';
 import { rawApi } from './lib/rawapi.js';
 import { emitRow, machine, progress, writeResults } from './lib/results.js';
+import { runMain } from './lib/main.js';
 
 const NODES = ['n1', 'n2', 'n3'];
 const NAMESPACE = 'bench';
@@ -239,12 +240,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(`bench:services: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exitCode = 1;
-  },
-);
+runMain('bench:services', main);

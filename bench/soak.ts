@@ -17,6 +17,7 @@ import { holderTimeline } from './lib/holder-changes.js';
 import { preflight } from './lib/preflight.js';
 import { emitRow, machine, progress, writeResults } from './lib/results.js';
 import { makeSystem } from './lib/systems.js';
+import { runMain } from './lib/main.js';
 
 const USAGE = 'usage: npm run bench:soak -- [--minutes N (default 10)] [--busy N (default 2)] [--heartbeat-ms H --election-timeout-ms E (default: vipd\'s)]';
 
@@ -104,12 +105,4 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(`bench:soak: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exitCode = 1;
-  },
-);
+runMain('bench:soak', main);
