@@ -13,7 +13,8 @@ import { LivezProbe, type HealthGate } from './livez.js';
 
 export interface EligibilityOptions {
   local: HealthGate;
-  client: ApiClient;
+  /** Where the other API servers are: the agent's client (its learned endpoints). */
+  client: Pick<ApiClient, 'localEndpoint' | 'endpoints' | 'httpsOptions'>;
   intervalMs: number;
   timeoutMs: number;
   log: Logger;
@@ -28,7 +29,12 @@ export class EligibilityGate implements HealthGate {
 
   constructor(private readonly o: EligibilityOptions) {
     this.last = this.healthy();
-    o.local.onChange((_h, reason) => {
+    o.local.onChange((localHealthy, reason) => {
+      // What the others said is known only while we probe them (the local one down). Kept across
+      // a recovery, a stale "another answers" would close the gate at the next local failure
+      // before anyone probed: when every API server goes away one after another, the VIP moved
+      // away and back (A→B→A) although nobody could serve. Forget it; the next failure probes afresh.
+      if (localHealthy) this.othersHealthy = false;
       this.update(reason);
       this.wake?.(); // probe the others now, not at the next interval
     });
