@@ -334,6 +334,10 @@ data:
     for (const ip of stayed) expect(b.get(owner.get(ip)!)?.has(ip), `${ip} stays on ${owner.get(ip)}`).toBe(true);
 
     // It comes back: rendezvous gives it exactly its old addresses, handed over from live nodes.
+    // Only after the capture analysis' span gap (4 s) since its last claim, as in the SIGTERM
+    // test: an agent that restarts quickly (it starts in well under a second now) would otherwise
+    // join its old span and the new one, with the takers' claims inside (an X → Y → X sequence).
+    await sleep(Math.max(0, killedAt + 4500 - (performance.timeOrigin + performance.now())));
     cluster.startAgent(cluster.lab.host(victim), extra);
     await handedBack(victim, moved);
     await sleep(500);

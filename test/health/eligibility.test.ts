@@ -52,7 +52,7 @@ describe('EligibilityGate (peer-mode health gate)', () => {
   it('a node whose API server is down is eligible exactly while no other API server answers, probed afresh at each failure', async () => {
     const other = await otherApiServer();
     const local = new LocalGate(true);
-    const client = { localEndpoint: () => 'http://127.0.0.1:1', endpoints: () => ['http://127.0.0.1:1', other.url], httpsOptions: () => ({}) };
+    const client = { localEndpoint: () => 'http://127.0.0.1:1', endpoints: () => ['http://127.0.0.1:1', other.url], httpsOptions: async () => ({}) };
     const gate = new EligibilityGate({ local, client, intervalMs: 60_000, timeoutMs: 500, log: createLogger('silent') });
     const ac = new AbortController();
     const running = gate.run(ac.signal);
