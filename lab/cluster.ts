@@ -26,7 +26,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, 
 import { chmod, copyFile, mkdir, readdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { run, runOk, tool, type RunResult } from './exec.js';
+import { pidExists, run, runOk, tool, type RunResult } from './exec.js';
 import { startCapture } from './capture.js';
 import { projectRoot } from './k8s-assets.js';
 import type { WatchedLab } from './wirewatch.js';
@@ -231,22 +231,13 @@ function withLock<T>(fn: () => Promise<T>): Promise<T> {
     fd = openSync(lock, 'wx');
   } catch {
     const pid = Number(readFileSync(lock, 'utf8').trim());
-    if (Number.isInteger(pid) && pid > 0 && pidAlive(pid)) throw new ClusterError(`another cluster up/down (pid ${pid}) holds ${lock}`);
+    if (Number.isInteger(pid) && pid > 0 && pidExists(pid)) throw new ClusterError(`another cluster up/down (pid ${pid}) holds ${lock}`);
     rmSync(lock, { force: true });
     fd = openSync(lock, 'wx');
   }
   writeFileSync(fd, String(process.pid));
   closeSync(fd);
   return fn().finally(() => rmSync(lock, { force: true }));
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 // --- up --------------------------------------------------------------------------------------

@@ -133,3 +133,13 @@ export function inNs(ns: string, argv: readonly string[]): string[] {
 function signalNumber(signal: NodeJS.Signals | null): number {
   return signal === null ? 0 : (osConstants.signals[signal] ?? 0);
 }
+
+/** The process exists (EPERM: it does, but is not ours to signal). */
+export function pidExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -23,7 +23,7 @@ import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
-import { inNs, run, runOk, tool, type RunOptions, type RunResult } from './exec.js';
+import { inNs, pidExists, run, runOk, tool, type RunOptions, type RunResult } from './exec.js';
 import { startCapture, type Capture } from './capture.js';
 
 export type { Capture } from './capture.js';
@@ -574,15 +574,6 @@ export async function removeStaleLabs(): Promise<string[]> {
     // temp dir unreadable: nothing of ours to clean there
   }
   return removed;
-}
-
-function pidExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**
