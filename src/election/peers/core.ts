@@ -428,7 +428,7 @@ function maybeEndBootstrap(s: PeerState, fx: Effect[]): void {
  * Leader transfer (Raft's TimeoutNow, by another road): a leader that steps down while it still
  * reaches its peers (SIGTERM, its API server unhealthy) names in its release the follower that
  * acknowledged its newest round and said it may hold. That follower campaigns the moment the
- * release frees its promise; the others wait a round first, so they do not split the vote.
+ * release frees its promise; the others wait E/2 first, so they do not split the vote.
  * Safety is untouched: the target still needs a majority of promises, which the release frees
  * only L after the old leader stopped answering.
  */
@@ -626,10 +626,10 @@ function onRelease(s: PeerState, _fx: Effect[], m: PeerMessage, round: number, t
   const p = s.promise;
   if (p !== null && p.to === m.from && p.epoch === m.epoch && p.round <= round) {
     s.promise = null;
-    // The successor goes at once; when someone else is named, give it a round's head start.
+    // The successor goes at once; when someone else is named, give it a head start.
     if (transferTo === s.cfg.self) s.handedOverUntil = s.now + s.cfg.electionTimeoutMs;
     const first = transferTo === s.cfg.self || (transferTo === null && preference(s).node === s.cfg.self);
-    s.retryAt = s.now + (first ? 0 : s.jitter + (transferTo !== null ? s.d.roundTimeoutMs : 0));
+    s.retryAt = s.now + (first ? 0 : s.jitter + (transferTo !== null ? s.d.transferHeadStartMs : 0));
   }
   if (s.leader === m.from) {
     s.leader = null;

@@ -44,6 +44,13 @@ export interface DerivedTiming {
   jitterMs: number;
   /** A (pre)candidate gives up a round after this long without a majority (E/8, at least 20 ms). */
   roundTimeoutMs: number;
+  /**
+   * After a release that names a successor, the other followers wait this long before they may
+   * campaign (E/2): the successor needs two round trips, and a process that started a moment ago
+   * or a loaded node can take longer than one round timeout to answer; if it died, the others
+   * lose E/2.
+   */
+  transferHeadStartMs: number;
   /** A lone bootstrap node waits this long after announcing its claim for anyone to answer (E/2). */
   claimWindowMs: number;
   /** A leader that stepped down waits this long (its clock) before releasing promises: L measured conservatively. */
@@ -100,6 +107,7 @@ export function checkPeerConfig(c: PeerConfig): { ok: true; derived: DerivedTimi
       grantMs: D,
       jitterMs: Math.max(1, Math.floor(E / 4)),
       roundTimeoutMs: Math.max(20, Math.floor(E / 8)),
+      transferHeadStartMs: Math.floor(E / 2),
       releaseDelayMs: Math.ceil(c.lingerMs * (1 + c.skew)),
       claimWindowMs: Math.floor(E / 2),
       quorum: quorumOf(c.peers.length),
