@@ -101,15 +101,16 @@ type Ev =
   | { kind: 'wake'; at: number; seq: number; node: string; gen: number }
   | { kind: 'poll'; at: number; seq: number; node: string };
 
-class Heap {
-  private a: Ev[] = [];
+/** A min-heap of timed events: earliest `at` first, then insertion order (`seq`). */
+export class Heap<T extends { at: number; seq: number }> {
+  private a: T[] = [];
   get size(): number {
     return this.a.length;
   }
-  peek(): Ev | undefined {
+  peek(): T | undefined {
     return this.a[0];
   }
-  push(e: Ev): void {
+  push(e: T): void {
     const a = this.a;
     a.push(e);
     let i = a.length - 1;
@@ -121,7 +122,7 @@ class Heap {
       } else break;
     }
   }
-  pop(): Ev | undefined {
+  pop(): T | undefined {
     const a = this.a;
     const top = a[0];
     const last = a.pop();
@@ -143,7 +144,7 @@ class Heap {
   }
 }
 
-function less(x: Ev, y: Ev): boolean {
+function less(x: { at: number; seq: number }, y: { at: number; seq: number }): boolean {
   return x.at < y.at || (x.at === y.at && x.seq < y.seq);
 }
 
@@ -180,7 +181,7 @@ export class Sim {
   /** Counts for tuning. */
   steps = 0;
   messages = 0;
-  private q = new Heap();
+  private q = new Heap<Ev>();
   private seq = 0;
   private rnd: () => number;
   private net: NetSettings = { drop: 0, dup: 0, minDelay: 1, maxDelay: 1 };

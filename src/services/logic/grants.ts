@@ -1,0 +1,355 @@
+/**
+ * Service-IP grants from the peer voters: who may answer for a LoadBalancer address, fenced
+ * without the API. Pure: time arrives in every input, nothing here opens a socket or reads a clock.
+ *
+ * Two roles, one rule (the VIP's, docs/election.md §3, applied per address):
+ * - A VOTER (a control-plane agent, one of vip_peers) promises each service IP to at most one
+ *   member at a time. A claim from member M (epoch e) for IP X processed at the voter's time t
+ *   grants X to (M, e) until t + E, unless another member's grant on X is still running. A claim
+ *   that no longer lists X ends M's grant on X at once: M sends it only after it stopped answering
+ *   for X and waited the linger L. A restarted voter grants nothing for E (boot quiet), so the
+ *   grants of its previous life have run out before it grants again; nothing is persisted.
+ * - A MEMBER (every agent that announces service IPs, workers included) sends its whole claim set
+ *   to every voter each heartbeat H (and at once when the set grows). It holds X until s + D, where
+ *   s is the SEND time (its clock) of the newest claim round that a majority of voters granted X in,
+ *   and D/(1−ρ) + L < E/(1+ρ) (`grantMs`): every grant behind the hold outlives it plus the
+ *   linger, so two members' holds on X never overlap (two majorities share a voter, and a voter
+ *   grants X to one member at a time).
+ * - A voter's answer also lists the members it heard from within E. A member's view of who is
+ *   live is the union of its voters' fresh answers; placement (rendezvous) runs over that view,
+ *   so when a member dies, the others see it gone at the moment its grants run out (both are E
+ *   after its last claim reached the voters) and the next owner's claim is granted at once.
+ *   Placement views may differ for a moment; that costs a refused claim, never safety.
+ *
+ * Rounds: a member's claim carries its send time. Reordered datagrams are the hazard, both ways:
+ * - a voter ignores a claim not newer than the last it processed from that member epoch, so an
+ *   old claim that omitted X cannot free X after a newer one granted it again;
+ * - a member counts an answer for X only if its round is at or after the round in which X last
+ *   (re)entered its claim set, so an old claim granted after a newer one released X never backs
+ *   a hold.
+ */
+import { grantMs, quorumOf, type PeerTiming } from '../../election/peers/timing.js';
+
+export type Epoch = string;
+
+/** Member → voter: "these are all the service IPs I claim" (renewal, claim and release in one). */
+export interface ClaimMsg {
+  type: 'claim';
+  from: string;
+  to: string;
+  epoch: Epoch;
+  round: number;
+  ips: readonly string[];
+}
+
+/** Voter → member: what this voter granted to the member for `round`, and who it hears from. */
+export interface ClaimRespMsg {
+  type: 'claim-resp';
+  from: string;
+  to: string;
+  /** The voter's epoch: a new one means a new process whose grants start empty. */
+  epoch: Epoch;
+  reqEpoch: Epoch;
+  round: number;
+  /** True in the voter's boot quiet: it grants nothing yet. */
+  quiet: boolean;
+  granted: readonly string[];
+  /** Members this voter heard a claim from within E (itself included when it is a member). */
+  live: readonly string[];
+}
+
+export type GrantMsg = ClaimMsg | ClaimRespMsg;
+
+// ---------------------------------------------------------------------------------------------
+// voter
+
+export interface VoterConfig {
+  self: string;
+  electionTimeoutMs: number;
+}
+
+interface VoterGrant {
+  member: string;
+  epoch: Epoch;
+  until: number;
+}
+
+export interface VoterState {
+  readonly cfg: VoterConfig;
+  readonly epoch: Epoch;
+  readonly bootAt: number;
+  now: number;
+  grants: Map<string, VoterGrant>;
+  /** Newest claim processed per member epoch (`member NUL epoch`): its round and when it arrived. */
+  seen: Map<string, { member: string; round: number; seenAt: number }>;
+}
+
+export function initVoter(cfg: VoterConfig, now: number, epoch: Epoch): VoterState {
+  return { cfg, epoch, bootAt: now, now, grants: new Map(), seen: new Map() };
+}
+
+/** Members heard from within E, sorted. */
+export function liveMembers(v: VoterState, now: number = v.now): string[] {
+  const out = new Set<string>();
+  for (const r of v.seen.values()) if (now < r.seenAt + v.cfg.electionTimeoutMs) out.add(r.member);
+  return [...out].sort();
+}
+
+/** Which member this voter's grant on `ip` names right now, or null. */
+export function voterGrantOf(v: VoterState, ip: string, now: number = v.now): { member: string; epoch: Epoch; until: number } | null {
+  const g = v.grants.get(ip);
+  return g !== undefined && now < g.until ? { ...g } : null;
+}
+
+/**
+ * Processes one claim and returns the answer (null: ignored, it is older than one already
+ * processed from that member epoch). Mutates `v`; the caller owns it.
+ */
+export function voterOnClaim(v: VoterState, now: number, m: ClaimMsg): ClaimRespMsg | null {
+  v.now = Math.max(v.now, now);
+  now = v.now;
+  if (m.to !== v.cfg.self) return null;
+  const E = v.cfg.electionTimeoutMs;
+  const key = `${m.from}\0${m.epoch}`;
+  const prev = v.seen.get(key);
+  if (prev !== undefined && m.round <= prev.round) return null;
+  // A record is dropped only after 2E of silence, when no grant it could free backs a hold.
+  for (const [k, r] of v.seen) if (now >= r.seenAt + 2 * E) v.seen.delete(k);
+  v.seen.set(key, { member: m.from, round: m.round, seenAt: now });
+  const quiet = now < v.bootAt + E;
+  const wanted = new Set(m.ips);
+  // What the member no longer lists it has stopped answering for (plus L): free at once.
+  for (const [ip, g] of v.grants) {
+    if (now >= g.until) v.grants.delete(ip);
+    else if (g.member === m.from && g.epoch === m.epoch && !wanted.has(ip)) v.grants.delete(ip);
+  }
+  const granted: string[] = [];
+  if (!quiet) {
+    for (const ip of wanted) {
+      const g = v.grants.get(ip);
+      if (g === undefined || (g.member === m.from && g.epoch === m.epoch)) {
+        v.grants.set(ip, { member: m.from, epoch: m.epoch, until: now + E });
+        granted.push(ip);
+      }
+    }
+  }
+  return { type: 'claim-resp', from: v.cfg.self, to: m.from, epoch: v.epoch, reqEpoch: m.epoch, round: m.round, quiet, granted, live: liveMembers(v, now) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// member
+
+export interface MemberConfig extends PeerTiming {
+  self: string;
+  /** The voters (vip_peers); a majority of them must grant an IP. */
+  voters: readonly string[];
+}
+
+export interface MemberDerived {
+  grantMs: number;
+  quorum: number;
+  /** How long an IP stays claimed after its holder let go: L, measured conservatively. */
+  releaseDelayMs: number;
+}
+
+export function memberDerived(c: MemberConfig): MemberDerived {
+  return { grantMs: grantMs(c), quorum: quorumOf(c.voters.length), releaseDelayMs: Math.ceil(c.lingerMs * (1 + c.skew)) };
+}
+
+interface VoterAck {
+  voterEpoch: Epoch;
+  round: number;
+  granted: ReadonlySet<string>;
+  live: readonly string[];
+}
+
+export interface MemberState {
+  readonly cfg: MemberConfig;
+  readonly d: MemberDerived;
+  readonly epoch: Epoch;
+  now: number;
+  /** The IPs placement asks this member to hold (the last `want`). */
+  desired: Set<string>;
+  /** The IPs it claims to hold (desired, as of the last step). */
+  wanted: Set<string>;
+  /** Round from which answers count for each claimed IP (the first claim of its current run). */
+  claimedSince: Map<string, number>;
+  /** IPs it let go of: still claimed until `at` (the linger), then released. */
+  leaving: Map<string, number>;
+  acks: Map<string, VoterAck>;
+  nextClaimAt: number;
+  /** The last round sent (rounds strictly increase even when the clock does not). */
+  lastRound: number;
+  shutdown: boolean;
+  stopped: boolean;
+  /** Holds as last reported (ip → until), to report changes only. */
+  reported: Map<string, number>;
+  reportedLive: string;
+}
+
+export type MemberInput =
+  | { type: 'tick'; now: number }
+  | { type: 'want'; now: number; ips: Iterable<string> }
+  | { type: 'message'; now: number; msg: ClaimRespMsg }
+  /** SIGTERM: let go of everything, release after L, then stop. */
+  | { type: 'shutdown'; now: number };
+
+export type MemberEffect =
+  | { type: 'send'; msg: ClaimMsg }
+  /** The IPs this member may answer for now, each with its deadline (local clock); absent = standby. */
+  | { type: 'holds'; holds: ReadonlyMap<string, number> }
+  /** The members the voters hear from (placement's candidates). */
+  | { type: 'live'; members: readonly string[] }
+  | { type: 'stopped' };
+
+export function initMember(cfg: MemberConfig, now: number, epoch: Epoch): MemberState {
+  return {
+    cfg,
+    d: memberDerived(cfg),
+    epoch,
+    now,
+    desired: new Set(),
+    wanted: new Set(),
+    claimedSince: new Map(),
+    leaving: new Map(),
+    acks: new Map(),
+    nextClaimAt: now,
+    lastRound: Number.NEGATIVE_INFINITY,
+    shutdown: false,
+    stopped: false,
+    reported: new Map(),
+    reportedLive: '',
+  };
+}
+
+/** Until when this member may answer for `ip` (local clock); -Infinity when it may not. */
+export function holdUntil(s: MemberState, ip: string): number {
+  const since = s.claimedSince.get(ip);
+  if (since === undefined || !s.wanted.has(ip) || s.shutdown) return Number.NEGATIVE_INFINITY;
+  const rounds: number[] = [];
+  for (const a of s.acks.values()) if (a.round >= since && a.granted.has(ip)) rounds.push(a.round);
+  if (rounds.length < s.d.quorum) return Number.NEGATIVE_INFINITY;
+  rounds.sort((x, y) => y - x);
+  return rounds[s.d.quorum - 1]! + s.d.grantMs;
+}
+
+export function memberHolds(s: MemberState, now: number = s.now): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const ip of s.wanted) {
+    const u = holdUntil(s, ip);
+    if (u > now) out.set(ip, u);
+  }
+  return out;
+}
+
+/** Members some voter heard from within E, by its answers to claims sent within E (sorted). */
+export function memberLive(s: MemberState, now: number = s.now): string[] {
+  const out = new Set<string>();
+  for (const a of s.acks.values()) if (now < a.round + s.cfg.electionTimeoutMs) for (const m of a.live) out.add(m);
+  return [...out].sort();
+}
+
+/** The IPs every claim lists now: wanted, plus those still in their linger. */
+function claimSet(s: MemberState): string[] {
+  return [...new Set([...s.wanted, ...s.leaving.keys()])].sort();
+}
+
+export function memberNextWakeup(s: MemberState): number {
+  if (s.stopped) return Number.POSITIVE_INFINITY;
+  let w = s.nextClaimAt;
+  for (const at of s.leaving.values()) w = Math.min(w, at);
+  for (const u of s.reported.values()) w = Math.min(w, u);
+  // The live view shrinks when answers age out.
+  for (const a of s.acks.values()) if (a.round + s.cfg.electionTimeoutMs > s.now) w = Math.min(w, a.round + s.cfg.electionTimeoutMs);
+  return w;
+}
+
+export function memberStep(s: MemberState, input: MemberInput): MemberEffect[] {
+  const fx: MemberEffect[] = [];
+  if (s.stopped) return fx;
+  s.now = Math.max(s.now, input.now);
+  switch (input.type) {
+    case 'want':
+      if (!s.shutdown) s.desired = new Set(input.ips);
+      break;
+    case 'message':
+      onResp(s, input.msg);
+      break;
+    case 'shutdown':
+      s.desired = new Set();
+      s.shutdown = true;
+      break;
+    case 'tick':
+      break;
+  }
+  reconcile(s);
+  report(s, fx);
+  if (s.shutdown && s.leaving.size === 0) {
+    // The final claim lists nothing: every voter frees this member's IPs at once.
+    sendClaims(s, fx);
+    s.stopped = true;
+    s.reported = new Map();
+    fx.push({ type: 'stopped' });
+    return fx;
+  }
+  if (s.now >= s.nextClaimAt) sendClaims(s, fx);
+  return fx;
+}
+
+function reconcile(s: MemberState): void {
+  for (const ip of s.wanted) {
+    if (s.desired.has(ip)) continue;
+    // Stop answering first (the report that follows), keep the claim until the linger is over.
+    s.wanted.delete(ip);
+    s.claimedSince.delete(ip);
+    s.leaving.set(ip, s.now + s.d.releaseDelayMs);
+  }
+  for (const [ip, at] of s.leaving) {
+    if (s.now < at) continue;
+    // The linger is over: the next claim no longer lists it, which releases it.
+    s.leaving.delete(ip);
+    s.nextClaimAt = s.now;
+  }
+  for (const ip of s.desired) {
+    if (s.wanted.has(ip)) continue;
+    // Wanted again during its linger: it never left the claim set, so nobody else can have it;
+    // a fresh claimedSince makes only answers from this new run back the new hold.
+    s.leaving.delete(ip);
+    s.wanted.add(ip);
+    s.nextClaimAt = s.now;
+  }
+}
+
+function sendClaims(s: MemberState, fx: MemberEffect[]): void {
+  const round = Math.max(s.now, s.lastRound + 1e-3);
+  s.lastRound = round;
+  for (const ip of s.wanted) if (!s.claimedSince.has(ip)) s.claimedSince.set(ip, round);
+  const ips = claimSet(s);
+  for (const v of s.cfg.voters) fx.push({ type: 'send', msg: { type: 'claim', from: s.cfg.self, to: v, epoch: s.epoch, round, ips } });
+  s.nextClaimAt = s.now + s.cfg.heartbeatMs;
+}
+
+function onResp(s: MemberState, m: ClaimRespMsg): void {
+  if (m.to !== s.cfg.self || m.reqEpoch !== s.epoch || !s.cfg.voters.includes(m.from)) return;
+  // Only answers to rounds this life sent count (an authenticated voter echoes ours).
+  if (!(m.round <= s.lastRound)) return;
+  const prev = s.acks.get(m.from);
+  if (prev !== undefined && prev.voterEpoch === m.epoch && m.round <= prev.round) return;
+  s.acks.set(m.from, { voterEpoch: m.epoch, round: m.round, granted: new Set(m.granted), live: m.live });
+}
+
+function report(s: MemberState, fx: MemberEffect[]): void {
+  const holds = memberHolds(s);
+  let changed = holds.size !== s.reported.size;
+  if (!changed) for (const [ip, u] of holds) if (s.reported.get(ip) !== u) changed = true;
+  if (changed) {
+    s.reported = holds;
+    fx.push({ type: 'holds', holds: new Map(holds) });
+  }
+  const live = memberLive(s);
+  const key = live.join(',');
+  if (key !== s.reportedLive) {
+    s.reportedLive = key;
+    fx.push({ type: 'live', members: live });
+  }
+}
