@@ -25,6 +25,7 @@ import { ListenError, startObserveServer, type ObserveServer } from '../observe/
 import type { Logger } from '../observe/log.js';
 import { registry } from '../observe/metrics.js';
 import { startServices, type ServicesCoordinator } from '../services/coordinator.js';
+import { GrantMember, GrantVoter } from '../services/grant-net.js';
 import { monotonicClock, type Clock } from '../util/clock.js';
 import type { Holder } from '../vip/holder.js';
 import { holderFactory } from './holders.js';
@@ -133,9 +134,22 @@ export async function startAgent(config: Config, log: Logger, clock: Clock = mon
     cleanups.push(() => Promise.allSettled(holders.map((h) => h.close('stopped'))).then(() => undefined));
     for (const vip of o.vips) holders.push(await makeHolder(vip, log.child({ vip: vip.ip })));
 
+    let grants: GrantMember | undefined;
+    if (o.services?.membership === 'peers' && o.peers && key) {
+      // This node answers claims (it is one of vip_peers) and claims for itself.
+      const own = o.peers.grantAddresses[o.identity]!;
+      const voter = new GrantVoter({ self: o.identity, listen: own, electionTimeoutMs: o.peers.cfg.electionTimeoutMs, key, log: log.child({ mod: 'grants' }) });
+      await voter.start();
+      cleanups.push(() => voter.close());
+      const member = new GrantMember({ self: o.identity, bindHost: own.host, voters: o.peers.grantAddresses, timing: o.peers.cfg, key, log: log.child({ mod: 'grants' }) });
+      await member.start();
+      cleanups.push(() => member.stop());
+      grants = member;
+    }
     if (o.services) {
       const elector = election.elector;
       services = startServices({
+        ...(grants ? { grants } : {}),
         options: o.services,
         identity: o.identity,
         client: client!,

@@ -39,6 +39,8 @@ export interface PeerSlice {
   cfg: PeerConfig;
   addresses: Record<string, PeerAddress>;
   keyFile: string;
+  /** Where each peer answers service-IP claims (svc_grant_port on its vip_peers address). */
+  grantAddresses: Record<string, PeerAddress>;
 }
 
 export interface AgentOptions {
@@ -107,6 +109,7 @@ export function agentOptions(config: Config): AgentOptions {
         poolConfigMap: { namespace: cmNs!, name: cmName! },
         controlPlaneVips: config.vips.map((v) => canonicalIp(v.ip)).filter((s): s is string => s !== undefined),
         allocator: election === 'standalone' ? 'own-lease' : 'control-plane',
+        membership: config.peers.length > 0 && config.svcMembership !== 'lease' ? 'peers' : 'lease',
       };
     }
   }
@@ -115,6 +118,7 @@ export function agentOptions(config: Config): AgentOptions {
       cfg: config.peerConfig,
       addresses: Object.fromEntries(config.peers.map((p) => [p.name, { host: p.host, port: p.port }])),
       keyFile: config.peerKeyFile,
+      grantAddresses: Object.fromEntries(config.peers.map((p) => [p.name, { host: p.host, port: config.svcGrantPort }])),
     };
   }
   if (config.metricsAddress) o.observe = config.metricsAddress;

@@ -207,6 +207,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
     peerConfig = peerConfigOf(r);
     const checked = checkPeerConfig(peerConfig);
     if (!checked.ok) throw new ConfigError(checked.error.settings[0] ?? 'vip_peers', checked.error.value, checked.error.rule);
+  } else if (r.svcMembership === 'peers') {
+    throw new ConfigError('svc_membership', 'peers', 'needs vip_peers and vip_peer_key_file: the control-plane agents grant the service IPs');
   } else if (r.peerBootstrap) {
     throw new ConfigError('vip_peer_bootstrap', 'true', 'needs vip_peers: bootstrap lets this node hold the VIP alone only until its peers appear');
   }

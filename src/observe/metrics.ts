@@ -18,6 +18,7 @@ export const metrics = {
   answers: new Counter({ name: 'vipd_answers_total', help: 'ARP replies / solicited NAs sent by the agent', labelNames: ['vip'], registers: [registry] }),
   conflicts: new Counter({ name: 'vipd_conflicts_total', help: 'Another MAC seen claiming a VIP', labelNames: ['vip'], registers: [registry] }),
   peerMessages: new Counter({ name: 'vipd_peer_messages_total', help: 'Peer messages by outcome', labelNames: ['outcome'], registers: [registry] }),
+  grantMessages: new Counter({ name: 'vipd_service_grant_messages_total', help: 'Service-IP grant messages received, by role and outcome', labelNames: ['role', 'outcome'], registers: [registry] }),
   servicesAssigned: new Gauge({ name: 'vipd_services_assigned', help: 'LoadBalancer Services with an address (allocator node only)', registers: [registry] }),
   servicesPending: new Gauge({ name: 'vipd_services_pending', help: 'LoadBalancer Services waiting for an address, by reason (allocator node only)', labelNames: ['reason'], registers: [registry] }),
   poolAddresses: new Gauge({ name: 'vipd_pool_addresses', help: 'Addresses in a pool (capped at 2^53), and how many are used', labelNames: ['pool', 'state'], registers: [registry] }),

@@ -1,8 +1,11 @@
 /**
  * LoadBalancer Services in the agent (svc_enable=true): coordinates the services controller, the
- * member Lease and the membership view (logic/membership.ts, member-lease.ts), and one Holder per
- * service IP this node holds. It gets the agent's API client and holder factory; it builds
- * neither, and never reads Config.
+ * membership, and one Holder per service IP this node holds. It gets the agent's API client,
+ * holder factory and (with peers) grant member; it builds none of them, and never reads Config.
+ *
+ * Two memberships (svc_membership): with 'peers', GrantsCoordinator below (grants from the peer
+ * voters, docs/services.md). With 'lease', Coordinator: member Leases and the membership view
+ * (logic/membership.ts, member-lease.ts), as follows.
  *
  * For each service IP X, this node's holder gets `hold until T` only while
  *   - the plan (rendezvous over live members, externalTrafficPolicy Local) gives X to this node,
@@ -32,6 +35,7 @@ import { familyBits, familyOf } from '../net/ip.js';
 import { ServicesController } from './controller.js';
 import { fenceMember, MemberLease, MemberView, type LeaseLike } from './member-lease.js';
 import { ClaimBook, parseClaims, type MemberObservation, CLAIMS_ANNOTATION } from './logic/membership.js';
+import type { GrantMember } from './grant-net.js';
 
 export const ALLOCATOR_LEASE = 'vipd-services-allocator';
 
@@ -48,6 +52,8 @@ export interface ServicesOptions {
   controlPlaneVips: string[];
   /** The control-plane election's holder allocates; without an election, the allocator Lease does. */
   allocator: 'control-plane' | 'own-lease';
+  /** Who may announce which IP: grants from the peer voters (grant-net.ts), or member Leases. */
+  membership: 'peers' | 'lease';
 }
 
 export interface ServicesCoordinatorOptions {
@@ -65,6 +71,8 @@ export interface ServicesCoordinatorOptions {
    * allocator. Absent: a `vipd-services-allocator` Lease is elected.
    */
   controlPlaneVerdicts?: (listener: (v: Verdict) => void) => () => void;
+  /** With membership 'peers': this node's grant member (started; stopped here on shutdown). */
+  grants?: GrantMember;
 }
 
 export interface ServicesStatus {
@@ -90,7 +98,234 @@ interface HolderEntry {
 }
 
 export function startServices(o: ServicesCoordinatorOptions): ServicesCoordinator {
-  return new Coordinator(o, o.log.child({ mod: 'services' }));
+  const log = o.log.child({ mod: 'services' });
+  if (o.options.membership === 'peers') {
+    if (!o.grants) throw new Error('services: membership "peers" needs the grant member');
+    return new GrantsCoordinator(o, o.grants, log);
+  }
+  return new Coordinator(o, log);
+}
+
+/** One Holder per service IP, opened on demand and closed when the IP is no longer ours. */
+class ServiceHolders {
+  readonly entries = new Map<string, HolderEntry>();
+  stopping = false;
+
+  constructor(
+    private readonly makeHolder: ServicesCoordinatorOptions['makeHolder'],
+    private readonly log: Logger,
+    /** Called whenever a holder opened or closed (the caller reconciles). */
+    private readonly changed: () => void,
+  ) {}
+
+  ensure(ip: string): void {
+    if (this.entries.has(ip) || this.stopping) return;
+    const e: HolderEntry = {};
+    this.entries.set(ip, e);
+    e.opening = this.open(ip).then(
+      (h) => {
+        e.opening = undefined;
+        e.holder = h;
+        if (this.stopping) {
+          void h.close('shutdown');
+          return;
+        }
+        this.changed();
+      },
+      (err: unknown) => {
+        this.log.error({ vip: ip, err: describeError(err) }, 'cannot set up a holder for a service IP; retrying');
+        this.entries.delete(ip);
+        setTimeout(() => this.changed(), 1_000).unref();
+      },
+    );
+  }
+
+  open(ip: string): Promise<Holder> {
+    const family = familyOf(ip) ?? 4;
+    const vip: VipSpec = { ip, family, prefix: familyBits(family) };
+    return this.makeHolder(vip, this.log.child({ vip: ip, service: true }));
+  }
+
+  close(ip: string, e: HolderEntry): void {
+    if (e.closing || !e.holder) return;
+    e.closing = true;
+    void e.holder.close('service IP no longer ours').finally(() => {
+      if (this.entries.get(ip) === e) this.entries.delete(ip);
+      this.changed();
+    });
+  }
+
+  holding(): string[] {
+    return [...this.entries].filter(([, e]) => e.holder?.holding()).map(([ip]) => ip);
+  }
+
+  async closeAll(reason: string): Promise<void> {
+    this.stopping = true;
+    const opening = [...this.entries.values()].map((e) => e.opening).filter((p): p is Promise<void> => p !== undefined);
+    await Promise.allSettled(opening);
+    await Promise.allSettled([...this.entries.values()].map((e) => e.holder?.close(reason)));
+    this.entries.clear();
+  }
+}
+
+/** Builds the allocator side both modes share: the control-plane elector's verdicts, or an allocator Lease. */
+function allocatorOf(o: ServicesCoordinatorOptions, ctl: ServicesController, clock: Clock, log: Logger): { elector?: LeaseElector; unsubscribe?: () => void } {
+  if (o.controlPlaneVerdicts) return { unsubscribe: o.controlPlaneVerdicts((v) => ctl.setAllocator(v)) };
+  const c = o.options;
+  const elector = new LeaseElector({
+    ...c.timing,
+    store: new ApiLeaseStore({ client: o.client, namespace: c.leaseNamespace, name: ALLOCATOR_LEASE, requestTimeoutMs: c.requestTimeoutMs }),
+    identity: o.identity,
+    clock,
+    log: log.child({ mod: 'allocator' }),
+  });
+  elector.onVerdict((v) => ctl.setAllocator(v));
+  return { elector };
+}
+
+function controllerOf(o: ServicesCoordinatorOptions, clock: Clock, log: Logger): ServicesController {
+  const c = o.options;
+  return new ServicesController({
+    client: o.client,
+    nodeName: o.identity,
+    ...(c.namespace ? { namespace: c.namespace } : {}),
+    classFilter: c.classFilter,
+    poolConfigMap: c.poolConfigMap,
+    controlPlaneVips: c.controlPlaneVips,
+    clock,
+    log,
+  });
+}
+
+/**
+ * Membership 'peers': the grant member (grant-net.ts, logic/grants.ts) says which IPs this node
+ * may answer for and until when, and who is live; no member Lease, no fence, nothing here needs
+ * the API once the Services are cached. For each service IP X this node's holder gets
+ * `hold until T` exactly while the member reports a grant on X with deadline T; placement asks
+ * the member to claim what rendezvous gives this node over the live members.
+ */
+class GrantsCoordinator implements ServicesCoordinator {
+  private readonly clock: Clock;
+  private readonly ctl: ServicesController;
+  private readonly holders: ServiceHolders;
+  private readonly cpVips: Set<string>;
+  private readonly allocator: { elector?: LeaseElector; unsubscribe?: () => void };
+  private members: string[] = [];
+  private wanted = '';
+  /** The last other member placement gave each IP to: a takeover from it skips the cold-start probe. */
+  private readonly lastOtherOwner = new Map<string, string>();
+  private stopping = false;
+  private closed = false;
+  private readonly unsub: Array<() => void> = [];
+  private readonly inner = new AbortController();
+
+  constructor(
+    private readonly o: ServicesCoordinatorOptions,
+    private readonly member: GrantMember,
+    private readonly log: Logger,
+  ) {
+    this.clock = o.clock ?? monotonicClock;
+    this.cpVips = new Set(o.options.controlPlaneVips);
+    this.ctl = controllerOf(o, this.clock, log);
+    this.holders = new ServiceHolders(o.makeHolder, o.log, () => this.reconcile());
+    this.ctl.onDesired(() => this.reconcile());
+    this.allocator = allocatorOf(o, this.ctl, this.clock, log);
+    this.unsub.push(member.onLive(() => this.reconcile()));
+    this.unsub.push(member.onHolds(() => this.reconcile()));
+  }
+
+  status(): ServicesStatus {
+    const holds = this.member.currentHolds();
+    return {
+      members: this.members,
+      grantUntil: Math.min(...holds.values()),
+      claims: Object.fromEntries([...holds.keys()].map((ip) => [ip, 'granted'])),
+      holding: this.holders.holding(),
+    };
+  }
+
+  private reconcile(): void {
+    if (this.stopping || this.closed) return;
+    const now = this.clock.now();
+    this.noteOwners();
+    const live = [...this.member.liveMembers()];
+    if (live.join(',') !== this.members.join(',')) {
+      this.log.info({ members: live, before: this.members }, 'service members changed');
+      this.members = live;
+      this.ctl.setMembers(live);
+    }
+    const want = this.ctl.desired().filter((ip) => !this.cpVips.has(ip));
+    const key = [...want].sort().join(',');
+    if (key !== this.wanted) {
+      this.wanted = key;
+      // Reports new holds synchronously, which lands back here with the same want: no loop.
+      this.member.want(want);
+    }
+    const holds = this.member.currentHolds();
+    const wantSet = new Set(want);
+    for (const ip of new Set([...wantSet, ...holds.keys()])) this.holders.ensure(ip);
+    for (const [ip, e] of this.holders.entries) {
+      if (e.closing || !e.holder) continue;
+      const until = holds.get(ip);
+      if (until !== undefined && until > now) {
+        const prev = this.lastOtherOwner.get(ip);
+        e.holder.apply({ kind: 'hold', until, reason: 'service IP granted by a majority of the voters', ...(prev ? { previousHolder: prev } : {}) });
+        continue;
+      }
+      e.holder.apply({ kind: 'standby', reason: wantSet.has(ip) ? 'service IP not granted (yet)' : 'service IP moved' });
+      if (!wantSet.has(ip) && !e.releasing) {
+        e.releasing = true;
+        const h = e.holder;
+        void h.settled().then(() => {
+          e.releasing = false;
+          if (!h.holding()) this.holders.close(ip, e);
+        });
+      }
+    }
+  }
+
+  private noteOwners(): void {
+    const units = this.ctl.plan().units;
+    const ips = new Set(units.map((u) => u.ip));
+    for (const ip of this.lastOtherOwner.keys()) if (!ips.has(ip)) this.lastOtherOwner.delete(ip);
+    for (const u of units) {
+      const owner = u.candidates[0];
+      if (owner !== undefined && owner !== this.o.identity) this.lastOtherOwner.set(u.ip, owner);
+    }
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    if (this.closed) throw new Error('services coordinator is closed');
+    const tasks: Array<Promise<unknown>> = [this.ctl.run(this.inner.signal)];
+    if (this.allocator.elector) tasks.push(this.allocator.elector.run(signal));
+    this.log.info({ node: this.o.identity, membership: 'peers', allocator: this.allocator.elector ? ALLOCATOR_LEASE : 'the VIP Lease holder' }, 'services started');
+    this.reconcile();
+    try {
+      await untilAborted(signal);
+    } finally {
+      this.stopping = true;
+      // Holders let go first; only then does the member release its claims (after the linger).
+      await Promise.race([this.holders.closeAll('shutdown'), sleep(3_000, undefined, { unref: true })]);
+      await this.member.stop();
+      this.inner.abort();
+      for (const u of this.unsub.splice(0)) u();
+      this.allocator.unsubscribe?.();
+      await Promise.allSettled(tasks);
+      this.closed = true;
+      this.log.info('services stopped; service IPs removed');
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.stopping = true;
+    this.inner.abort();
+    for (const u of this.unsub.splice(0)) u();
+    this.allocator.unsubscribe?.();
+    await this.holders.closeAll('closed');
+    await this.member.stop();
+    this.closed = true;
+  }
 }
 
 class Coordinator implements ServicesCoordinator {
@@ -100,7 +335,7 @@ class Coordinator implements ServicesCoordinator {
   private readonly view: MemberView;
   private readonly ctl: ServicesController;
   private readonly book = new ClaimBook();
-  private readonly holders = new Map<string, HolderEntry>();
+  private readonly holderSet: ServiceHolders;
   private readonly cpVips: Set<string>;
   private readonly fencing = new Map<string, string>();
   private allocator: LeaseElector | undefined;
@@ -128,16 +363,8 @@ class Coordinator implements ServicesCoordinator {
     this.cpVips = new Set(c.controlPlaneVips);
     this.lease = new MemberLease({ client, namespace: c.leaseNamespace, node: this.me, timing, requestTimeoutMs, clock: this.clock, log });
     this.view = new MemberView({ client, namespace: c.leaseNamespace, leaseDurationMs: timing.leaseDurationMs, retryPeriodMs: timing.retryPeriodMs, requestTimeoutMs, clock: this.clock, log });
-    this.ctl = new ServicesController({
-      client,
-      nodeName: this.me,
-      ...(c.namespace ? { namespace: c.namespace } : {}),
-      classFilter: c.classFilter,
-      poolConfigMap: c.poolConfigMap,
-      controlPlaneVips: c.controlPlaneVips,
-      clock: this.clock,
-      log,
-    });
+    this.ctl = controllerOf(o, this.clock, log);
+    this.holderSet = new ServiceHolders(o.makeHolder, o.log, () => this.reconcile());
     this.ctl.onDesired(() => this.reconcile());
     this.lease.onGrant((g) => {
       if (g.kind === 'lost') this.log.warn({ reason: g.reason }, 'member grant lost; letting go of every service IP until it is back');
@@ -155,18 +382,9 @@ class Coordinator implements ServicesCoordinator {
     });
     this.lease.onFenced((why) => this.voidClaims(why));
     this.view.onUpdate(() => this.onView());
-    if (o.controlPlaneVerdicts) {
-      this.unsubAllocator = o.controlPlaneVerdicts((v) => this.ctl.setAllocator(v));
-    } else {
-      this.allocator = new LeaseElector({
-        ...timing,
-        store: new ApiLeaseStore({ client, namespace: c.leaseNamespace, name: ALLOCATOR_LEASE, requestTimeoutMs }),
-        identity: this.me,
-        clock: this.clock,
-        log: log.child({ mod: 'allocator' }),
-      });
-      this.allocator.onVerdict((v) => this.ctl.setAllocator(v));
-    }
+    const a = allocatorOf(o, this.ctl, this.clock, log);
+    this.allocator = a.elector;
+    this.unsubAllocator = a.unsubscribe;
   }
 
   status(): ServicesStatus {
@@ -176,7 +394,7 @@ class Coordinator implements ServicesCoordinator {
       members: this.members,
       grantUntil: this.lease.grantUntil(),
       claims,
-      holding: [...this.holders].filter(([, e]) => e.holder?.holding()).map(([ip]) => ip),
+      holding: this.holderSet.holding(),
     };
   }
 
@@ -208,7 +426,7 @@ class Coordinator implements ServicesCoordinator {
   private voidClaims(why: string): void {
     const was = this.book.reset();
     if (was.length > 0) this.log.warn({ ips: was, reason: why }, 'our service IP claims are void; letting go');
-    for (const e of this.holders.values()) e.holder?.apply({ kind: 'standby', reason: why });
+    for (const e of this.holderSet.entries.values()) e.holder?.apply({ kind: 'standby', reason: why });
     this.reconcile();
   }
 
@@ -262,9 +480,9 @@ class Coordinator implements ServicesCoordinator {
     this.book.setWanted(want, (ip) => grant && this.view.synced && table.claimant(ip, this.me, now) === undefined);
     this.lease.setClaims(this.book.published());
 
-    for (const ip of this.book.ips()) this.ensureHolder(ip);
+    for (const ip of this.book.ips()) this.holderSet.ensure(ip);
     const until = this.lease.grantUntil();
-    for (const [ip, e] of this.holders) {
+    for (const [ip, e] of this.holderSet.entries) {
       const st = this.book.state(ip);
       if (e.closing || !e.holder) continue;
       if (st?.kind === 'confirmed' && until > now) {
@@ -283,11 +501,11 @@ class Coordinator implements ServicesCoordinator {
           this.reconcile();
         });
       } else if (st === undefined && !e.releasing) {
-        this.closeHolder(ip, e);
+        this.holderSet.close(ip, e);
       }
     }
     // Released before its holder ever opened: nothing was bound.
-    for (const ip of this.book.ips()) if (this.book.state(ip)?.kind === 'releasing' && !this.holders.get(ip)) this.book.released(ip);
+    for (const ip of this.book.ips()) if (this.book.state(ip)?.kind === 'releasing' && !this.holderSet.entries.get(ip)) this.book.released(ip);
 
     if (grant && this.view.synced) for (const m of table.expired(now)) if (m.record.node !== this.me) this.fence(m);
     this.armChangeTimer(now);
@@ -313,51 +531,14 @@ class Coordinator implements ServicesCoordinator {
 
   // ------------------------------------------------------------------ holders
 
-  private ensureHolder(ip: string): void {
-    if (this.holders.has(ip) || this.stopping) return;
-    const e: HolderEntry = {};
-    this.holders.set(ip, e);
-    e.opening = this.openHolder(ip).then(
-      (h) => {
-        e.opening = undefined;
-        e.holder = h;
-        if (this.stopping || this.closed) {
-          void h.close('shutdown');
-          return;
-        }
-        this.reconcile();
-      },
-      (err: unknown) => {
-        this.log.error({ vip: ip, err: describeError(err) }, 'cannot set up a holder for a service IP; retrying');
-        this.holders.delete(ip);
-        setTimeout(() => this.reconcile(), 1_000).unref();
-      },
-    );
-  }
-
-  private openHolder(ip: string): Promise<Holder> {
-    const family = familyOf(ip) ?? 4;
-    const vip: VipSpec = { ip, family, prefix: familyBits(family) };
-    return this.o.makeHolder(vip, this.o.log.child({ vip: ip, service: true }));
-  }
-
-  private closeHolder(ip: string, e: HolderEntry): void {
-    if (e.closing || !e.holder) return;
-    e.closing = true;
-    void e.holder.close('service IP no longer ours').finally(() => {
-      if (this.holders.get(ip) === e) this.holders.delete(ip);
-      this.reconcile();
-    });
-  }
-
   /**
    * Addresses an earlier run of this agent claimed (a crash): a holder for each, opened and closed
    * again, removes what is left of it the one way addresses are removed (Holder.start/close).
    */
   private async removeLeftovers(prev: LeaseLike | undefined): Promise<void> {
-    const ips = parseClaims(prev?.metadata?.annotations?.[CLAIMS_ANNOTATION]).filter((ip) => !this.cpVips.has(ip) && !this.holders.has(ip));
+    const ips = parseClaims(prev?.metadata?.annotations?.[CLAIMS_ANNOTATION]).filter((ip) => !this.cpVips.has(ip) && !this.holderSet.entries.has(ip));
     for (const ip of ips) {
-      const h = await this.openHolder(ip);
+      const h = await this.holderSet.open(ip);
       await h.close('left behind by an earlier run');
     }
     if (ips.length > 0) this.log.info({ ips }, 'cleared service IPs an earlier run of this agent had claimed');
@@ -396,7 +577,7 @@ class Coordinator implements ServicesCoordinator {
     this.stopping = true;
     if (this.changeTimer) clearTimeout(this.changeTimer);
     // Holders let go first; only then may the other nodes be told (release) that our IPs are free.
-    await Promise.race([this.closeAllHolders('shutdown'), sleep(3_000, undefined, { unref: true })]);
+    await Promise.race([this.holderSet.closeAll('shutdown'), sleep(3_000, undefined, { unref: true })]);
     this.inner.abort();
     await writer.catch(() => undefined);
     await this.lease.release(Math.min(this.opts.timing.renewDeadlineMs, 5_000));
@@ -406,19 +587,12 @@ class Coordinator implements ServicesCoordinator {
     this.log.info('services stopped; service IPs removed');
   }
 
-  private async closeAllHolders(reason: string): Promise<void> {
-    const opening = [...this.holders.values()].map((e) => e.opening).filter((p): p is Promise<void> => p !== undefined);
-    await Promise.allSettled(opening);
-    await Promise.allSettled([...this.holders.values()].map((e) => e.holder?.close(reason)));
-    this.holders.clear();
-  }
-
   async close(): Promise<void> {
     if (this.closed) return;
     this.stopping = true;
     this.inner.abort();
     this.unsubAllocator?.();
-    await this.closeAllHolders('closed');
+    await this.holderSet.closeAll('closed');
     this.closed = true;
   }
 }

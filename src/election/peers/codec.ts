@@ -303,6 +303,11 @@ export class PeerCodec {
 
 export interface ReplayGuardOptions {
   peers: readonly string[];
+  /**
+   * Also admit senders not in `peers`, up to this many, forgetting the longest silent first (the
+   * service-IP voters hear from every member, workers included, with no list to check against).
+   */
+  openSenders?: number;
   /** W: accepted distance between the sender's wall stamp and ours. */
   windowMs?: number;
   /** Epochs remembered per sender (an authenticated sender restarting in a loop). */
@@ -317,14 +322,24 @@ export class ReplayGuard {
   private readonly seen = new Map<string, Map<string, { counter: number; lastSeen: number }>>();
   private readonly windowMs: number;
   private readonly maxEpochs: number;
+  private readonly fixed: ReadonlySet<string>;
+  private readonly openSenders: number;
   constructor(o: ReplayGuardOptions) {
     this.windowMs = o.windowMs ?? 30_000;
     this.maxEpochs = o.maxEpochs ?? 8;
+    this.fixed = new Set(o.peers);
+    this.openSenders = o.openSenders ?? 0;
     for (const p of o.peers) this.seen.set(p, new Map());
   }
   admit(h: WireHeader, monoNow: number, wallNow: number): { ok: true } | { ok: false; reason: DropReason } {
-    const epochs = this.seen.get(h.from);
-    if (epochs === undefined) return { ok: false, reason: 'unknown-sender' };
+    let epochs = this.seen.get(h.from);
+    if (epochs === undefined) {
+      if (this.seen.size - this.fixed.size >= this.openSenders) {
+        if (!this.evictSilentSender()) return { ok: false, reason: 'unknown-sender' };
+      }
+      epochs = new Map();
+      this.seen.set(h.from, epochs);
+    }
     if (Math.abs(wallNow - h.wallMs) > this.windowMs) return { ok: false, reason: 'stale' };
     const e = epochs.get(h.epoch);
     if (e !== undefined && h.counter <= e.counter) return { ok: false, reason: 'replay' };
@@ -337,5 +352,20 @@ export class ReplayGuard {
       if (oldest !== undefined) epochs.delete(oldest);
     }
     return { ok: true };
+  }
+
+  /** Forgets the open sender heard from longest ago; false when there is none to forget. */
+  private evictSilentSender(): boolean {
+    let victim: string | undefined;
+    let t = Number.POSITIVE_INFINITY;
+    for (const [sender, epochs] of this.seen) {
+      if (this.fixed.has(sender)) continue;
+      let last = Number.NEGATIVE_INFINITY;
+      for (const v of epochs.values()) last = Math.max(last, v.lastSeen);
+      if (last < t) [victim, t] = [sender, last];
+    }
+    if (victim === undefined) return false;
+    this.seen.delete(victim);
+    return true;
   }
 }

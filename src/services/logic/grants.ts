@@ -16,7 +16,7 @@
  *   linger, so two members' holds on X never overlap (two majorities share a voter, and a voter
  *   grants X to one member at a time).
  * - A voter's answer also lists the members it heard from within E. A member's view of who is
- *   live is the union of its voters' fresh answers; placement (rendezvous) runs over that view,
+ *   live is what a majority of its voters' fresh answers list; placement (rendezvous) runs over it,
  *   so when a member dies, the others see it gone at the moment its grants run out (both are E
  *   after its last claim reached the voters) and the next owner's claim is granted at once.
  *   Placement views may differ for a moment; that costs a refused claim, never safety.
@@ -40,6 +40,8 @@ export interface ClaimMsg {
   epoch: Epoch;
   round: number;
   ips: readonly string[];
+  /** The member's last claim (SIGTERM): drop it from the live lists at once, not E from now. */
+  leaving?: boolean;
 }
 
 /** Voter → member: what this voter granted to the member for `round`, and who it hears from. */
@@ -81,7 +83,7 @@ export interface VoterState {
   now: number;
   grants: Map<string, VoterGrant>;
   /** Newest claim processed per member epoch (`member NUL epoch`): its round and when it arrived. */
-  seen: Map<string, { member: string; round: number; seenAt: number }>;
+  seen: Map<string, { member: string; round: number; seenAt: number; gone: boolean }>;
 }
 
 export function initVoter(cfg: VoterConfig, now: number, epoch: Epoch): VoterState {
@@ -91,7 +93,7 @@ export function initVoter(cfg: VoterConfig, now: number, epoch: Epoch): VoterSta
 /** Members heard from within E, sorted. */
 export function liveMembers(v: VoterState, now: number = v.now): string[] {
   const out = new Set<string>();
-  for (const r of v.seen.values()) if (now < r.seenAt + v.cfg.electionTimeoutMs) out.add(r.member);
+  for (const r of v.seen.values()) if (!r.gone && now < r.seenAt + v.cfg.electionTimeoutMs) out.add(r.member);
   return [...out].sort();
 }
 
@@ -115,7 +117,9 @@ export function voterOnClaim(v: VoterState, now: number, m: ClaimMsg): ClaimResp
   if (prev !== undefined && m.round <= prev.round) return null;
   // A record is dropped only after 2E of silence, when no grant it could free backs a hold.
   for (const [k, r] of v.seen) if (now >= r.seenAt + 2 * E) v.seen.delete(k);
-  v.seen.set(key, { member: m.from, round: m.round, seenAt: now });
+  // A leaving member's record stays (its round still guards against reordered claims); it only
+  // stops counting as live, so placement moves its addresses at once.
+  v.seen.set(key, { member: m.from, round: m.round, seenAt: now, gone: m.leaving === true });
   const quiet = now < v.bootAt + E;
   const wanted = new Set(m.ips);
   // What the member no longer lists it has stopped answering for (plus L): free at once.
@@ -242,11 +246,15 @@ export function memberHolds(s: MemberState, now: number = s.now): Map<string, nu
   return out;
 }
 
-/** Members some voter heard from within E, by its answers to claims sent within E (sorted). */
+/**
+ * Members a majority of the voters heard from within E, by their answers to claims sent within E
+ * (sorted): the members that can hold anything. A voter that died keeps its last answer fresh for
+ * E, so a union would keep a member that left (SIGTERM) live for that long.
+ */
 export function memberLive(s: MemberState, now: number = s.now): string[] {
-  const out = new Set<string>();
-  for (const a of s.acks.values()) if (now < a.round + s.cfg.electionTimeoutMs) for (const m of a.live) out.add(m);
-  return [...out].sort();
+  const count = new Map<string, number>();
+  for (const a of s.acks.values()) if (now < a.round + s.cfg.electionTimeoutMs) for (const m of a.live) count.set(m, (count.get(m) ?? 0) + 1);
+  return [...count].filter(([, n]) => n >= s.d.quorum).map(([m]) => m).sort();
 }
 
 /** The IPs every claim lists now: wanted, plus those still in their linger. */
@@ -285,8 +293,9 @@ export function memberStep(s: MemberState, input: MemberInput): MemberEffect[] {
   reconcile(s);
   report(s, fx);
   if (s.shutdown && s.leaving.size === 0) {
-    // The final claim lists nothing: every voter frees this member's IPs at once.
-    sendClaims(s, fx);
+    // The final claim lists nothing: every voter frees this member's IPs at once, and stops
+    // listing it as live, so the others' placement takes its addresses without waiting E.
+    sendClaims(s, fx, true);
     s.stopped = true;
     s.reported = new Map();
     fx.push({ type: 'stopped' });
@@ -320,12 +329,12 @@ function reconcile(s: MemberState): void {
   }
 }
 
-function sendClaims(s: MemberState, fx: MemberEffect[]): void {
+function sendClaims(s: MemberState, fx: MemberEffect[], leaving = false): void {
   const round = Math.max(s.now, s.lastRound + 1e-3);
   s.lastRound = round;
   for (const ip of s.wanted) if (!s.claimedSince.has(ip)) s.claimedSince.set(ip, round);
   const ips = claimSet(s);
-  for (const v of s.cfg.voters) fx.push({ type: 'send', msg: { type: 'claim', from: s.cfg.self, to: v, epoch: s.epoch, round, ips } });
+  for (const v of s.cfg.voters) fx.push({ type: 'send', msg: { type: 'claim', from: s.cfg.self, to: v, epoch: s.epoch, round, ips, ...(leaving ? { leaving } : {}) } });
   s.nextClaimAt = s.now + s.cfg.heartbeatMs;
 }
 
