@@ -22,6 +22,11 @@ export interface ClusterOptions {
   /** Start the agents at once (default true). */
   startAgents?: boolean;
   id?: string;
+  /**
+   * Worker hosts (names like 'w1') on the same bridge, with no API server: `startWorkerAgent` runs
+   * vipd there as a DaemonSet would on a worker (Services only, not one of vip_peers).
+   */
+  workers?: string[];
 }
 
 export interface Cluster {
@@ -36,6 +41,8 @@ export interface Cluster {
   kubeconfigs: Map<string, string>;
   agentEnv(node: LabHost, extra?: Record<string, string>): Record<string, string>;
   startAgent(node: LabHost, extra?: Record<string, string>): AgentProcess;
+  /** vipd on a worker host: svc_enable, no VIP, no cp_enable, vip_peers naming the nodes only. */
+  startWorkerAgent(name: string, extra?: Record<string, string>): AgentProcess;
   /** The node names whose vipd logged `holding VIP` last (and not `released VIP` since). */
   holders(): string[];
   destroy(): Promise<void>;
@@ -51,7 +58,7 @@ export const LAB_LEASE_ENV = {
 };
 
 export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> {
-  const lab = await createLab({ nodes: opts.nodes ?? 3, ipv6: opts.ipv6 ?? false, extras: ['etcd'], ...(opts.id ? { id: opts.id } : {}) });
+  const lab = await createLab({ nodes: opts.nodes ?? 3, ipv6: opts.ipv6 ?? false, extras: ['etcd', ...(opts.workers ?? [])], ...(opts.id ? { id: opts.id } : {}) });
   let cp: ControlPlane | undefined;
   const agents = new Map<string, AgentProcess>();
   try {
@@ -65,7 +72,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     const token = await cp.serviceAccountToken();
     const kubeconfigs = new Map<string, string>();
     const stateRoot = join(lab.tmpDir, 'state');
-    for (const n of lab.nodes) {
+    for (const n of [...lab.nodes, ...(opts.workers ?? []).map((w) => lab.host(w))]) {
       kubeconfigs.set(n.name, await cp.kubeconfigFor(`https://${lab.vip4}:6443`, { token }));
       await mkdir(join(stateRoot, n.name), { recursive: true });
     }
@@ -98,6 +105,12 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       startAgent(node, extra = {}) {
         const a = startAgentProcess(lab, node, cluster.agentEnv(node, extra));
         agents.set(node.name, a);
+        return a;
+      },
+      startWorkerAgent(name, extra = {}) {
+        const host = lab.host(name);
+        const a = startAgentProcess(lab, host, cluster.agentEnv(host, { address: '', cp_enable: 'false', vip_leaderelection: 'false', vip_interface: 'eth0', svc_enable: 'true', ...extra }));
+        agents.set(name, a);
         return a;
       },
       holders() {

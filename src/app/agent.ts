@@ -101,7 +101,8 @@ function buildElector(o: AgentOptions, client: ApiClient | undefined, key: Buffe
 export async function startAgent(config: Config, log: Logger, clock: Clock = monotonicClock): Promise<AgentHandle> {
   const o = agentOptions(config);
   // What can refuse a setting, before anything changes.
-  const key = o.peers ? await readPeerKey(o.peers.keyFile) : undefined;
+  const keyFile = o.peers?.keyFile ?? o.grantMember?.keyFile;
+  const key = keyFile ? await readPeerKey(keyFile) : undefined;
   await checkCapabilities();
   const rtnl = Rtnl.open();
   const cleanups: Array<() => void | Promise<void>> = [() => rtnl.close()];
@@ -142,6 +143,13 @@ export async function startAgent(config: Config, log: Logger, clock: Clock = mon
       await voter.start();
       cleanups.push(() => voter.close());
       const member = new GrantMember({ self: o.identity, bindHost: own.host, voters: o.peers.grantAddresses, timing: o.peers.cfg, key, log: log.child({ mod: 'grants' }) });
+      await member.start();
+      cleanups.push(() => member.stop());
+      grants = member;
+    } else if (o.grantMember && key) {
+      // A worker: a member only; the control-plane agents are its voters.
+      const g = o.grantMember;
+      const member = new GrantMember({ self: o.identity, bindHost: g.bindHost, voters: g.voters, timing: g.timing, key, log: log.child({ mod: 'grants' }) });
       await member.start();
       cleanups.push(() => member.stop());
       grants = member;

@@ -5,12 +5,12 @@
  * and checked (src/config/index.ts); nothing here converts or checks them again.
  */
 import { join } from 'node:path';
-import { canonicalIp } from '../net/ip.js';
+import { canonicalIp, familyOf } from '../net/ip.js';
 import { LEASE_TIMING_NAMES, type Config, type ListenAddress, type VipSpec } from '../config/index.js';
 import type { LeaseTiming, TimingNames } from '../election/lease/state.js';
 import { suggestedRequestTimeoutMs, type LivezGateOptions } from '../election/lease/setup.js';
 import type { PeerAddress } from '../election/peers/driver.js';
-import type { PeerConfig } from '../election/peers/timing.js';
+import type { PeerConfig, PeerTiming } from '../election/peers/timing.js';
 import type { ApiClientOptions } from '../k8s/client.js';
 import type { InterfaceChoice } from '../config/host.js';
 import type { Responder } from '../vip/holder.js';
@@ -55,12 +55,14 @@ export interface AgentOptions {
   livez: LivezGateOptions | false;
   eligibility: { intervalMs: number; timeoutMs: number };
   peers?: PeerSlice;
+  /** A worker's grant member (not one of vip_peers): the peers are its voters. */
+  grantMember?: { timing: PeerTiming; voters: Record<string, PeerAddress>; keyFile: string; bindHost: string };
   services?: ServicesOptions;
   observe?: ListenAddress;
 }
 
 export function agentOptions(config: Config): AgentOptions {
-  const election = config.peers.length > 0 ? 'hybrid' : config.leaderElection ? 'lease' : 'standalone';
+  const election = config.peers.length > 0 && !config.serviceMemberOnly ? 'hybrid' : config.leaderElection ? 'lease' : 'standalone';
   const timing = config.leaseTiming;
   const requestTimeoutMs = timing ? suggestedRequestTimeoutMs(timing) : undefined;
   const probeTimeoutMs = Math.min(1000, config.healthIntervalMs);
@@ -91,7 +93,9 @@ export function agentOptions(config: Config): AgentOptions {
     o.api = {
       kubeconfigPath: config.kubeconfig,
       ...(config.fallbackKubeconfig ? { fallbackKubeconfigPath: config.fallbackKubeconfig } : {}),
-      localEndpoint: config.apiEndpoint,
+      // A worker has no API server of its own: the kubeconfig's server (the VIP), then the
+      // API servers learned from the `kubernetes` EndpointSlice.
+      localEndpoint: config.serviceMemberOnly ? 'kubeconfig' : config.apiEndpoint,
       endpointsCachePath: join(config.stateDir, 'api-endpoints.json'),
       requestTimeoutMs,
     };
@@ -108,12 +112,17 @@ export function agentOptions(config: Config): AgentOptions {
         classFilter: { className: config.lbClassName, classOnly: config.lbClassOnly, legacyHandling: config.lbClassLegacyHandling },
         poolConfigMap: { namespace: cmNs!, name: cmName! },
         controlPlaneVips: config.vips.map((v) => canonicalIp(v.ip)).filter((s): s is string => s !== undefined),
-        allocator: election === 'standalone' ? 'own-lease' : 'control-plane',
+        // A worker never allocates: the control-plane agents do, through the VIP's Lease.
+        allocator: config.serviceMemberOnly ? 'none' : election === 'standalone' ? 'own-lease' : 'control-plane',
         membership: config.peers.length > 0 && config.svcMembership !== 'lease' ? 'peers' : 'lease',
       };
     }
   }
-  if (config.peerConfig && config.peerKeyFile) {
+  if (config.peerConfig && config.peerKeyFile && config.serviceMemberOnly) {
+    const voters = Object.fromEntries(config.peers.map((p) => [p.name, { host: p.host, port: config.svcGrantPort }]));
+    const v6 = config.peers.every((p) => familyOf(p.host) === 6);
+    o.grantMember = { timing: config.peerConfig, voters, keyFile: config.peerKeyFile, bindHost: v6 ? '::' : '0.0.0.0' };
+  } else if (config.peerConfig && config.peerKeyFile) {
     o.peers = {
       cfg: config.peerConfig,
       addresses: Object.fromEntries(config.peers.map((p) => [p.name, { host: p.host, port: p.port }])),

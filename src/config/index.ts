@@ -27,8 +27,13 @@ export interface Config extends Omit<RawSettings, 'address' | 'subnet' | 'apiEnd
   healthUrl: string;
   /** The Lease timing in ms, checked; present whenever a Lease is used (leader election, services). */
   leaseTiming?: LeaseTiming;
-  /** The peer core's configuration, checked; present when vip_peers is set. */
+  /**
+   * The peer core's configuration, checked; present when vip_peers is set. With `serviceMemberOnly`
+   * this node is not one of vip_peers: it only announces Services (a worker), with the peers as
+   * the voters that grant its service IPs, and `self` is not in `peers`.
+   */
   peerConfig?: PeerConfig;
+  serviceMemberOnly?: boolean;
 }
 
 /** Environment names with these prefixes are ours (or kube-vip's): an unknown one is a typo, not someone else's variable. */
@@ -199,13 +204,19 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
   }
 
   let peerConfig: PeerConfig | undefined;
+  let serviceMemberOnly = false;
   if (r.peers.length > 0) {
     if (!r.peers.some((p: PeerSpec) => p.name === r.nodeName)) {
-      throw new ConfigError('vip_peers', r.peers.map((p) => p.name).join(','), `must include this node (vip_nodename=${r.nodeName})`);
+      // A worker: Services only (no VIP of its own), its service IPs granted by the peers.
+      serviceMemberOnly = r.svcEnable && !r.controlPlane && r.address.length === 0 && r.svcMembership !== 'lease';
+      if (!serviceMemberOnly) {
+        throw new ConfigError('vip_peers', r.peers.map((p) => p.name).join(','), `must include this node (vip_nodename=${r.nodeName}), unless it only announces Services (svc_enable=true, cp_enable=false, no address)`);
+      }
     }
     if (!r.peerKeyFile) throw new ConfigError('vip_peer_key_file', undefined, 'is required when vip_peers is set: peer messages are authenticated with a shared key');
     peerConfig = peerConfigOf(r);
-    const checked = checkPeerConfig(peerConfig);
+    // The timing rules are the same for a member that is not a peer; only the self check differs.
+    const checked = checkPeerConfig(serviceMemberOnly ? { ...peerConfig, self: peerConfig.peers[0]! } : peerConfig);
     if (!checked.ok) throw new ConfigError(checked.error.settings[0] ?? 'vip_peers', checked.error.value, checked.error.rule);
   } else if (r.svcMembership === 'peers') {
     throw new ConfigError('svc_membership', 'peers', 'needs vip_peers and vip_peer_key_file: the control-plane agents grant the service IPs');
@@ -232,6 +243,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
     healthUrl: healthUrl ?? `https://127.0.0.1:${r.port}/livez`,
     ...(leaseTiming ? { leaseTiming } : {}),
     ...(peerConfig ? { peerConfig } : {}),
+    ...(serviceMemberOnly ? { serviceMemberOnly } : {}),
   };
 }
 

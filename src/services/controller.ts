@@ -199,12 +199,19 @@ export class ServicesController {
     return () => this.listeners.delete(fn);
   }
 
+  private placedOnce = false;
+
   desired(): readonly string[] {
     return this.desiredIps;
   }
 
   plan(): Plan {
     return this.lastPlan;
+  }
+
+  /** Whether placement has run on fully listed Services and EndpointSlices (it can serve addresses). */
+  placementReady(): boolean {
+    return this.placedOnce;
   }
 
   synced(): boolean {
@@ -323,7 +330,9 @@ export class ServicesController {
     // No membership yet: hold nothing. Who may take an IP first is the claim protocol's call
     // (logic/membership.ts), not a delay here.
     const mine = this.members === undefined ? [] : ipsForNode(p, this.o.nodeName);
-    if (mine.length === this.desiredIps.length && mine.every((ip, i) => ip === this.desiredIps[i])) return;
+    // The first placement is news even when it is empty: it says the caches have listed.
+    if (this.placedOnce && mine.length === this.desiredIps.length && mine.every((ip, i) => ip === this.desiredIps[i])) return;
+    this.placedOnce = true;
     this.log.info({ node: this.o.nodeName, ips: mine, before: this.desiredIps }, 'service IPs this node should hold changed');
     this.desiredIps = mine;
     for (const fn of this.listeners) {

@@ -50,8 +50,11 @@ export interface ServicesOptions {
   poolConfigMap: { namespace: string; name: string };
   /** Canonical control-plane VIPs: their own holder has them, never a service holder. */
   controlPlaneVips: string[];
-  /** The control-plane election's holder allocates; without an election, the allocator Lease does. */
-  allocator: 'control-plane' | 'own-lease';
+  /**
+   * The control-plane election's holder allocates; without an election, the allocator Lease does;
+   * a worker (a service member only) never does.
+   */
+  allocator: 'control-plane' | 'own-lease' | 'none';
   /** Who may announce which IP: grants from the peer voters (grant-net.ts), or member Leases. */
   membership: 'peers' | 'lease';
 }
@@ -170,6 +173,7 @@ class ServiceHolders {
 
 /** Builds the allocator side both modes share: the control-plane elector's verdicts, or an allocator Lease. */
 function allocatorOf(o: ServicesCoordinatorOptions, ctl: ServicesController, clock: Clock, log: Logger): { elector?: LeaseElector; unsubscribe?: () => void } {
+  if (o.options.allocator === 'none') return {};
   if (o.controlPlaneVerdicts) return { unsubscribe: o.controlPlaneVerdicts((v) => ctl.setAllocator(v)) };
   const c = o.options;
   const elector = new LeaseElector({
@@ -248,6 +252,8 @@ class GrantsCoordinator implements ServicesCoordinator {
     if (this.stopping || this.closed) return;
     const now = this.clock.now();
     this.noteOwners();
+    // Others hand this node addresses only once it can serve them.
+    this.member.setCandidate(this.ctl.placementReady());
     const live = [...this.member.liveMembers()];
     if (live.join(',') !== this.members.join(',')) {
       this.log.info({ members: live, before: this.members }, 'service members changed');
@@ -298,7 +304,8 @@ class GrantsCoordinator implements ServicesCoordinator {
     if (this.closed) throw new Error('services coordinator is closed');
     const tasks: Array<Promise<unknown>> = [this.ctl.run(this.inner.signal)];
     if (this.allocator.elector) tasks.push(this.allocator.elector.run(signal));
-    this.log.info({ node: this.o.identity, membership: 'peers', allocator: this.allocator.elector ? ALLOCATOR_LEASE : 'the VIP Lease holder' }, 'services started');
+    const allocator = this.o.options.allocator === 'none' ? 'the control-plane agents' : this.allocator.elector ? ALLOCATOR_LEASE : 'the VIP Lease holder';
+    this.log.info({ node: this.o.identity, membership: 'peers', allocator }, 'services started');
     this.reconcile();
     try {
       await untilAborted(signal);

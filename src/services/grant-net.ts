@@ -120,7 +120,8 @@ export class GrantMember {
     this.wall = o.wallClock ?? Date.now;
     const epoch = randomBytes(8).toString('hex');
     const voters = Object.keys(o.voters).sort();
-    this.state = initMember({ ...o.timing, self: o.self, voters }, this.clock.now(), epoch);
+    // Not a placement candidate until the coordinator says its Services are cached.
+    this.state = initMember({ ...o.timing, self: o.self, voters, candidate: false }, this.clock.now(), epoch);
     this.codec = new GrantCodec({ key: o.key, epoch });
     this.guard = new ReplayGuard({ peers: voters });
   }
@@ -161,6 +162,11 @@ export class GrantMember {
     });
     this.o.log.info({ voters: Object.keys(this.o.voters) }, 'service grant member started');
     this.feed({ type: 'tick', now: this.clock.now() });
+  }
+
+  /** Whether this node may take addresses (its Services are cached); the voters list only candidates. */
+  setCandidate(candidate: boolean): void {
+    if (candidate !== this.state.candidate) this.feed({ type: 'candidate', now: this.clock.now(), candidate });
   }
 
   want(ips: Iterable<string>): void {

@@ -8,8 +8,10 @@
  *   fromLen:u8 from:utf8   toLen:u8 to:utf8
  *   epoch:8 bytes   counter:u64   wallMs:u64
  *   payloadLen:u16 payload   mac:32 = HMAC-SHA256(key, every byte before it)
- * claim:      round:f64  leaving:u8  n:u16  n × ip
- * claim-resp: reqEpoch:8  round:f64  quiet:u8  n:u16  n × ip  m:u16  m × (len:u8 name:utf8)
+ * claim:      round:f64  flags:u8 (1 leaving, 2 liveSeen follows, 4 candidate)  [liveSeen: epoch:8 version:u32]
+ *             n:u16  n × ip
+ * claim-resp: reqEpoch:8  round:f64  quiet:u8  n:u16  n × ip  liveVersion:u32
+ *             hasLive:u8  [m:u16  m × (len:u8 name:utf8)]
  * ip: len:u8 (4 or 16) bytes
  *
  * The magic differs from the peer election's ('V' 'P') so that no datagram of one protocol is
@@ -21,7 +23,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { ipFromBytes, ipToBytes } from '../net/ip.js';
 import type { DropReason, WireHeader } from '../election/peers/codec.js';
-import type { ClaimMsg, ClaimRespMsg, GrantMsg } from './logic/grants.js';
+import type { ClaimMsg, ClaimRespMsg, GrantMsg, LiveVersion } from './logic/grants.js';
 
 export const GRANT_WIRE_VERSION = 1;
 /** About 3,000 IPv4 or 900 IPv6 addresses per member and 1,000 live member names per answer. */
@@ -44,6 +46,13 @@ class Writer {
   u16(v: number): this {
     const b = Buffer.alloc(2);
     b.writeUInt16BE(v);
+    this.parts.push(b);
+    return this;
+  }
+  u32(v: number): this {
+    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new RangeError('u32 out of range');
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(v);
     this.parts.push(b);
     return this;
   }
@@ -85,15 +94,22 @@ function ipList(w: Writer, ips: readonly string[]): void {
 function payloadOf(m: GrantMsg): Buffer {
   const w = new Writer();
   if (m.type === 'claim') {
-    w.f64(m.round).u8(m.leaving ? 1 : 0);
+    w.f64(m.round).u8((m.leaving ? 1 : 0) | (m.liveSeen ? 2 : 0) | (m.candidate ? 4 : 0));
+    if (m.liveSeen) {
+      if (!EPOCH_RE.test(m.liveSeen.epoch)) throw new RangeError('liveSeen.epoch must be 16 lowercase hex digits');
+      w.bytes(Buffer.from(m.liveSeen.epoch, 'hex')).u32(m.liveSeen.version);
+    }
     ipList(w, m.ips);
   } else {
     if (!EPOCH_RE.test(m.reqEpoch)) throw new RangeError('reqEpoch must be 16 lowercase hex digits');
     w.bytes(Buffer.from(m.reqEpoch, 'hex')).f64(m.round).u8(m.quiet ? 1 : 0);
     ipList(w, m.granted);
-    if (m.live.length > 0xffff) throw new RangeError('too many members for one packet');
-    w.u16(m.live.length);
-    for (const n of m.live) w.short(Buffer.from(n, 'utf8'), 'member name');
+    w.u32(m.liveVersion).u8(m.live === null ? 0 : 1);
+    if (m.live !== null) {
+      if (m.live.length > 0xffff) throw new RangeError('too many members for one packet');
+      w.u16(m.live.length);
+      for (const n of m.live) w.short(Buffer.from(n, 'utf8'), 'member name');
+    }
   }
   return w.done();
 }
@@ -135,6 +151,12 @@ class Reader {
   }
   u8(): number | null {
     return this.o + 1 <= this.b.length ? this.b[this.o++]! : null;
+  }
+  u32(): number | null {
+    if (this.o + 4 > this.b.length) return null;
+    const v = this.b.readUInt32BE(this.o);
+    this.o += 4;
+    return v;
   }
   u16(): number | null {
     if (this.o + 2 > this.b.length) return null;
@@ -222,25 +244,39 @@ export function decodeGrant(buf: Uint8Array, ctx: GrantDecodeContext): GrantDeco
     let msg: GrantMsg;
     if (type === TYPE_CLAIM) {
       const round = r.f64();
-      const leaving = r.u8();
+      const flags = r.u8();
+      if (!goodRound(round) || flags === null || (flags & ~7) !== 0) return drop('malformed');
+      let liveSeen: LiveVersion | undefined;
+      if (flags & 2) {
+        const e = r.take(8);
+        const version = r.u32();
+        if (e === null || version === null) return drop('malformed');
+        liveSeen = { epoch: e.toString('hex'), version };
+      }
       const ips = readIps(r);
-      if (!goodRound(round) || (leaving !== 0 && leaving !== 1) || ips === null || r.left() !== 0) return drop('malformed');
-      msg = { type: 'claim', from, to, epoch, round, ips, ...(leaving === 1 ? { leaving: true } : {}) } satisfies ClaimMsg;
+      if (ips === null || r.left() !== 0) return drop('malformed');
+      msg = { type: 'claim', from, to, epoch, round, ips, candidate: (flags & 4) !== 0, ...(flags & 1 ? { leaving: true } : {}), ...(liveSeen ? { liveSeen } : {}) } satisfies ClaimMsg;
     } else if (type === TYPE_RESP) {
       const reqEpoch = r.take(8);
       const round = r.f64();
       const quiet = r.u8();
       const granted = readIps(r);
-      const n = r.u16();
-      if (reqEpoch === null || !goodRound(round) || (quiet !== 0 && quiet !== 1) || granted === null || n === null) return drop('malformed');
-      const live: string[] = [];
-      for (let i = 0; i < n; i++) {
-        const name = text(r.short());
-        if (name === null) return drop('malformed');
-        live.push(name);
+      const liveVersion = r.u32();
+      const hasLive = r.u8();
+      if (reqEpoch === null || !goodRound(round) || (quiet !== 0 && quiet !== 1) || granted === null || liveVersion === null || (hasLive !== 0 && hasLive !== 1)) return drop('malformed');
+      let live: string[] | null = null;
+      if (hasLive === 1) {
+        const n = r.u16();
+        if (n === null) return drop('malformed');
+        live = [];
+        for (let i = 0; i < n; i++) {
+          const name = text(r.short());
+          if (name === null) return drop('malformed');
+          live.push(name);
+        }
       }
       if (r.left() !== 0) return drop('malformed');
-      msg = { type: 'claim-resp', from, to, epoch, reqEpoch: reqEpoch.toString('hex'), round, quiet: quiet === 1, granted, live } satisfies ClaimRespMsg;
+      msg = { type: 'claim-resp', from, to, epoch, reqEpoch: reqEpoch.toString('hex'), round, quiet: quiet === 1, granted, live, liveVersion } satisfies ClaimRespMsg;
     } else {
       return drop('malformed');
     }

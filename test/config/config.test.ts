@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, toEnv } from '../../src/config/index.js';
+import { agentOptions } from '../../src/app/options.js';
 
 const base = { address: '198.18.0.100', vip_nodename: 'cp1' };
 
@@ -23,6 +24,20 @@ describe('config', () => {
     expect([c.leaseDuration, c.renewDeadline, c.retryPeriod]).toEqual([15, 10, 2]);
     expect(c.responder).toBe('agent');
     expect(c.apiEndpoint).toBe('https://127.0.0.1:6443');
+  });
+
+  it('a worker outside vip_peers announces Services only, a member of the peers\' grants that never allocates', () => {
+    const env = { vip_nodename: 'w1', svc_enable: 'true', cp_enable: 'false', vip_interface: 'eth0', vip_peers: 'cp1=198.18.0.11:7946,cp2=198.18.0.12:7946,cp3=198.18.0.13:7946', vip_peer_key_file: '/k' };
+    const c = loadConfig(env, []);
+    expect(c.serviceMemberOnly).toBe(true);
+    const o = agentOptions(c);
+    expect(o.election).toBe('standalone');
+    expect(o.peers).toBeUndefined();
+    expect(o.grantMember?.voters).toEqual({ cp1: { host: '198.18.0.11', port: 7947 }, cp2: { host: '198.18.0.12', port: 7947 }, cp3: { host: '198.18.0.13', port: 7947 } });
+    expect(o.services).toMatchObject({ membership: 'peers', allocator: 'none' });
+    // With a VIP of its own, or the member Leases asked for, it must be one of the peers.
+    expect(error({ ...env, address: '198.18.0.100', cp_enable: 'true' }).message).toMatch(/vip_peers="cp1,cp2,cp3": must include this node \(vip_nodename=w1\), unless it only announces Services/);
+    expect(error({ ...env, svc_membership: 'lease' }).message).toMatch(/must include this node/);
   });
 
   it('gives /32 and /128 by default and honours vip_cidr / vip_subnet per address', () => {

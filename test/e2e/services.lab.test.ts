@@ -209,7 +209,7 @@ const FAILOVER_BOUND_MS = mode.failoverBoundMs;
   }
 
   beforeAll(async () => {
-    cluster = await startCluster({ nodes: 3, peers: mode.peers, startAgents: false });
+    cluster = await startCluster({ nodes: 3, peers: mode.peers, startAgents: false, ...(mode.peers ? { workers: ['w1'] } : {}) });
     extra = agentEnvExtra();
     for (const ns of ['team-a', 'tiny', 'spread']) await req('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
     await cluster.cp.apply(`
@@ -437,6 +437,47 @@ data:
   }, 60_000);
 
   if (mode.membership === 'peers') {
+    it('a worker (not one of vip_peers, no VIP, no API server of its own) takes its rendezvous share of the addresses, serves them, and loses them to the nodes within the bound when it is killed', async () => {
+      const w1 = cluster.lab.host('w1');
+      cluster.lab.spawn(w1, [process.execPath, distEntry('lab/tagserver-cli.js'), '--name', 'w1', '--port', String(PORT), '--host', '0.0.0.0']);
+      const worker = cluster.startWorkerAgent('w1', extra);
+      await worker.waitForLog((l) => l.msg === 'services started', 30_000);
+      const everyone = [...cluster.lab.nodes, w1];
+      const placed = await until('the worker holds its share, every address on exactly one host', async () => {
+        const b = await boundOn(everyone);
+        const m = new Map<string, string>();
+        for (const ip of spreadIps) {
+          const on = [...b].filter(([, set]) => set.has(ip)).map(([n]) => n);
+          if (on.length !== 1) return undefined;
+          m.set(ip, on[0]!);
+        }
+        return [...m.values()].includes('w1') ? m : undefined;
+      }, 30_000);
+      const mine = spreadIps.filter((ip) => placed.get(ip) === 'w1');
+      console.log(`[services.lab ${mode.membership}] worker w1 took ${mine.length} of ${spreadIps.length} addresses`);
+      expect(await until('TCP to the worker', () => tagVia(mine[0]!).then((t) => (t === 'w1' ? t : undefined)))).toBe('w1');
+      const wire = await watch(mine, 50);
+      await sleep(500);
+      const killedAt = performance.timeOrigin + performance.now();
+      worker.child.kill('SIGKILL');
+      await worker.exited;
+      const moved = await until('the worker\'s addresses answered by the nodes', async () => {
+        const out: number[] = [];
+        for (const ip of mine) {
+          const a = wire.prober.records(ip).flatMap((r) => r.answers).find((x) => x.at > killedAt && x.mac !== w1.mac);
+          if (!a) return undefined;
+          out.push(Math.round(a.at - killedAt));
+        }
+        return out;
+      }, FAILOVER_BOUND_MS + 10_000, 20);
+      console.log(`[services.lab ${mode.membership}] kill -9 of worker w1: ${moved.length} addresses answered by a node after ${Math.min(...moved)}-${Math.max(...moved)} ms`);
+      for (const ms of moved) expect(ms).toBeLessThan(FAILOVER_BOUND_MS);
+      const { events } = await wire.stop();
+      expect(events, 'two holders on the wire').toEqual([]);
+      await cluster.lab.exec(w1, ['ip', 'addr', 'flush', 'dev', 'lo', 'scope', 'global']);
+      cluster.agents.delete('w1');
+    }, 90_000);
+
     it('every API server stopped: the service IPs stay announced, and kill -9 of an agent still moves its addresses within the bound; when the API is back nothing moves', async () => {
       const owner = await owners(spreadIps);
       for (const srv of cluster.cp.servers) await srv.stop();

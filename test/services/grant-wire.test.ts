@@ -17,8 +17,11 @@ const ips = fc.uniqueArray(fc.oneof(v4, v6), { maxLength: 40 });
 const names = fc.uniqueArray(fc.stringMatching(/^[a-z][a-z0-9-]{0,20}$/), { maxLength: 20 });
 const roundArb = fc.double({ min: 0, max: 1e12, noNaN: true, noDefaultInfinity: true });
 const msgArb: fc.Arbitrary<GrantMsg> = fc.oneof(
-  fc.record({ type: fc.constant('claim' as const), from: fc.constant('w1'), to: fc.constant('cp2'), epoch: epochArb, round: roundArb, ips, leaving: fc.constant(true) }, { requiredKeys: ['type', 'from', 'to', 'epoch', 'round', 'ips'] }),
-  fc.record({ type: fc.constant('claim-resp' as const), from: fc.constant('w1'), to: fc.constant('cp2'), epoch: epochArb, reqEpoch: epochArb, round: roundArb, quiet: fc.boolean(), granted: ips, live: names }),
+  fc.record(
+    { type: fc.constant('claim' as const), from: fc.constant('w1'), to: fc.constant('cp2'), epoch: epochArb, round: roundArb, ips, candidate: fc.boolean(), leaving: fc.constant(true), liveSeen: fc.record({ epoch: epochArb, version: fc.nat() }) },
+    { requiredKeys: ['type', 'from', 'to', 'epoch', 'round', 'ips', 'candidate'] },
+  ),
+  fc.record({ type: fc.constant('claim-resp' as const), from: fc.constant('w1'), to: fc.constant('cp2'), epoch: epochArb, reqEpoch: epochArb, round: roundArb, quiet: fc.boolean(), granted: ips, live: fc.option(names, { nil: null }), liveVersion: fc.nat() }),
 );
 const AT_CP2: GrantDecodeContext = { key: KEY, self: 'cp2', accept: () => true };
 
@@ -52,7 +55,7 @@ describe('service grant wire format', () => {
   });
 
   test('another version, an unwanted sender, another recipient are dropped by name', () => {
-    const m: GrantMsg = { type: 'claim', from: 'w1', to: 'cp2', epoch: '0123456789abcdef', round: 5, ips: ['198.18.0.10'] };
+    const m: GrantMsg = { type: 'claim', from: 'w1', to: 'cp2', epoch: '0123456789abcdef', round: 5, ips: ['198.18.0.10'], candidate: true };
     const b = Buffer.from(encodeGrant(m, META, KEY));
     b[2] = GRANT_WIRE_VERSION + 1;
     expect(decodeGrant(b, AT_CP2)).toEqual({ ok: false, reason: 'wrong-version' });
@@ -62,13 +65,13 @@ describe('service grant wire format', () => {
   });
 
   test('a control-plane node talks to itself: its member claims from its own voter', () => {
-    const m: GrantMsg = { type: 'claim', from: 'cp2', to: 'cp2', epoch: '0123456789abcdef', round: 5, ips: [] };
+    const m: GrantMsg = { type: 'claim', from: 'cp2', to: 'cp2', epoch: '0123456789abcdef', round: 5, ips: [], candidate: true };
     expect(decodeGrant(encodeGrant(m, META, KEY), AT_CP2).ok).toBe(true);
   });
 
   test('a claim set that does not fit one packet is refused at the sender, naming the limit', () => {
     const many = Array.from({ length: 4000 }, (_, i) => `198.18.${i >> 8}.${i & 255}`);
-    expect(() => encodeGrant({ type: 'claim', from: 'w1', to: 'cp2', epoch: '0123456789abcdef', round: 1, ips: many }, META, KEY)).toThrow(`> ${MAX_GRANT_PACKET} bytes`);
+    expect(() => encodeGrant({ type: 'claim', from: 'w1', to: 'cp2', epoch: '0123456789abcdef', round: 1, ips: many, candidate: true }, META, KEY)).toThrow(`> ${MAX_GRANT_PACKET} bytes`);
   });
 
   test('the replay guard can admit senders it was not told about, forgetting the longest silent first', () => {

@@ -42,6 +42,20 @@ export interface ClaimMsg {
   ips: readonly string[];
   /** The member's last claim (SIGTERM): drop it from the live lists at once, not E from now. */
   leaving?: boolean;
+  /**
+   * The member may take addresses (its Services are cached): only candidates are listed as live.
+   * A member that has just started claims without being one, so it learns who is live but
+   * nobody hands it addresses it cannot serve yet.
+   */
+  candidate: boolean;
+  /** The live list this member already has from the addressed voter (its epoch and version). */
+  liveSeen?: LiveVersion;
+}
+
+/** Names one live list of one voter process: the list travels only when it changed. */
+export interface LiveVersion {
+  epoch: Epoch;
+  version: number;
 }
 
 /** Voter → member: what this voter granted to the member for `round`, and who it hears from. */
@@ -56,8 +70,12 @@ export interface ClaimRespMsg {
   /** True in the voter's boot quiet: it grants nothing yet. */
   quiet: boolean;
   granted: readonly string[];
-  /** Members this voter heard a claim from within E (itself included when it is a member). */
-  live: readonly string[];
+  /**
+   * Members this voter heard a claim from within E (itself included when it is a member), as
+   * version `liveVersion` of its list; null when the claim said it has that version already.
+   */
+  live: readonly string[] | null;
+  liveVersion: number;
 }
 
 export type GrantMsg = ClaimMsg | ClaimRespMsg;
@@ -82,19 +100,66 @@ export interface VoterState {
   readonly bootAt: number;
   now: number;
   grants: Map<string, VoterGrant>;
-  /** Newest claim processed per member epoch (`member NUL epoch`): its round and when it arrived. */
-  seen: Map<string, { member: string; round: number; seenAt: number; gone: boolean }>;
+  /** The IPs granted to each member epoch (`member NUL epoch`), so a claim costs what it lists. */
+  held: Map<string, Set<string>>;
+  /** Newest claim processed per member epoch: its round and when it arrived. */
+  seen: Map<string, { member: string; round: number; seenAt: number; gone: boolean; candidate: boolean }>;
+  /** The live list as last computed, its version, and until when it stands unless a claim changes it. */
+  live: string[];
+  liveVersion: number;
+  liveValidUntil: number;
+  liveDirty: boolean;
 }
 
 export function initVoter(cfg: VoterConfig, now: number, epoch: Epoch): VoterState {
-  return { cfg, epoch, bootAt: now, now, grants: new Map(), seen: new Map() };
+  return { cfg, epoch, bootAt: now, now, grants: new Map(), held: new Map(), seen: new Map(), live: [], liveVersion: 0, liveValidUntil: Number.NEGATIVE_INFINITY, liveDirty: true };
 }
 
-/** Members heard from within E, sorted. */
+/** Members heard from within E, sorted; recomputed only when a member joins, leaves or times out. */
 export function liveMembers(v: VoterState, now: number = v.now): string[] {
+  if (!v.liveDirty && now < v.liveValidUntil) return v.live;
+  const E = v.cfg.electionTimeoutMs;
   const out = new Set<string>();
-  for (const r of v.seen.values()) if (!r.gone && now < r.seenAt + v.cfg.electionTimeoutMs) out.add(r.member);
-  return [...out].sort();
+  let validUntil = Number.POSITIVE_INFINITY;
+  for (const [k, r] of v.seen) {
+    // A record is dropped only after 2E of silence, when no grant it could free backs a hold.
+    if (now >= r.seenAt + 2 * E) {
+      v.seen.delete(k);
+      continue;
+    }
+    validUntil = Math.min(validUntil, r.seenAt + 2 * E);
+    if (r.gone || !r.candidate || now >= r.seenAt + E) continue;
+    out.add(r.member);
+    validUntil = Math.min(validUntil, r.seenAt + E);
+  }
+  const list = [...out].sort();
+  if (list.join(',') !== v.live.join(',')) {
+    v.live = list;
+    v.liveVersion++;
+  }
+  v.liveValidUntil = validUntil;
+  v.liveDirty = false;
+  return v.live;
+}
+
+function grantTo(v: VoterState, ip: string, g: VoterGrant): void {
+  const prev = v.grants.get(ip);
+  if (prev !== undefined) v.held.get(`${prev.member}\0${prev.epoch}`)?.delete(ip);
+  v.grants.set(ip, g);
+  const key = `${g.member}\0${g.epoch}`;
+  let set = v.held.get(key);
+  if (set === undefined) v.held.set(key, (set = new Set()));
+  set.add(ip);
+}
+
+function ungrant(v: VoterState, ip: string): void {
+  const g = v.grants.get(ip);
+  if (g === undefined) return;
+  v.grants.delete(ip);
+  const key = `${g.member}\0${g.epoch}`;
+  const set = v.held.get(key);
+  set?.delete(ip);
+  if (set?.size === 0) v.held.delete(key);
 }
 
 /** Which member this voter's grant on `ip` names right now, or null. */
@@ -115,29 +180,28 @@ export function voterOnClaim(v: VoterState, now: number, m: ClaimMsg): ClaimResp
   const key = `${m.from}\0${m.epoch}`;
   const prev = v.seen.get(key);
   if (prev !== undefined && m.round <= prev.round) return null;
-  // A record is dropped only after 2E of silence, when no grant it could free backs a hold.
-  for (const [k, r] of v.seen) if (now >= r.seenAt + 2 * E) v.seen.delete(k);
   // A leaving member's record stays (its round still guards against reordered claims); it only
   // stops counting as live, so placement moves its addresses at once.
-  v.seen.set(key, { member: m.from, round: m.round, seenAt: now, gone: m.leaving === true });
+  const gone = m.leaving === true;
+  if (prev === undefined || prev.gone !== gone || prev.candidate !== m.candidate || now >= prev.seenAt + E) v.liveDirty = true;
+  v.seen.set(key, { member: m.from, round: m.round, seenAt: now, gone, candidate: m.candidate });
   const quiet = now < v.bootAt + E;
   const wanted = new Set(m.ips);
   // What the member no longer lists it has stopped answering for (plus L): free at once.
-  for (const [ip, g] of v.grants) {
-    if (now >= g.until) v.grants.delete(ip);
-    else if (g.member === m.from && g.epoch === m.epoch && !wanted.has(ip)) v.grants.delete(ip);
-  }
+  for (const ip of [...(v.held.get(key) ?? [])]) if (!wanted.has(ip)) ungrant(v, ip);
   const granted: string[] = [];
   if (!quiet) {
     for (const ip of wanted) {
       const g = v.grants.get(ip);
-      if (g === undefined || (g.member === m.from && g.epoch === m.epoch)) {
-        v.grants.set(ip, { member: m.from, epoch: m.epoch, until: now + E });
+      if (g === undefined || now >= g.until || (g.member === m.from && g.epoch === m.epoch)) {
+        grantTo(v, ip, { member: m.from, epoch: m.epoch, until: now + E });
         granted.push(ip);
       }
     }
   }
-  return { type: 'claim-resp', from: v.cfg.self, to: m.from, epoch: v.epoch, reqEpoch: m.epoch, round: m.round, quiet, granted, live: liveMembers(v, now) };
+  const live = liveMembers(v, now);
+  const unchanged = m.liveSeen !== undefined && m.liveSeen.epoch === v.epoch && m.liveSeen.version === v.liveVersion;
+  return { type: 'claim-resp', from: v.cfg.self, to: m.from, epoch: v.epoch, reqEpoch: m.epoch, round: m.round, quiet, granted, live: unchanged ? null : live, liveVersion: v.liveVersion };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -147,6 +211,8 @@ export interface MemberConfig extends PeerTiming {
   self: string;
   /** The voters (vip_peers); a majority of them must grant an IP. */
   voters: readonly string[];
+  /** Start as a placement candidate (default true); see ClaimMsg.candidate. */
+  candidate?: boolean;
 }
 
 export interface MemberDerived {
@@ -165,6 +231,7 @@ interface VoterAck {
   round: number;
   granted: ReadonlySet<string>;
   live: readonly string[];
+  liveVersion: number;
 }
 
 export interface MemberState {
@@ -184,6 +251,8 @@ export interface MemberState {
   nextClaimAt: number;
   /** The last round sent (rounds strictly increase even when the clock does not). */
   lastRound: number;
+  /** Whether claims say this member may take addresses. */
+  candidate: boolean;
   shutdown: boolean;
   stopped: boolean;
   /** Holds as last reported (ip → until), to report changes only. */
@@ -194,6 +263,8 @@ export interface MemberState {
 export type MemberInput =
   | { type: 'tick'; now: number }
   | { type: 'want'; now: number; ips: Iterable<string> }
+  /** Whether this member may take addresses now (its Services are cached); sent at once. */
+  | { type: 'candidate'; now: number; candidate: boolean }
   | { type: 'message'; now: number; msg: ClaimRespMsg }
   /** SIGTERM: let go of everything, release after L, then stop. */
   | { type: 'shutdown'; now: number };
@@ -219,6 +290,7 @@ export function initMember(cfg: MemberConfig, now: number, epoch: Epoch): Member
     acks: new Map(),
     nextClaimAt: now,
     lastRound: Number.NEGATIVE_INFINITY,
+    candidate: cfg.candidate ?? true,
     shutdown: false,
     stopped: false,
     reported: new Map(),
@@ -283,6 +355,12 @@ export function memberStep(s: MemberState, input: MemberInput): MemberEffect[] {
     case 'message':
       onResp(s, input.msg);
       break;
+    case 'candidate':
+      if (input.candidate !== s.candidate) {
+        s.candidate = input.candidate;
+        s.nextClaimAt = s.now;
+      }
+      break;
     case 'shutdown':
       s.desired = new Set();
       s.shutdown = true;
@@ -334,7 +412,11 @@ function sendClaims(s: MemberState, fx: MemberEffect[], leaving = false): void {
   s.lastRound = round;
   for (const ip of s.wanted) if (!s.claimedSince.has(ip)) s.claimedSince.set(ip, round);
   const ips = claimSet(s);
-  for (const v of s.cfg.voters) fx.push({ type: 'send', msg: { type: 'claim', from: s.cfg.self, to: v, epoch: s.epoch, round, ips, ...(leaving ? { leaving } : {}) } });
+  for (const v of s.cfg.voters) {
+    const a = s.acks.get(v);
+    const liveSeen = a === undefined ? {} : { liveSeen: { epoch: a.voterEpoch, version: a.liveVersion } };
+    fx.push({ type: 'send', msg: { type: 'claim', from: s.cfg.self, to: v, epoch: s.epoch, round, ips, candidate: s.candidate && !leaving, ...(leaving ? { leaving } : {}), ...liveSeen } });
+  }
   s.nextClaimAt = s.now + s.cfg.heartbeatMs;
 }
 
@@ -344,7 +426,13 @@ function onResp(s: MemberState, m: ClaimRespMsg): void {
   if (!(m.round <= s.lastRound)) return;
   const prev = s.acks.get(m.from);
   if (prev !== undefined && prev.voterEpoch === m.epoch && m.round <= prev.round) return;
-  s.acks.set(m.from, { voterEpoch: m.epoch, round: m.round, granted: new Set(m.granted), live: m.live });
+  // A list left out means "the version you named": the one kept from this voter's earlier answer.
+  let live = m.live;
+  if (live === null) {
+    if (prev === undefined || prev.voterEpoch !== m.epoch || prev.liveVersion !== m.liveVersion) return;
+    live = prev.live;
+  }
+  s.acks.set(m.from, { voterEpoch: m.epoch, round: m.round, granted: new Set(m.granted), live, liveVersion: m.liveVersion });
 }
 
 function report(s: MemberState, fx: MemberEffect[]): void {

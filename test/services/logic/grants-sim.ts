@@ -74,7 +74,8 @@ interface Node {
 type Ev =
   | { kind: 'deliver'; at: number; seq: number; to: string; msg: GrantMsg }
   | { kind: 'wake'; at: number; seq: number; node: string; gen: number }
-  | { kind: 'want'; at: number; seq: number; node: string };
+  | { kind: 'want'; at: number; seq: number; node: string }
+  | { kind: 'ready'; at: number; seq: number; node: string; incarnation: number };
 
 type NoSeq<T> = T extends unknown ? Omit<T, 'seq'> : never;
 
@@ -158,10 +159,12 @@ export class GrantSim {
     const now = this.local(n);
     const epoch = `${name}-${n.incarnation}`;
     n.voter = this.voterNames.includes(name) ? initVoter({ self: name, electionTimeoutMs: this.cfg.timing.electionTimeoutMs }, now, epoch) : null;
-    n.member = initMember({ ...this.cfg.timing, self: name, voters: this.voterNames }, now, epoch);
+    // As in the agent: not a placement candidate until its caches have listed (a random while).
+    n.member = initMember({ ...this.cfg.timing, self: name, voters: this.voterNames, candidate: false }, now, epoch);
     n.inbox = [];
     n.wakeAt = Number.NaN;
     this.stepMember(n, { type: 'tick', now });
+    this.push({ kind: 'ready', at: this.t + this.rnd() * 100, node: name, incarnation: n.incarnation });
     this.scheduleWant(n, 0);
   }
 
@@ -242,6 +245,9 @@ export class GrantSim {
         if (e.gen !== n.wakeGen || n.status !== 'running' || !n.member) continue;
         n.wakeAt = Number.NaN;
         this.stepMember(n, { type: 'tick', now: this.local(n) });
+      } else if (e.kind === 'ready') {
+        if (n.status !== 'running' || !n.member || n.incarnation !== e.incarnation) continue;
+        this.stepMember(n, { type: 'candidate', now: this.local(n), candidate: true });
       } else {
         if (n.status !== 'running' || !n.member) continue;
         this.applyWant(n);

@@ -24,7 +24,7 @@ const H = 50;
 const VOTERS = ['v1', 'v2', 'v3'] as const;
 const timing = (lingerMs = 0): PeerTiming => ({ heartbeatMs: H, electionTimeoutMs: E, lingerMs, skew: 0.01 });
 
-const claim = (from: string, to: string, round: number, ips: string[], epoch = `${from}-1`): ClaimMsg => ({ type: 'claim', from, to, epoch, round, ips });
+const claim = (from: string, to: string, round: number, ips: string[], epoch = `${from}-1`): ClaimMsg => ({ type: 'claim', from, to, epoch, round, ips, candidate: true });
 // Booted long enough ago that its boot quiet is over.
 const voter = (self = 'v1', bootAt = -10 * E): VoterState => initVoter({ self, electionTimeoutMs: E }, bootAt, `${self}-1`);
 
@@ -39,12 +39,15 @@ const resp = (from: string, round: number, granted: string[], o: Partial<ClaimRe
   quiet: false,
   granted,
   live: ['A'],
+  liveVersion: 1,
   ...o,
 });
 const answer = (m: MemberState, now: number, msg: ClaimRespMsg) => memberStep(m, { type: 'message', now, msg });
 const tick = (m: MemberState, now: number) => memberStep(m, { type: 'tick', now });
 const want = (m: MemberState, now: number, ips: string[]) => memberStep(m, { type: 'want', now, ips });
 const sends = (fx: MemberEffect[]) => fx.flatMap((e) => (e.type === 'send' ? [e.msg] : []));
+/** The claims sent, without the live-list version each names (tested on its own). */
+const bare = (fx: MemberEffect[]) => sends(fx).map(({ liveSeen: _seen, ...c }) => c);
 const holdsFx = (fx: MemberEffect[]) => fx.flatMap((e) => (e.type === 'holds' ? [e.holds] : []));
 const liveFx = (fx: MemberEffect[]) => fx.flatMap((e) => (e.type === 'live' ? [e.members] : []));
 
@@ -140,6 +143,17 @@ describe('voter', () => {
     expect(voterGrantOf(v, X, 1010)).toBeNull();
     expect(voterOnClaim(v, 1020, claim('A', 'v1', 1005, [X]))).toBeNull();
     expect(voterOnClaim(v, 1020, claim('B', 'v1', 2, [X]))?.granted).toEqual([X]);
+  });
+
+  it('lists only candidates as live: a member still starting up learns who is live, but is handed nothing', () => {
+    const v = voter();
+    voterOnClaim(v, 1000, claim('A', 'v1', 1000, []));
+    expect(voterOnClaim(v, 1000, { ...claim('B', 'v1', 1, []), candidate: false })?.live).toEqual(['A']);
+    expect(voterOnClaim(v, 1010, claim('B', 'v1', 2, []))?.live).toEqual(['A', 'B']);
+    const m = member();
+    memberStep(m, { type: 'candidate', now: 0, candidate: false });
+    expect(sends(tick(m, 0)).every((c) => !c.candidate)).toBe(true);
+    expect(sends(memberStep(m, { type: 'candidate', now: 5, candidate: true })).map((c) => c.candidate)).toEqual(VOTERS.map(() => true));
   });
 
   it('liveMembers drops members silent for E', () => {
@@ -288,7 +302,7 @@ describe('member', () => {
     expect(memberHolds(m)).toEqual(new Map([[Y, H + D1]]));
     expect(sends(tick(m, 2 * H)).map((c) => c.ips)).toEqual(VOTERS.map(() => [X, Y]));
     expect(memberNextWakeup(m)).toBe(10 + R);
-    expect(sends(tick(m, 10 + R))).toEqual(VOTERS.map((v) => claim('A', v, 10 + R, [Y])));
+    expect(bare(tick(m, 10 + R))).toEqual(VOTERS.map((v) => claim('A', v, 10 + R, [Y])));
   });
 
   // grants.ts reconcile(): the linger's end and the re-want run in one pass, so the next claim lists X again.
@@ -325,7 +339,7 @@ describe('member', () => {
     expect(sends(tick(m, 2 * H)).map((c) => c.ips)).toEqual(VOTERS.map(() => [X]));
     expect(memberNextWakeup(m)).toBe(10 + R);
     fx = tick(m, 10 + R);
-    expect(sends(fx)).toEqual(VOTERS.map((v) => ({ ...claim('A', v, 10 + R, []), leaving: true })));
+    expect(bare(fx)).toEqual(VOTERS.map((v) => ({ ...claim('A', v, 10 + R, []), leaving: true, candidate: false })));
     expect(fx.at(-1)).toEqual({ type: 'stopped' });
     expect(memberNextWakeup(m)).toBe(Number.POSITIVE_INFINITY);
     expect(tick(m, 10 + R + H)).toEqual([]);
@@ -339,7 +353,28 @@ describe('member', () => {
     answer(m, 1, resp('v1', 0, [X]));
     answer(m, 1, resp('v2', 0, [X]));
     const fx = memberStep(m, { type: 'shutdown', now: 10 });
-    expect(fx).toEqual([{ type: 'holds', holds: new Map() }, ...VOTERS.map((v) => ({ type: 'send', msg: { ...claim('A', v, 10, []), leaving: true } })), { type: 'stopped' }]);
+    expect(fx.map((e) => e.type)).toEqual(['holds', ...VOTERS.map(() => 'send'), 'stopped']);
+    expect(fx[0]).toEqual({ type: 'holds', holds: new Map() });
+    expect(bare(fx)).toEqual(VOTERS.map((v) => ({ ...claim('A', v, 10, []), leaving: true, candidate: false })));
+  });
+
+  it('names the live list it has from each voter, and a voter leaves an unchanged list out', () => {
+    const v = voter();
+    const m = member();
+    const first = voterOnClaim(v, 1000, sends(want(m, 0, [X])).find((c) => c.to === 'v1')!)!;
+    expect(first.live).toEqual(['A']);
+    answer(m, 1, first);
+    const again = sends(tick(m, H)).find((c) => c.to === 'v1')!;
+    expect(again.liveSeen).toEqual({ epoch: 'v1-1', version: first.liveVersion });
+    const second = voterOnClaim(v, 1000 + H, again)!;
+    expect(second.live).toBeNull();
+    answer(m, H + 1, second);
+    expect(m.acks.get('v1')?.live).toEqual(['A']);
+    // Someone joins: the list changes version and travels again.
+    voterOnClaim(v, 1000 + H + 5, claim('B', 'v1', 1, []));
+    const third = voterOnClaim(v, 1000 + 2 * H, sends(tick(m, 2 * H)).find((c) => c.to === 'v1')!)!;
+    expect(third.live).toEqual(['A', 'B']);
+    expect(third.liveVersion).toBeGreaterThan(first.liveVersion);
   });
 
   it('reports as live what a majority of fresh answers list; it shrinks as answers grow older than E', () => {
