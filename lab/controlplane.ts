@@ -27,6 +27,8 @@ export interface ClusterOptions {
    * vipd there as a DaemonSet would on a worker (Services only, not one of vip_peers).
    */
   workers?: string[];
+  /** kube-apiserver's --service-cluster-ip-range (a comma pair for dual-stack Services). */
+  serviceCidr?: string;
 }
 
 export interface Cluster {
@@ -68,6 +70,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       etcdAddress: etcdHost.ipv4,
       servers: lab.nodes.map((n) => ({ netns: n.ns, bindAddress: n.ipv4, port: 6443, extraArgs: ['--bind-address=0.0.0.0'] })),
       certIps: [lab.vip4, ...lab.nodes.map((n) => n.ipv4)],
+      ...(opts.serviceCidr ? { serviceCidr: opts.serviceCidr } : {}),
     });
     const token = await cp.serviceAccountToken();
     const kubeconfigs = new Map<string, string>();
