@@ -41,7 +41,10 @@ export interface GrantSimConfig {
   timing: PeerTiming;
   /** Clock rate error bound actually used (≤ timing.skew). */
   rateSpread: number;
-  placement: 'rendezvous' | 'adversarial';
+  /** manual: only `want()` says what a member claims (scenario scripts). */
+  placement: 'rendezvous' | 'adversarial' | 'manual';
+  /** How long after start a member becomes a placement candidate; default random 0..100 ms. */
+  readyAfterMs?: number;
   /** Per IP, the members eligible for it (externalTrafficPolicy: Local); undefined = all. */
   eligibleFraction?: number;
 }
@@ -90,6 +93,8 @@ export class GrantSim {
   /** When set, chaos, holds and the voters' answers about `traceIp` are written here (debugging). */
   trace: string[] | null = null;
   traceIp = '';
+  /** When set, every hold that starts or ends and every change of a live view (scenario scripts). */
+  log: string[] | null = null;
   private q = new Heap<Ev>();
   private seq = 0;
   private rnd: () => number;
@@ -164,7 +169,7 @@ export class GrantSim {
     n.inbox = [];
     n.wakeAt = Number.NaN;
     this.stepMember(n, { type: 'tick', now });
-    this.push({ kind: 'ready', at: this.t + this.rnd() * 100, node: name, incarnation: n.incarnation });
+    this.push({ kind: 'ready', at: this.t + (this.cfg.readyAfterMs ?? this.rnd() * 100), node: name, incarnation: n.incarnation });
     this.scheduleWant(n, 0);
   }
 
@@ -174,6 +179,7 @@ export class GrantSim {
 
   crash(name: string): void {
     this.note(`crash ${name}`);
+    if (this.node(name).status !== 'down') this.say(`${name} crashed`);
     const n = this.node(name);
     if (n.status === 'down') return;
     n.status = 'down';
@@ -283,7 +289,10 @@ export class GrantSim {
     for (const f of fx) {
       if (f.type === 'send') this.send(n.name, f.msg);
       else if (f.type === 'holds') this.onHolds(n, f.holds);
-      else if (f.type === 'live' && this.cfg.placement === 'rendezvous') replace = true;
+      else if (f.type === 'live') {
+        this.say(`${n.name} sees live: ${f.members.join(' ') || '(none)'}`);
+        if (this.cfg.placement === 'rendezvous') replace = true;
+      }
     }
     const w = memberNextWakeup(s);
     if (w !== n.wakeAt) {
@@ -303,6 +312,7 @@ export class GrantSim {
   private applyWant(n: Node): void {
     const s = n.member!;
     let ips: string[];
+    if (this.cfg.placement === 'manual') return;
     if (this.cfg.placement === 'rendezvous') {
       const live = s.reportedLive === '' ? [] : s.reportedLive.split(',');
       ips = this.ipList.filter((ip) => owner(ip, live.filter((m) => this.node(m).eligible.has(ip))) === n.name);
@@ -312,7 +322,21 @@ export class GrantSim {
     this.stepMember(n, { type: 'want', now: this.local(n), ips });
   }
 
+  /** Manual placement: what `name` claims from now on. */
+  want(name: string, ips: string[]): void {
+    const n = this.node(name);
+    if (n.status === 'running' && n.member) this.stepMember(n, { type: 'want', now: this.local(n), ips });
+  }
+
+  private say(line: string): void {
+    this.log?.push(`t=${Math.round(this.t)} ${line}`);
+  }
+
   private onHolds(n: Node, holds: ReadonlyMap<string, number>): void {
+    if (this.log) {
+      for (const ip of holds.keys()) if (!n.open.has(ip)) this.say(`${n.name} holds ${ip}`);
+      for (const ip of n.open.keys()) if (!holds.has(ip)) this.say(`${n.name} lets go of ${ip}`);
+    }
     if (this.trace) this.note(`${n.name} holds ${holds.has(this.traceIp) ? `until ${this.trueOf(n, holds.get(this.traceIp)!).toFixed(2)}` : '-'}`);
     for (const [ip, iv] of n.open) {
       if (holds.has(ip)) continue;
