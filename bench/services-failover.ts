@@ -111,6 +111,8 @@ interface Row {
   two_holder_events: number;
   /** Addresses that were not answered by another node within the observation (45 s). */
   not_moved?: number;
+  /** Addresses not on the victim that went unanswered for over 1 s during the observation (summed over runs). */
+  others_dark?: number;
   config?: string;
   note?: string;
   skipped?: string;
@@ -124,6 +126,8 @@ interface RunDetail {
   to?: string;
   moves: Array<{ ip: string; to: string | null; ms: number | null }>;
   twoHolderEvents: number;
+  /** Addresses the victim did not answer for that went unanswered for over 1 s between the event and the end of the observation. */
+  othersDark: number;
   events?: unknown[];
   restoreS: number;
 }
@@ -381,6 +385,22 @@ async function moves(c: Cluster, wire: WireWatch, ips: readonly string[], since:
   });
 }
 
+/** Longest stretch (ms) within [from, to] in which requests went unanswered: from the first unanswered request to the next answered one (or `to`). */
+function longestSilence(records: readonly { sentAt: number; answers: readonly unknown[] }[], from: number, to: number): number {
+  let longest = 0;
+  let since: number | undefined;
+  for (const r of records) {
+    if (r.sentAt < from || r.sentAt > to - 200) continue;
+    if (r.answers.length === 0) since ??= r.sentAt;
+    else if (since !== undefined) {
+      longest = Math.max(longest, r.sentAt - since);
+      since = undefined;
+    }
+  }
+  if (since !== undefined) longest = Math.max(longest, to - since);
+  return longest;
+}
+
 // --- scenarios ----------------------------------------------------------------------------------
 
 async function untilWall(t: number): Promise<void> {
@@ -423,12 +443,18 @@ async function runOnce(c: Cluster, sys: Sys, scenario: SfScenario, run: number, 
     let moved: RunDetail['moves'];
     const r0 = (): number => performance.now();
     let restoreStart = 0;
+    let othersDark = 0;
+    const dark = (from: number): void => {
+      const to = wallNow();
+      othersDark = SPREAD_IPS.filter((ip) => owners.get(ip) !== victim.name && longestSilence(wire.prober.records(ip), from, to) > 1000).length;
+    };
     switch (scenario) {
       case 'node-down': {
         const mine = SPREAD_IPS.filter((ip) => owners.get(ip) === victim.name);
         eventAt = wallNow();
         await nodeDown(c, sys, victim);
         moved = await moves(c, wire, mine, eventAt, { not: victim, timeoutMs: OBSERVE_MS });
+        dark(eventAt);
         restoreStart = r0();
         await nodeBack(c, sys, victim, eventAt);
         break;
@@ -438,6 +464,7 @@ async function runOnce(c: Cluster, sys: Sys, scenario: SfScenario, run: number, 
         eventAt = wallNow();
         const exit = sys.terminate(victim);
         moved = await moves(c, wire, mine, eventAt, { not: victim, timeoutMs: OBSERVE_MS });
+        dark(eventAt);
         await exit;
         restoreStart = r0();
         await untilWall(eventAt + MIN_DOWN_MS);
@@ -452,6 +479,7 @@ async function runOnce(c: Cluster, sys: Sys, scenario: SfScenario, run: number, 
         eventAt = wallNow();
         await nodeDown(c, sys, victim);
         moved = await moves(c, wire, mine, eventAt, { not: victim, timeoutMs: OBSERVE_MS });
+        dark(eventAt);
         restoreStart = r0();
         await untilWall(eventAt + MIN_DOWN_MS);
         await sys.cleanup(victim);
@@ -484,6 +512,7 @@ async function runOnce(c: Cluster, sys: Sys, scenario: SfScenario, run: number, 
       ...(scenario === 'etp-local-endpoint-gone' ? { to: nY.name } : {}),
       moves: moved,
       twoHolderEvents: events.length,
+      othersDark,
       ...(verbose ? { events } : { events: events.map((e) => ({ ip: e.ip, kind: e.kind, atMs: Math.round(e.at - eventAt) })) }),
       restoreS,
     };
@@ -505,6 +534,7 @@ function rowOf(sys: Sys, scenario: SfScenario, details: RunDetail[], note?: stri
     max_ms: roundMs(maxOf(ms)),
     two_holder_events: details.reduce((s, d) => s + d.twoHolderEvents, 0),
     not_moved: notMoved,
+    others_dark: details.reduce((s, d) => s + d.othersDark, 0),
     config: sys.config,
     ...(note ? { note } : {}),
   };
@@ -614,7 +644,7 @@ data:
             const d = await runOnce(c, sys, scenario, run, args.verbose);
             mine.push(d);
             const ms = d.moves.map((m) => m.ms).filter((x): x is number => x !== null);
-            progress(`${name} ${scenario} #${run}: ${d.victim} -> ${[...new Set(d.moves.map((m) => m.to ?? '(none)'))].join(',')}: ${d.moves.length} addresses, moved after ${ms.length ? `${Math.min(...ms)}-${Math.max(...ms)}` : '-'} ms${d.moves.some((m) => m.ms === null) ? ` (${d.moves.filter((m) => m.ms === null).length} not moved)` : ''}, two-holder events ${d.twoHolderEvents}, restored in ${d.restoreS} s`);
+            progress(`${name} ${scenario} #${run}: ${d.victim} -> ${[...new Set(d.moves.map((m) => m.to ?? '(none)'))].join(',')}: ${d.moves.length} addresses, moved after ${ms.length ? `${Math.min(...ms)}-${Math.max(...ms)}` : '-'} ms${d.moves.some((m) => m.ms === null) ? ` (${d.moves.filter((m) => m.ms === null).length} not moved)` : ''}, others dark ${d.othersDark}, two-holder events ${d.twoHolderEvents}, restored in ${d.restoreS} s`);
           } catch (err) {
             failure = `run ${run} failed: ${String((err as Error).message ?? err).slice(0, 400)}`;
             progress(`${name} ${scenario}: ${failure}`);
@@ -629,7 +659,8 @@ data:
           }
         }
         details.push(...mine);
-        const notes = [failure, sys.unexpectedExits() ? `${sys.unexpectedExits()} unexpected agent exits so far` : undefined].filter(Boolean).join('; ');
+        const nm = mine.reduce((s, d) => s + d.moves.filter((m) => m.ms === null).length, 0);
+        const notes = [failure, nm ? `${nm} addresses not answered by another node within ${OBSERVE_MS / 1000} s${scenario === 'api-down-all+node-down' ? ' (all API servers still down)' : ''}; left out of p50/max` : undefined, sys.unexpectedExits() ? `${sys.unexpectedExits()} unexpected agent exits so far` : undefined].filter(Boolean).join('; ');
         const row = rowOf(sys, scenario, mine, notes || undefined);
         rows.push(row);
         emitRow(row);

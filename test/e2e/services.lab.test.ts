@@ -22,6 +22,9 @@ if (!isRoot) console.warn('test/e2e/services.lab.test.ts: skipped, network names
 
 const PORT = 8080;
 const LEASE_MS = Number(LAB_LEASE_ENV.vip_leaseduration) * 1000;
+/** After a hand-back the wire is watched this long: past a whole announcement refresh (3 s), so a
+ * node that let go but still announced would show (bench:services-failover once saw that). */
+const AFTER_HANDBACK_MS = 3500;
 
 /**
  * Both ways of deciding who announces an address (svc_membership): member Leases (no vip_peers),
@@ -351,7 +354,7 @@ data:
     await sleep(Math.max(0, killedAt + 4500 - (performance.timeOrigin + performance.now())));
     cluster.startAgent(cluster.lab.host(victim), extra);
     await handedBack(victim, moved);
-    await sleep(500);
+    await sleep(AFTER_HANDBACK_MS);
     const { events, records } = await wire.stop();
     expect(events, 'two holders on the wire').toEqual([]);
     for (const ip of stayed) {
@@ -408,7 +411,7 @@ data:
     agent.child.kill('SIGCONT');
     if (mode.membership === 'lease') await agent.waitForLog((l) => l.msg === 'member Lease fenced or gone: our service IP claims are void', 10_000);
     await handedBack(victim, mine);
-    await sleep(500);
+    await sleep(AFTER_HANDBACK_MS);
     const { events } = await wire.stop();
     expect(events, 'two holders on the wire').toEqual([]);
   }, 60_000);
@@ -431,7 +434,7 @@ data:
     await sleep(Math.max(0, at + 4500 - (performance.timeOrigin + performance.now())));
     cluster.startAgent(cluster.lab.host(victim), extra);
     await handedBack(victim, mine);
-    await sleep(500);
+    await sleep(AFTER_HANDBACK_MS);
     const { events } = await wire.stop();
     expect(events, 'two holders on the wire').toEqual([]);
   }, 60_000);
@@ -502,7 +505,7 @@ data:
       await sleep(Math.max(0, killedAt + 4500 - (performance.timeOrigin + performance.now())));
       cluster.startAgent(cluster.lab.host(victim), extra);
       await handedBack(victim, mine);
-      await sleep(500);
+      await sleep(AFTER_HANDBACK_MS);
       const { events } = await wire.stop();
       expect(events, 'two holders on the wire').toEqual([]);
     }, 120_000);

@@ -325,7 +325,16 @@ export function memberHolds(s: MemberState, now: number = s.now): Map<string, nu
  */
 export function memberLive(s: MemberState, now: number = s.now): string[] {
   const count = new Map<string, number>();
-  for (const a of s.acks.values()) if (now < a.round + s.cfg.electionTimeoutMs) for (const m of a.live) count.set(m, (count.get(m) ?? 0) + 1);
+  let fresh = 0;
+  for (const a of s.acks.values()) {
+    if (now >= a.round + s.cfg.electionTimeoutMs) continue;
+    fresh++;
+    for (const m of a.live) count.set(m, (count.get(m) ?? 0) + 1);
+  }
+  // Without fresh answers from a majority this member knows nothing new (it is cut off, or its
+  // own event loop lagged): keep the last view rather than let placement empty it and move
+  // addresses back and forth. It cannot hold anything meanwhile, since holds need grants.
+  if (fresh < s.d.quorum) return s.reportedLive === '' ? [] : s.reportedLive.split(',');
   return [...count].filter(([, n]) => n >= s.d.quorum).map(([m]) => m).sort();
 }
 
