@@ -440,6 +440,31 @@ data:
   }, 60_000);
 
   if (mode.membership === 'peers') {
+    it('partition 1 | 2: the isolated node lets go of its addresses by its deadline, the majority side takes them, nothing answers twice; after the heal it gets them back', async () => {
+      const owner = await owners(spreadIps);
+      const victim = 'n1';
+      const mine = spreadIps.filter((ip) => owner.get(ip) === victim);
+      const wire = await watch(spreadIps, 50);
+      await sleep(500);
+      const others = cluster.lab.nodes.filter((n) => n.name !== victim);
+      const cutAt = performance.timeOrigin + performance.now();
+      // The client is in no group: it still sees both sides, so two answers would show.
+      await cluster.lab.partition([[cluster.lab.host(victim)], others]);
+      const moves = await movedAway(wire, mine, victim, cutAt, FAILOVER_BOUND_MS + 10_000);
+      console.log(`[services.lab ${mode.membership}] partition ${victim} | rest: ${moves.length} addresses answered by the majority side after ${Math.min(...moves.map((m) => m.ms))}-${Math.max(...moves.map((m) => m.ms))} ms`);
+      for (const m of moves) expect(m.ms, `${m.ip} failover`).toBeLessThan(FAILOVER_BOUND_MS);
+      await until(`${victim} unbinds its addresses`, async () => {
+        const b = await boundOn([cluster.lab.host(victim)]);
+        return mine.every((ip) => !b.get(victim)?.has(ip));
+      }, 5000, 50);
+      await sleep(Math.max(0, cutAt + 4500 - (performance.timeOrigin + performance.now())));
+      await cluster.lab.heal();
+      await handedBack(victim, mine);
+      await sleep(AFTER_HANDBACK_MS);
+      const { events } = await wire.stop();
+      expect(events, 'two holders on the wire').toEqual([]);
+    }, 60_000);
+
     it('a worker (not one of vip_peers, no VIP, no API server of its own) takes its rendezvous share of the addresses, serves them, and loses them to the nodes within the bound when it is killed', async () => {
       const w1 = cluster.lab.host('w1');
       cluster.lab.spawn(w1, [process.execPath, distEntry('lab/tagserver-cli.js'), '--name', 'w1', '--port', String(PORT), '--host', '0.0.0.0']);
