@@ -262,7 +262,7 @@ export function serviceAccountKubeconfig(config: Config): string {
   return toYaml([doc]);
 }
 
-/** DaemonSet on control-plane nodes (plus the ServiceAccount kubeconfig ConfigMap it mounts). */
+/** DaemonSet on control-plane nodes, or on workers for a Services-only member configuration (plus the ServiceAccount kubeconfig ConfigMap it mounts). */
 export function daemonSetDocuments(config: Config, opts: ManifestOptions, argv: readonly string[] = []): YamlDocument[] {
   if (config.peerBootstrap) {
     throw new ConfigError('vip_peer_bootstrap', 'true', 'cannot be used in a DaemonSet: bootstrap lets a node hold the VIP alone, so only the first kubeadm init node may have it (use `vipd manifest pod`)');
@@ -301,23 +301,30 @@ export function daemonSetDocuments(config: Config, opts: ManifestOptions, argv: 
       mount: { name: 'peer-key', mountPath: config.peerKeyFile, subPath: 'key', readOnly: true },
     });
   }
+  // A worker configuration (Services only, outside vip_peers) is its own DaemonSet on the nodes
+  // without the control-plane role, with its own name and labels so neither selects the other's pods.
+  const workers = config.serviceMemberOnly === true;
+  const name = workers ? `${NAME}-workers` : NAME;
+  const labels = workers ? { 'app.kubernetes.io/name': name } : LABELS;
+  const placement = workers
+    ? { affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: CONTROL_PLANE_LABEL, operator: 'DoesNotExist' }] }] } } } }
+    : { nodeSelector: { [CONTROL_PLANE_LABEL]: '' }, tolerations: [{ key: CONTROL_PLANE_LABEL, operator: 'Exists', effect: 'NoSchedule' }] };
   docs.push({
     comment: opts.inCluster ? [] : [...generatedBy('daemonset', argv)],
     body: {
       apiVersion: 'apps/v1',
       kind: 'DaemonSet',
-      metadata: { name: NAME, namespace: NAMESPACE, labels: LABELS },
+      metadata: { name, namespace: NAMESPACE, labels },
       spec: {
-        selector: { matchLabels: LABELS },
+        selector: { matchLabels: labels },
         // One node at a time: the others keep the election alive while one restarts.
         updateStrategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1 } },
         template: {
-          metadata: { labels: LABELS },
+          metadata: { labels },
           spec: {
             serviceAccountName: SERVICE_ACCOUNT.name,
             automountServiceAccountToken: opts.inCluster,
-            nodeSelector: { [CONTROL_PLANE_LABEL]: '' },
-            tolerations: [{ key: CONTROL_PLANE_LABEL, operator: 'Exists', effect: 'NoSchedule' }],
+            ...placement,
             ...podSpecCommon(runConfig, containerEnv(runConfig), volumes, opts),
           },
         },
