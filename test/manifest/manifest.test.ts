@@ -227,7 +227,7 @@ describe('manifest round trip: settings → manifest → the env the pod gets �
 describe('worker DaemonSet', () => {
   it('a Services-only member configuration runs on the nodes without the control-plane role, as its own DaemonSet', () => {
     const objs = docs(generateManifest('daemonset', { vip_nodename: 'w1', svc_enable: 'true', cp_enable: 'false', vip_interface: 'eth0', vip_peers: 'cp1=192.0.2.11:7946,cp2=192.0.2.12:7946,cp3=192.0.2.13:7946', vip_peer_key_file: '/etc/vipd/peer.key' }, [], defaultManifestOptions()).yaml);
-    const ds = objs.find((o) => (o as { kind?: string }).kind === 'DaemonSet') as { metadata: { name: string }; spec: { selector: { matchLabels: Record<string, string> }; template: { spec: Record<string, unknown> } } };
+    const ds = objs.find((o) => (o as { kind?: string }).kind === 'DaemonSet') as unknown as { metadata: { name: string }; spec: { selector: { matchLabels: Record<string, string> }; template: { spec: Record<string, unknown> } } };
     expect(ds.metadata.name).toBe('vipd-workers');
     expect(ds.spec.selector.matchLabels).toEqual({ 'app.kubernetes.io/name': 'vipd-workers' });
     expect(ds.spec.template.spec.nodeSelector).toBeUndefined();
