@@ -6,32 +6,18 @@
  * system and scenario on stdout; the whole run goes to bench/results/failover-<timestamp>.json.
  * See bench/README.md for the method and how to read the rows.
  */
-import { preflight } from './lib/preflight.js';
 import { loadavg } from 'node:os';
-import { FAILOVER_USAGE, parseFailoverArgs, UsageError, type Timings } from './lib/args.js';
+import { FAILOVER_USAGE, parseFailoverArgs, type Timings } from './lib/args.js';
 import { startBenchLab, type BenchLab } from './lib/benchlab.js';
 import { runOnce } from './lib/failover-run.js';
 import { emitRow, machine, progress, writeResults } from './lib/results.js';
 import { failoverRow, type FailoverRow, type RunDetail } from './lib/rows.js';
 import { availableSystems, makeSystem } from './lib/systems.js';
-import { runMain } from './lib/main.js';
+import { benchArgs, runMain } from './lib/main.js';
 
 async function main(): Promise<number> {
-  let args;
-  try {
-    args = parseFailoverArgs(process.argv.slice(2), availableSystems());
-  } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`bench:failover: ${err.message}\n${FAILOVER_USAGE}\n`);
-      return 2;
-    }
-    throw err;
-  }
-  const cannot = preflight('bench:failover', { root: true });
-  if (cannot) {
-    process.stderr.write(`${cannot}\n`);
-    return 2;
-  }
+  const args = benchArgs('bench:failover', FAILOVER_USAGE, () => parseFailoverArgs(process.argv.slice(2), availableSystems()), { root: true });
+  if (args === null) return 2;
   const started = new Date().toISOString();
   const mach = machine();
   const t0 = performance.now();

@@ -12,19 +12,18 @@
  * Each system runs with its defaults (vipd: 15/10/2 s Lease, health 1 s × 3, peers configured;
  * kube-vip: 5/3/1 s; keepalived: VRRP v2 1 s and the 1 s /livez check).
  */
-import { preflight } from './lib/preflight.js';
 import { loadavg } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LabHost } from '../lab/netns.js';
-import { FOOTPRINT_SYSTEMS, parseFootprintArgs, UsageError, type SystemName } from './lib/args.js';
+import { FOOTPRINT_SYSTEMS, parseFootprintArgs, type SystemName } from './lib/args.js';
 import { countRequests, isServerInternal, parseAuditLog, perMinute, type AuditEvent } from './lib/audit.js';
 import { startBenchLab, wallNow, type BenchLab } from './lib/benchlab.js';
 import { waitStable } from './lib/failover-run.js';
 import { cpuPercent, sampleTree, type Sample } from './lib/proc.js';
 import { emitRow, machine, progress, writeResults } from './lib/results.js';
 import { kubeVipBinary, makeSystem } from './lib/systems.js';
-import { runMain } from './lib/main.js';
+import { benchArgs, runMain } from './lib/main.js';
 
 const WARMUP_MS = 10_000;
 const ADMIN_USER = 'vipd-lab-admin';
@@ -130,21 +129,8 @@ async function measure(bl: BenchLab, name: SystemName, seconds: number): Promise
 
 async function main(): Promise<number> {
   const defaults: SystemName[] = FOOTPRINT_SYSTEMS.filter((s) => s !== 'kube-vip' || kubeVipBinary() !== undefined);
-  let args;
-  try {
-    args = parseFootprintArgs(process.argv.slice(2), defaults);
-  } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`bench:footprint: ${err.message}\nusage: npm run bench:footprint -- [--systems ${FOOTPRINT_SYSTEMS.join(',')}] [--seconds 60]\n`);
-      return 2;
-    }
-    throw err;
-  }
-  const cannot = preflight('bench:footprint', { root: true });
-  if (cannot) {
-    process.stderr.write(`${cannot}\n`);
-    return 2;
-  }
+  const args = benchArgs('bench:footprint', `usage: npm run bench:footprint -- [--systems ${FOOTPRINT_SYSTEMS.join(',')}] [--seconds 60]`, () => parseFootprintArgs(process.argv.slice(2), defaults), { root: true });
+  if (args === null) return 2;
   const started = new Date().toISOString();
   const mach = machine();
   const t0 = performance.now();

@@ -38,9 +38,9 @@ import { startCluster, type Cluster } from '../lab/controlplane.js';
 import type { LabHost } from '../lab/netns.js';
 import { firstAnswerFrom } from '../lab/twoholders.js';
 import { watchWire, type WireWatch } from '../lab/wirewatch.js';
-import { UsageError } from './lib/args.js';
-import { runMain } from './lib/main.js';
-import { preflight } from './lib/preflight.js';
+import { wallNow } from './lib/benchlab.js';
+import { list, posInt, UsageError } from './lib/args.js';
+import { benchArgs, runMain } from './lib/main.js';
 import { emitRow, machine, progress, writeResults } from './lib/results.js';
 import { maxOf, median, roundMs } from './lib/stats.js';
 import { KUBE_VIP_LEASE, KUBE_VIP_VERSION, kubeVipBinary } from './lib/systems.js';
@@ -59,14 +59,6 @@ export interface SfArgs {
   verbose: boolean;
 }
 
-function list<T extends string>(what: string, raw: string | undefined, allowed: readonly T[]): T[] {
-  if (raw === undefined) return [...allowed];
-  const items = raw.split(',').map((s) => s.trim()).filter(Boolean);
-  if (items.length === 0) throw new UsageError(`--${what} needs at least one of ${allowed.join(', ')}`);
-  for (const i of items) if (!(allowed as readonly string[]).includes(i)) throw new UsageError(`--${what}: unknown ${JSON.stringify(i)}; choose from ${allowed.join(', ')}`);
-  return [...new Set(items)] as T[];
-}
-
 export function parseSfArgs(argv: readonly string[]): SfArgs {
   let values: { runs?: string; systems?: string; scenarios?: string; verbose?: boolean };
   try {
@@ -74,12 +66,12 @@ export function parseSfArgs(argv: readonly string[]): SfArgs {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  let runs = 1;
-  if (values.runs !== undefined) {
-    runs = Number(values.runs);
-    if (!Number.isInteger(runs) || runs < 1 || runs > 100) throw new UsageError(`--runs must be an integer 1..100, got ${JSON.stringify(values.runs)}`);
-  }
-  return { runs, systems: list('systems', values.systems, SF_SYSTEMS), scenarios: list('scenarios', values.scenarios, SF_SCENARIOS), verbose: values.verbose === true };
+  return {
+    runs: posInt('runs', values.runs, 1, 100),
+    systems: list('systems', values.systems, SF_SYSTEMS, SF_SYSTEMS),
+    scenarios: list('scenarios', values.scenarios, SF_SCENARIOS, SF_SCENARIOS),
+    verbose: values.verbose === true,
+  };
 }
 
 // --- constants ----------------------------------------------------------------------------------
@@ -99,7 +91,6 @@ const OBSERVE_MS = 45_000;
 /** The capture analysis' span gap is 4 s: a node coming back sooner would look like one span around the takers' claims. */
 const MIN_DOWN_MS = 4500;
 
-const wallNow = (): number => performance.timeOrigin + performance.now();
 
 interface Row {
   system: SfSystem;
@@ -543,21 +534,8 @@ function rowOf(sys: Sys, scenario: SfScenario, details: RunDetail[], note?: stri
 // --- main ---------------------------------------------------------------------------------------
 
 async function main(): Promise<number> {
-  let args: SfArgs;
-  try {
-    args = parseSfArgs(process.argv.slice(2));
-  } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`bench:services-failover: ${err.message}\n${SF_USAGE}\n`);
-      return 2;
-    }
-    throw err;
-  }
-  const cannot = preflight('bench:services-failover', { root: true });
-  if (cannot) {
-    process.stderr.write(`${cannot}\n`);
-    return 2;
-  }
+  const args = benchArgs('bench:services-failover', SF_USAGE, () => parseSfArgs(process.argv.slice(2)), { root: true });
+  if (args === null) return 2;
   const started = new Date().toISOString();
   const mach = machine();
   const t0 = performance.now();

@@ -17,7 +17,6 @@
  * row's note says so. The control-plane Lease and any membership heartbeats are the agent's and
  * not included here; bench:footprint counts the agent's own requests.
  */
-import { preflight } from './lib/preflight.js';
 import { setMaxListeners } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
@@ -27,11 +26,11 @@ import { ApiClient } from '../src/k8s/client.js';
 import { startControlPlane, type ControlPlane } from '../lab/apiserver.js';
 import { createLogger } from '../src/observe/log.js';
 import { ServicesController } from '../src/services/controller.js';
-import { parseServicesArgs, UsageError } from './lib/args.js';
+import { parseServicesArgs } from './lib/args.js';
 import { AUDIT_POLICY, countRequests, parseAuditLog, perMinute } from './lib/audit.js';
 import { rawApi } from './lib/rawapi.js';
 import { emitRow, machine, progress, writeResults } from './lib/results.js';
-import { runMain } from './lib/main.js';
+import { benchArgs, runMain } from './lib/main.js';
 
 const NODES = ['n1', 'n2', 'n3'];
 const NAMESPACE = 'bench';
@@ -60,21 +59,8 @@ interface SvcList {
 const secs = (ms: number): number => Math.round(ms / 100) / 10;
 
 async function main(): Promise<number> {
-  let args;
-  try {
-    args = parseServicesArgs(process.argv.slice(2));
-  } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`bench:services: ${err.message}\nusage: npm run bench:services -- [--services 1000] [--steady-seconds 60]\n`);
-      return 2;
-    }
-    throw err;
-  }
-  const cannot = preflight('bench:services', { root: false });
-  if (cannot) {
-    process.stderr.write(`${cannot}\n`);
-    return 2;
-  }
+  const args = benchArgs('bench:services', 'usage: npm run bench:services -- [--services 1000] [--steady-seconds 60]', () => parseServicesArgs(process.argv.slice(2)), { root: false });
+  if (args === null) return 2;
   const started = new Date().toISOString();
   const mach = machine();
   const t0 = performance.now();

@@ -15,7 +15,8 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
-function list<T extends string>(what: string, raw: string | undefined, allowed: readonly T[], dflt: readonly T[]): T[] {
+/** A comma list of `allowed` names (default `dflt`); unknown or empty lists are usage errors. */
+export function list<T extends string>(what: string, raw: string | undefined, allowed: readonly T[], dflt: readonly T[]): T[] {
   if (raw === undefined) return [...dflt];
   const items = raw.split(',').map((s) => s.trim()).filter(Boolean);
   if (items.length === 0) throw new UsageError(`--${what} needs at least one of ${allowed.join(', ')}`);
@@ -23,7 +24,7 @@ function list<T extends string>(what: string, raw: string | undefined, allowed: 
   return [...new Set(items)] as T[];
 }
 
-function posInt(what: string, raw: string | undefined, dflt: number, max: number): number {
+export function posInt(what: string, raw: string | undefined, dflt: number, max: number): number {
   if (raw === undefined) return dflt;
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 1 || n > max) throw new UsageError(`--${what} must be an integer 1..${max}, got ${JSON.stringify(raw)}`);
