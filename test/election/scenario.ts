@@ -21,6 +21,8 @@
  *   check holder n2|none                      check term n1 3
  */
 import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { describe, expect, test } from 'vitest';
 import { isHolding } from '../../src/election/peers/core.js';
 import { Sim, type SimNodeSpec } from './sim.js';
 
@@ -70,6 +72,34 @@ export function formatScript(header: string[], blocks: (Block & { after?: string
   let s = parts.join('\n');
   if (!s.endsWith('\n')) s += '\n';
   return s;
+}
+
+/**
+ * Registers one test per `dir/*.txt` script: each command's output must equal its expected
+ * block; with VIPD_SCENARIO_REWRITE=1 the files are rewritten with what the code does now.
+ */
+export function scenarioSuite(title: string, dir: string, runner: () => { run(command: string): string }): void {
+  const rewrite = process.env.VIPD_SCENARIO_REWRITE === '1';
+  describe(title, () => {
+    for (const f of readdirSync(dir).filter((x) => x.endsWith('.txt')).sort()) {
+      test(f.replace(/\.txt$/, ''), () => {
+        const { blocks, header } = parseScript(readFileSync(dir + f, 'utf8'));
+        const r = runner();
+        const outputs: string[] = [];
+        for (const b of blocks) {
+          let out: string;
+          try {
+            out = r.run(b.command);
+          } catch (e) {
+            throw new Error(`${f}:${b.line}: ${b.command}: ${(e as Error).message}`);
+          }
+          outputs.push(out);
+          if (!rewrite) expect(out, `${f}:${b.line}: ${b.command}`).toBe(b.expected);
+        }
+        if (rewrite) writeFileSync(dir + f, formatScript(header, blocks, outputs));
+      });
+    }
+  });
 }
 
 export class ScenarioRunner {

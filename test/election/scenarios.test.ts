@@ -2,32 +2,7 @@
  * Runs every test/election/scenarios/*.txt script and compares each command's output with the
  * expected block. VIPD_SCENARIO_REWRITE=1 rewrites the files with what the code does now.
  */
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, test } from 'vitest';
-import { formatScript, parseScript, ScenarioRunner } from './scenario.js';
+import { ScenarioRunner, scenarioSuite } from './scenario.js';
 
-const dir = fileURLToPath(new URL('./scenarios/', import.meta.url));
-const rewrite = process.env.VIPD_SCENARIO_REWRITE === '1';
-
-describe('peer election scenarios', () => {
-  for (const f of readdirSync(dir).filter((x) => x.endsWith('.txt')).sort()) {
-    test(f.replace(/\.txt$/, ''), () => {
-      const text = readFileSync(dir + f, 'utf8');
-      const { blocks, header } = parseScript(text);
-      const r = new ScenarioRunner();
-      const outputs: string[] = [];
-      for (const b of blocks) {
-        let out: string;
-        try {
-          out = r.run(b.command);
-        } catch (e) {
-          throw new Error(`${f}:${b.line}: ${b.command}: ${(e as Error).message}`);
-        }
-        outputs.push(out);
-        if (!rewrite) expect(out, `${f}:${b.line}: ${b.command}`).toBe(b.expected);
-      }
-      if (rewrite) writeFileSync(dir + f, formatScript(header, blocks, outputs));
-    });
-  }
-});
+scenarioSuite('peer election scenarios', fileURLToPath(new URL('./scenarios/', import.meta.url)), () => new ScenarioRunner());
