@@ -13,6 +13,7 @@ import type { LabHost } from '../../lab/netns.js';
 import { watchWire } from '../../lab/wirewatch.js';
 import { describeWithApi } from '../lab/with-api.js';
 import { inPrefix, ipFromBytes } from '../../src/net/ip.js';
+import { until as untilShared } from '../lab/until.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn('test/e2e/services-dualstack.lab.test.ts: skipped, network namespaces need root');
@@ -41,20 +42,7 @@ function unsolicitedNa(frame: Buffer): { target: string; mac: string } | null {
     return r.body ? (JSON.parse(r.body) as unknown) : undefined;
   }
 
-  async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000, stepMs = 100): Promise<T> {
-    const deadline = performance.now() + timeoutMs;
-    let last: unknown;
-    for (;;) {
-      try {
-        const v = await fn();
-        if (v !== undefined && v !== false) return v;
-      } catch (err) {
-        last = err;
-      }
-      if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-      await sleep(stepMs);
-    }
-  }
+  const until = <T,>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000, stepMs = 100): Promise<T> => untilShared(what, fn, timeoutMs, stepMs);
 
   const live = () => cluster.lab.nodes.filter((n) => {
     const a = cluster.agents.get(n.name);

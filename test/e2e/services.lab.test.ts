@@ -16,6 +16,7 @@ import type { LabHost } from '../../lab/netns.js';
 import { firstAnswerFrom } from '../../lab/twoholders.js';
 import { watchWire } from '../../lab/wirewatch.js';
 import { describeWithApi } from '../lab/with-api.js';
+import { until as untilShared } from '../lab/until.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn('test/e2e/services.lab.test.ts: skipped, network namespaces need root');
@@ -77,20 +78,7 @@ const FAILOVER_BOUND_MS = mode.failoverBoundMs;
   const ipOf = (s: Svc) => s.status?.loadBalancer?.ingress?.[0]?.ip;
   const cond = (s: Svc) => s.status?.conditions?.find((c) => c.type === 'vipd.io/Allocated');
 
-  async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20_000, stepMs = 100): Promise<T> {
-    const deadline = performance.now() + timeoutMs;
-    let last: unknown;
-    for (;;) {
-      try {
-        const v = await fn();
-        if (v !== undefined && v !== false) return v;
-      } catch (err) {
-        last = err;
-      }
-      if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-      await sleep(stepMs);
-    }
-  }
+  const until = <T,>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20_000, stepMs = 100): Promise<T> => untilShared(what, fn, timeoutMs, stepMs);
 
   const allocated = (ns: string, name: string) => until(`${ns}/${name} allocated`, async () => ipOf(await getSvc(ns, name)));
 

@@ -13,6 +13,7 @@ import { createLogger } from '../../src/observe/log.js';
 import { ServicesController } from '../../src/services/controller.js';
 import { registry } from '../../src/observe/metrics.js';
 import { describeWithApi } from '../lab/with-api.js';
+import { until as untilShared } from '../lab/until.js';
 
 const log = createLogger(process.env.VIPD_TEST_LOG ?? 'silent');
 
@@ -49,20 +50,7 @@ describeWithApi('services controller against kube-apiserver', (assetsDir) => {
   const ingress = (s: Svc) => (s.status?.loadBalancer?.ingress ?? []).map((i) => i.ip);
   const cond = (s: Svc) => s.status?.conditions?.find((c) => c.type === 'vipd.io/Allocated');
 
-  async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    let last: unknown;
-    for (;;) {
-      try {
-        const v = await fn();
-        if (v !== undefined && v !== false) return v;
-      } catch (err) {
-        last = err;
-      }
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-      await sleep(100);
-    }
-  }
+  const until = <T,>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 15_000, stepMs = 100): Promise<T> => untilShared(what, fn, timeoutMs, stepMs);
   const statusIs = (ns: string, name: string, pred: (s: Svc) => boolean) => until(`${ns}/${name} status`, async () => {
     const s = await getSvc(ns, name);
     return pred(s) ? s : undefined;
