@@ -115,9 +115,16 @@ function suite(assets: ClusterAssets): void {
     expect(s.failed).toBe(0);
     expect(s.ok).toBeGreaterThan(40);
     // Mirror pods of vipd's static pod, one per node, all running.
-    const pods = JSON.parse(await kubectl('-n', 'kube-system', 'get', 'pods', '-l', 'app.kubernetes.io/name=vipd', '-o', 'json')) as { items: Array<{ spec: { nodeName: string }; status: { phase: string } }> };
+    // The kubelet posts a mirror pod's phase on its own status cadence, so a node that joined seconds
+    // ago may still show Pending: wait for Running rather than read one snapshot.
+    type Pods = { items: Array<{ spec: { nodeName: string }; status: { phase: string } }> };
+    let pods: Pods = { items: [] };
+    const phases = (): string => pods.items.map((p) => `${p.spec.nodeName}=${p.status.phase}`).join(' ');
+    await waitFor('a Running vipd mirror pod on every node', 60_000, async () => {
+      pods = JSON.parse(await kubectl('-n', 'kube-system', 'get', 'pods', '-l', 'app.kubernetes.io/name=vipd', '-o', 'json')) as Pods;
+      return pods.items.length === nodes.length && pods.items.every((p) => p.status.phase === 'Running');
+    }, 500).catch((e: unknown) => { throw new Error(`${String(e)}; last seen: ${phases()}`); });
     expect(pods.items.map((p) => p.spec.nodeName).sort()).toEqual(nodes.map((n) => n.name).sort());
-    expect(pods.items.every((p) => p.status.phase === 'Running')).toBe(true);
     const nodeList = JSON.parse(await kubectl('get', 'nodes', '-o', 'json')) as { items: unknown[] };
     expect(nodeList.items).toHaveLength(3);
     expect((await kubectl('-n', 'kube-system', 'get', 'lease', 'plndr-cp-lock', '-o', 'jsonpath={.spec.holderIdentity}')).trim()).toBe(h.name);
