@@ -15,7 +15,13 @@ import { checkCapabilities, ensureStrictArp, resolveInterface, type ResolvedInte
 import { ConfigError, formatListenAddress, type Config, type ListenAddress } from '../config/index.js';
 import { readPeerKey } from '../config/peer-key.js';
 import { buildHybridElection } from '../election/hybrid.js';
-import { buildLeaseElection } from '../election/lease/setup.js';
+import { buildLeaseElection, livezProbeFor } from '../election/lease/setup.js';
+import { EcmpElector } from '../election/ecmp.js';
+import { BgpAnnouncer } from '../bgp/announcer.js';
+import { FrrDriver } from '../bgp/frr.js';
+import { renderFrr } from '../bgp/frr-config.js';
+import { alwaysHealthy } from '../health/livez.js';
+import { EventRecorder } from '../k8s/events.js';
 import { StandaloneElector } from '../election/standalone.js';
 import type { Elector, Verdict } from '../election/types.js';
 import type { HealthGate } from '../health/livez.js';
@@ -90,6 +96,11 @@ function buildElector(o: AgentOptions, client: ApiClient | undefined, key: Buffe
     });
     return { elector: hybrid, run: (s) => hybrid.run(s) };
   }
+  if (o.election === 'ecmp') {
+    const probe = client && o.livez !== false ? livezProbeFor(client, o.livez, log) : undefined;
+    const ecmp = new EcmpElector(probe ?? alwaysHealthy, probe ? 'local API server healthy' : 'no health gate (cp_enable=false)', probe ? (s) => probe.run(s) : undefined);
+    return { elector: ecmp, run: (s) => ecmp.run(s) };
+  }
   if (o.election === 'lease') {
     const lease = leaseHalf();
     return { elector: lease.elector, run: (s) => lease.run(s) };
@@ -115,6 +126,7 @@ export async function startAgent(config: Config, log: Logger, clock: Clock = mon
   let services: ServicesCoordinator | undefined;
   let client: ApiClient | undefined;
   let election: ReturnType<typeof buildElector>;
+  let frr: FrrDriver | undefined;
   try {
     iface = await resolveInterface(o.host, rtnl);
     client = await buildClient(o, log);
@@ -129,9 +141,21 @@ export async function startAgent(config: Config, log: Logger, clock: Clock = mon
     }
     if (o.host.strictArp) await ensureStrictArp(iface.name, log);
 
+    if (o.bgp) frr = await startFrrDriver(o, iface, rtnl, client, log);
+    const announceBgp = frr;
+    if (announceBgp) cleanups.push(() => announceBgp.close());
+
     const watcher = new NetlinkWatcher();
     cleanups.push(() => watcher.close());
-    const makeHolder = holderFactory({ settings: o.holder, iface, loIndex: lo.index, rtnl, watcher, clock });
+    const makeHolder = holderFactory({
+      settings: o.holder,
+      iface,
+      loIndex: lo.index,
+      rtnl,
+      watcher,
+      clock,
+      ...(announceBgp ? { announcer: (vip: { ip: string }) => new BgpAnnouncer(vip.ip, announceBgp) } : {}),
+    });
     cleanups.push(() => Promise.allSettled(holders.map((h) => h.close('stopped'))).then(() => undefined));
     for (const vip of o.vips) holders.push(await makeHolder(vip, log.child({ vip: vip.ip })));
 
@@ -185,10 +209,18 @@ export async function startAgent(config: Config, log: Logger, clock: Clock = mon
   const done = (async () => {
     try {
       running = true;
-      await Promise.all([election.run(ac.signal), services?.run(ac.signal), client?.run(ac.signal)]);
+      await Promise.all([election.run(ac.signal), services?.run(ac.signal), client?.run(ac.signal), frr?.run(ac.signal)]);
     } finally {
       running = false;
       await Promise.allSettled(holders.map((h) => h.close(stopReason)));
+      if (frr) {
+        // The addresses are off lo; exit only once FRR has sent the withdrawal.
+        const ips = holders.map((h) => h.ip);
+        const t0 = clock.now();
+        const confirmed = await frr.withdrawn(ips, 2000);
+        if (confirmed) log.info({ ms: Math.round(clock.now() - t0) }, `BGP withdrawal of ${ips.join(', ')} sent`);
+        else log.warn({}, `could not confirm the BGP withdrawal of ${ips.join(', ')} within 2 s`);
+      }
       await undo();
       log.info({ reason: stopReason }, 'agent stopped; VIPs removed');
     }
@@ -202,4 +234,28 @@ export async function startAgent(config: Config, log: Logger, clock: Clock = mon
       ac.abort();
     },
   };
+}
+
+/** BGP mode: FRR's configuration rendered from the settings, and the driver that applies and watches it. */
+async function startFrrDriver(o: AgentOptions, iface: ResolvedInterface, rtnl: Rtnl, client: ApiClient | undefined, log: Logger): Promise<FrrDriver> {
+  const b = o.bgp!;
+  let routerId = b.routerId;
+  if (!routerId) {
+    routerId = (await rtnl.addresses()).find((a) => a.ifindex === iface.index && !a.ip.includes(':'))?.ip;
+    if (!routerId) throw new ConfigError('bgp_routerid', undefined, `is required: ${iface.name} has no IPv4 address to use as the BGP router ID`);
+  }
+  const config = renderFrr({
+    asn: b.asn,
+    routerId,
+    peers: b.peers,
+    ...(b.sourceIp ? { sourceIp: b.sourceIp } : {}),
+    ...(b.timers ? { timers: b.timers } : {}),
+    bfd: b.bfd,
+    prefixes: o.vips.map((v) => v.ip),
+  });
+  const events = client
+    ? new EventRecorder({ client, instance: o.identity, controller: 'vipd.io/bgp', regarding: () => ({ apiVersion: 'v1', kind: 'Node', namespace: 'default', name: o.identity }), log: log.child({ mod: 'events' }) })
+    : undefined;
+  log.info({ routerId, asn: b.asn, peers: b.peers.map((p) => `${p.address} AS${p.asn}`).join(', '), bfd: b.bfd !== false }, `BGP mode: announcing through FRR (${b.socketDir})`);
+  return new FrrDriver({ dir: b.socketDir, config, asn: b.asn, bfd: b.bfd !== false, log: log.child({ mod: 'bgp' }), ...(events ? { events } : {}) });
 }

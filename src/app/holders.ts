@@ -2,14 +2,14 @@
  * The one way a Holder is made: an Announcer on the uplink plus a Holder over the agent's shared
  * netlink handles, started (which removes a stale copy of the address first). The control-plane
  * VIPs and every service IP go through the same factory, so they bind, announce and release the
- * same way.
+ * same way. In BGP mode the announcer is the one part that differs.
  */
 import type { ResolvedInterface } from '../config/host.js';
 import { Announcer } from '../net/announce.js';
 import type { NetlinkWatcher, Rtnl } from '../net/netlink.js';
 import type { Logger } from '../observe/log.js';
 import type { Clock } from '../util/clock.js';
-import { Holder, type VipSpec } from '../vip/holder.js';
+import { Holder, type AnnouncerPort, type VipSpec } from '../vip/holder.js';
 import type { HolderSettings } from './options.js';
 
 export type MakeHolder = (vip: VipSpec, log: Logger) => Promise<Holder>;
@@ -21,12 +21,14 @@ export interface HolderFactoryDeps {
   rtnl: Rtnl;
   watcher: NetlinkWatcher;
   clock: Clock;
+  /** BGP mode: the announcer per address (src/bgp/announcer.ts) instead of ARP/NA on the uplink. */
+  announcer?: (vip: VipSpec) => AnnouncerPort;
 }
 
 export function holderFactory(d: HolderFactoryDeps): MakeHolder {
   const s = d.settings;
   return async (vip, log) => {
-    const announcer = await Announcer.open({ ifname: d.iface.name, vip: vip.ip, refreshMs: s.refreshMs, answer: s.responder === 'agent', log, clock: d.clock });
+    const announcer = d.announcer ? d.announcer(vip) : await Announcer.open({ ifname: d.iface.name, vip: vip.ip, refreshMs: s.refreshMs, answer: s.responder === 'agent', log, clock: d.clock });
     const holder = new Holder(
       {
         vip,

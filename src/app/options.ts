@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import { canonicalIp, familyOf } from '../net/ip.js';
-import { LEASE_TIMING_NAMES, type Config, type ListenAddress, type VipSpec } from '../config/index.js';
+import { LEASE_TIMING_NAMES, type BgpConfig, type Config, type ListenAddress, type VipSpec } from '../config/index.js';
 import type { LeaseTiming, TimingNames } from '../election/lease/state.js';
 import { suggestedRequestTimeoutMs, type LivezGateOptions } from '../election/lease/setup.js';
 import type { PeerAddress } from '../election/peers/driver.js';
@@ -50,7 +50,10 @@ export interface AgentOptions {
   holder: HolderSettings;
   /** Absent when nothing needs the API (standalone, no services). */
   api?: Omit<ApiClientOptions, 'log' | 'clock'>;
-  election: 'standalone' | 'lease' | 'hybrid';
+  /** ecmp: BGP mode, every node with a healthy API server holds (announces) the VIP. */
+  election: 'standalone' | 'lease' | 'hybrid' | 'ecmp';
+  /** bgp_enable: FRR's settings; the holders put the VIPs on lo and FRR announces them. */
+  bgp?: BgpConfig;
   lease?: LeaseSlice;
   livez: LivezGateOptions | false;
   eligibility: { intervalMs: number; timeoutMs: number };
@@ -62,13 +65,14 @@ export interface AgentOptions {
 }
 
 export function agentOptions(config: Config): AgentOptions {
-  const election = config.peers.length > 0 && !config.serviceMemberOnly ? 'hybrid' : config.leaderElection ? 'lease' : 'standalone';
+  const election = config.bgp ? 'ecmp' : config.peers.length > 0 && !config.serviceMemberOnly ? 'hybrid' : config.leaderElection ? 'lease' : 'standalone';
   const timing = config.leaseTiming;
   const requestTimeoutMs = timing ? suggestedRequestTimeoutMs(timing) : undefined;
   const probeTimeoutMs = Math.min(1000, config.healthIntervalMs);
   const o: AgentOptions = {
     identity: config.nodeName,
-    vips: config.vips,
+    // BGP announces exactly the address (the prefix lists say /32 and /128), whatever vip_subnet says.
+    vips: config.bgp ? config.vips.map((v) => ({ ...v, prefix: v.family === 4 ? 32 : 128 })) : config.vips,
     host: {
       configured: config.interface,
       vip: config.vips[0]?.ip,
@@ -80,7 +84,8 @@ export function agentOptions(config: Config): AgentOptions {
       // The kernel's lifetime on the address: the linger bound with the kernel responder, the
       // cleanup of a killed agent's address on lo with the agent responder.
       lifetimeSec: config.responder === 'kernel' ? config.addressLifetime : config.loAddressLifetime,
-      probeMs: config.probeMs,
+      // In BGP mode other announcers are the rule, so there is no foreign owner to probe for.
+      probeMs: config.bgp ? 0 : config.probeMs,
       claimOnConflict: config.claimOnConflict,
       conflictRetryMs: config.conflictRetryMs,
       refreshMs: config.arpRate,
@@ -89,7 +94,9 @@ export function agentOptions(config: Config): AgentOptions {
     livez: config.controlPlane ? { url: config.healthUrl, intervalMs: config.healthIntervalMs, failureThreshold: config.healthFailures, timeoutMs: probeTimeoutMs } : false,
     eligibility: { intervalMs: config.healthIntervalMs, timeoutMs: probeTimeoutMs },
   };
-  if (timing && requestTimeoutMs !== undefined && (election !== 'standalone' || config.svcEnable)) {
+  // ecmp needs the API client only for the local /livez probe (its CA and credentials) and Events.
+  const needsApi = election === 'ecmp' ? config.controlPlane : election !== 'standalone' || config.svcEnable;
+  if (timing && requestTimeoutMs !== undefined && needsApi) {
     o.api = {
       kubeconfigPath: config.kubeconfig,
       ...(config.fallbackKubeconfig ? { fallbackKubeconfigPath: config.fallbackKubeconfig } : {}),
@@ -99,7 +106,7 @@ export function agentOptions(config: Config): AgentOptions {
       endpointsCachePath: join(config.stateDir, 'api-endpoints.json'),
       requestTimeoutMs,
     };
-    if (election !== 'standalone') {
+    if (election === 'lease' || election === 'hybrid') {
       o.lease = { namespace: config.leaseNamespace, name: config.leaseName, timing, timingNames: LEASE_TIMING_NAMES, requestTimeoutMs };
     }
     if (config.svcEnable) {
@@ -130,6 +137,7 @@ export function agentOptions(config: Config): AgentOptions {
       grantAddresses: Object.fromEntries(config.peers.map((p) => [p.name, { host: p.host, port: config.svcGrantPort }])),
     };
   }
+  if (config.bgp) o.bgp = config.bgp;
   if (config.metricsAddress) o.observe = config.metricsAddress;
   return o;
 }

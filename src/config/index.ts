@@ -15,7 +15,7 @@ import { checkLeaseTiming, type LeaseTiming, type LeaseTimingInput, type TimingS
 import { checkPeerConfig, type PeerConfig } from '../election/peers/timing.js';
 import { familyBits, familyOf, hostPort } from '../net/ip.js';
 import type { VipSpec } from '../vip/holder.js';
-import { ConfigError, formatListenAddress, KUBE_VIP_INERT, SETTINGS, settingDef, type ListenAddress, type PeerSpec, type RawSettings, type SettingKey } from './settings.js';
+import { ConfigError, formatListenAddress, KUBE_VIP_INERT, SETTINGS, settingDef, type BgpPeerSpec, type ListenAddress, type PeerSpec, type RawSettings, type SettingKey } from './settings.js';
 
 export { ConfigError, formatListenAddress, type ListenAddress } from './settings.js';
 
@@ -34,6 +34,55 @@ export interface Config extends Omit<RawSettings, 'address' | 'subnet' | 'apiEnd
    */
   peerConfig?: PeerConfig;
   serviceMemberOnly?: boolean;
+  /** bgp_enable: the checked BGP settings, peers merged (bgp_peeraddress first). */
+  bgp?: BgpConfig;
+}
+
+export interface BgpConfig {
+  asn: number;
+  /** Absent: the interface's IPv4 address, which only the host knows. */
+  routerId?: string;
+  peers: BgpPeerSpec[];
+  sourceIp?: string;
+  /** Both or neither; absent keeps FRR's defaults. */
+  timers?: { keepaliveSec: number; holdSec: number };
+  bfd: { intervalMs: number; multiplier: number } | false;
+  socketDir: string;
+}
+
+/** The BGP settings checked as a whole (loadConfig's part for bgp_enable). */
+export function bgpConfigOf(r: RawSettings): BgpConfig | undefined {
+  if (!r.bgpEnable) {
+    if (!r.arp) throw new ConfigError('vip_arp', 'false', 'needs bgp_enable=true: without BGP, vipd announces in layer 2 (ARP/NA)');
+    return undefined;
+  }
+  const peers: BgpPeerSpec[] = [];
+  if (r.bgpPeerAddress) {
+    peers.push({ address: r.bgpPeerAddress, asn: r.bgpPeerAs, ...(r.bgpPeerPass ? { password: r.bgpPeerPass } : {}), ...(r.bgpMultihop ? { multihop: true } : {}) });
+  }
+  for (const p of r.bgpPeers) {
+    if (peers.some((q) => q.address === p.address)) throw new ConfigError('bgp_peers', p.address, 'repeats bgp_peeraddress; name each peer once');
+    peers.push(p);
+  }
+  if (peers.length === 0) throw new ConfigError('bgp_peers', undefined, 'is required with bgp_enable=true: the router(s) to announce to, for example bgp_peers=198.18.0.1:65000 (or bgp_peeraddress + bgp_peeras)');
+  if (r.responder === 'kernel') throw new ConfigError('vip_responder', 'kernel', 'cannot be used with bgp_enable=true: in BGP mode the VIP sits on lo and FRR announces it; leave vip_responder unset');
+  if (r.svcEnable) throw new ConfigError('svc_enable', 'true', 'cannot be combined with bgp_enable=true yet: LoadBalancer Services are announced in layer 2 only (docs/bgp.md)');
+  const { bgpHoldTime: hold, bgpKeepalive: keepalive } = r;
+  let timers: BgpConfig['timers'];
+  if (hold !== 0 || keepalive !== 0) {
+    if (hold < 3) throw new ConfigError('bgp_hold_time', String(hold), 'must be at least 3 seconds when BGP timers are set (with bgp_keepalive_interval)');
+    if (keepalive < 1 || keepalive * 3 > hold) throw new ConfigError('bgp_keepalive_interval', String(keepalive), `must be from 1 to a third of bgp_hold_time (${Math.floor(hold / 3)} s)`);
+    timers = { keepaliveSec: keepalive, holdSec: hold };
+  }
+  return {
+    asn: r.bgpAs,
+    ...(r.bgpRouterId ? { routerId: r.bgpRouterId } : {}),
+    peers,
+    ...(r.bgpSourceIp ? { sourceIp: r.bgpSourceIp } : {}),
+    ...(timers ? { timers } : {}),
+    bfd: r.bgpBfd ? { intervalMs: r.bgpBfdIntervalMs, multiplier: r.bgpBfdMultiplier } : false,
+    socketDir: r.bgpFrrSocketDir,
+  };
 }
 
 /** Environment names with these prefixes are ours (or kube-vip's): an unknown one is a typo, not someone else's variable. */
@@ -192,7 +241,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
   const vips = validateVips(r.address, r.subnet);
 
   let leaseTiming: LeaseTiming | undefined;
-  if (r.leaderElection || r.svcEnable || r.peers.length > 0) {
+  // bgp_enable: no Lease, but the API client's request timeout is derived from the same timing.
+  if (r.leaderElection || r.svcEnable || r.peers.length > 0 || r.bgpEnable) {
     const checked = checkLeaseTiming(leaseTimingOf(r), LEASE_TIMING_NAMES);
     if (!checked.ok) {
       const first = checked.error.settings[0] ?? 'leaseDuration';
@@ -234,6 +284,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
     r.leaseName = name;
   }
 
+  const bgp = bgpConfigOf(r);
+
   const { address: _a, subnet: _s, apiEndpoint, healthUrl, ...rest } = r;
   const api = apiEndpoint ?? `https://127.0.0.1:${r.port}`;
   return {
@@ -244,6 +296,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
     ...(leaseTiming ? { leaseTiming } : {}),
     ...(peerConfig ? { peerConfig } : {}),
     ...(serviceMemberOnly ? { serviceMemberOnly } : {}),
+    ...(bgp ? { bgp } : {}),
   };
 }
 
@@ -263,6 +316,11 @@ export function toEnv(config: Config): Record<string, string> {
       continue;
     }
     if (v === undefined) continue;
+    if (key === 'bgpPeers') {
+      const peers = v as BgpPeerSpec[];
+      if (peers.length) env[SETTINGS.bgpPeers.env] = peers.map((p) => `${hostPort(p.address, p.asn)}:${p.password ?? ''}:${p.multihop === true}`).join(',');
+      continue;
+    }
     if (key === 'peers') {
       const peers = v as PeerSpec[];
       if (peers.length) env[SETTINGS.peers.env] = peers.map((p) => `${p.name}=${hostPort(p.host, p.port)}`).join(',');

@@ -22,7 +22,7 @@ export class ConfigError extends Error {
   }
 }
 
-export type Group = 'vip' | 'election' | 'lease' | 'health' | 'peers' | 'services' | 'observe';
+export type Group = 'vip' | 'election' | 'lease' | 'health' | 'peers' | 'services' | 'bgp' | 'observe';
 
 export interface Setting<T> {
   /** kube-vip's environment variable name where one exists; vipd's own names follow its style. */
@@ -152,6 +152,44 @@ const peerList = (raw: string | undefined, s: string): PeerSpec[] => {
   return peers;
 };
 
+/** An autonomous system number: 1 to 4294967295 (4-byte ASNs), asplain. */
+const asn = (dflt: number) => int(dflt, 1, 4294967295, '');
+
+export interface BgpPeerSpec {
+  address: string;
+  asn: number;
+  password?: string;
+  multihop?: boolean;
+}
+
+/** kube-vip's bgp_peers: address:AS[:password[:multihop]], comma separated; IPv6 in brackets. */
+const bgpPeerList = (raw: string | undefined, s: string): BgpPeerSpec[] => {
+  if (raw === undefined || raw.trim() === '') return [];
+  const rule = 'must be a comma list of address:AS[:password[:multihop]], for example 198.18.0.1:65000::false (IPv6: [2001:db8::1]:65000)';
+  const peers = raw.split(',').map((item) => {
+    const m = /^(\[([0-9a-fA-F:]+)\]|([0-9.]+)):(\d{1,10})(?::([^:]*)(?::(true|false))?)?$/.exec(item.trim());
+    if (!m) return fail(s, raw, rule);
+    const address = m[2] ?? m[3] ?? '';
+    const n = Number(m[4]);
+    if (familyOf(address) === undefined || n < 1 || n > 4294967295) return fail(s, raw, rule);
+    return { address, asn: n, ...(m[5] ? { password: m[5] } : {}), ...(m[6] === 'true' ? { multihop: true } : {}) };
+  });
+  if (new Set(peers.map((p) => p.address)).size !== peers.length) fail(s, raw, 'names the same peer address twice');
+  return peers;
+};
+
+const optIp = (raw: string | undefined, s: string): string | undefined => {
+  if (raw === undefined || raw.trim() === '') return undefined;
+  if (familyOf(raw.trim()) === undefined) fail(s, raw, 'must be an IPv4 or IPv6 address');
+  return raw.trim();
+};
+
+const optIpv4 = (raw: string | undefined, s: string): string | undefined => {
+  if (raw === undefined || raw.trim() === '') return undefined;
+  if (familyOf(raw.trim()) !== 4) fail(s, raw, 'must be an IPv4 address (a BGP router ID is written as one, even on an IPv6-only node)');
+  return raw.trim();
+};
+
 const objectRef = (dflt: string) => (raw: string | undefined, s: string): string => {
   if (raw === undefined || raw === '') return dflt;
   const dns = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
@@ -171,7 +209,7 @@ export const SETTINGS = {
   address: { env: 'address', aliases: ['vip_address'], flags: ['address', 'vip'], group: 'vip', kubeVip: true, help: 'The virtual IP(s) to hold: one address or a comma list (IPv4 and/or IPv6).', parse: ipList },
   interface: { env: 'vip_interface', flags: ['interface'], group: 'vip', kubeVip: true, help: 'Interface to announce the VIP on. Unset: the interface the kernel routes the VIP\'s subnet through.', defaultText: '(route lookup)', parse: interfaceName },
   subnet: { env: 'vip_subnet', aliases: ['vip_cidr'], flags: ['vipSubnet', 'cidr'], group: 'vip', kubeVip: true, help: 'Prefix length of the VIP address, one per address.', defaultText: '32 / 128', parse: prefixList },
-  arp: { env: 'vip_arp', flags: ['arp'], group: 'vip', kubeVip: true, help: 'Layer-2 mode (gratuitous ARP / unsolicited NA). vipd always works in layer 2; false is rejected.', defaultText: 'true', parse: (raw: string | undefined, s: string) => { const v = bool(true)(raw, s); if (!v) fail(s, raw, 'vipd only supports layer-2 announcement; set it to true or leave it unset'); return v; } },
+  arp: { env: 'vip_arp', flags: ['arp'], group: 'vip', kubeVip: true, help: 'Layer-2 mode (gratuitous ARP / unsolicited NA). false only together with bgp_enable=true (kube-vip\'s BGP manifests set it so); bgp_enable alone chooses the mode.', defaultText: 'true', parse: bool(true) },
   port: { env: 'port', flags: ['port'], group: 'vip', kubeVip: true, help: 'Kubernetes API server port behind the VIP.', defaultText: '6443', parse: int(6443, 1, 65535) },
   arpRate: { env: 'vip_arpRate', flags: ['arpRate'], group: 'vip', kubeVip: true, help: 'Milliseconds between refresh announcements while holding (after the takeover burst).', defaultText: '3000', parse: int(3000, 500, 600000, ' ms') },
   responder: { env: 'vip_responder', group: 'vip', help: 'Who answers ARP/ND for the VIP. agent: the VIP sits on lo, the kernel is told not to answer (arp_ignore=1, arp_announce=2) and vipd answers only while its grant is live, so a killed or frozen agent is silent at once. kernel: the VIP sits on the interface with a kernel lifetime (vip_address_lifetime) that vipd keeps refreshing.', defaultText: 'agent', parse: oneOf('agent', ['agent', 'kernel'] as const) },
@@ -207,6 +245,21 @@ export const SETTINGS = {
   svcMembership: { env: 'svc_membership', group: 'services', help: 'Who may announce which service IP. peers: grants from the control-plane agents (vip_peers), per address, with the peer timing: a dead node\'s addresses move in well under a second and keep moving while the API is down. lease: a member Lease per node (about vip_leaseduration). auto: peers when vip_peers is set, else lease.', defaultText: 'auto', parse: oneOf('auto', ['auto', 'peers', 'lease'] as const) },
   svcGrantPort: { env: 'svc_grant_port', group: 'services', help: 'UDP port the control-plane agents answer service-IP claims on (svc_membership=peers), on their vip_peers addresses.', defaultText: '7947', parse: int(7947, 1, 65535, '') },
   svcPoolConfigMap: { env: 'svc_pool_configmap', group: 'services', help: 'The address pools: a ConfigMap in kube-vip-cloud-provider\'s format, name (in kube-system) or namespace/name. vipd\'s RBAC grants read access in kube-system only.', defaultText: 'kube-system/kubevip', parse: objectRef('kube-system/kubevip') },
+  bgpEnable: { env: 'bgp_enable', group: 'bgp', kubeVip: true, help: 'Announce over BGP through a local FRR (bgpd, bfdd) instead of ARP/NA: every node whose API server is healthy announces the control-plane VIP, and the router spreads traffic over them (ECMP). vipd configures FRR over its vty sockets and never speaks BGP itself (docs/bgp.md).', defaultText: 'false', parse: bool(false) },
+  bgpRouterId: { env: 'bgp_routerid', group: 'bgp', kubeVip: true, help: 'BGP router ID (an IPv4 address).', defaultText: '(the interface\'s IPv4 address)', parse: optIpv4 },
+  bgpAs: { env: 'bgp_as', group: 'bgp', kubeVip: true, help: 'This node\'s AS number.', defaultText: '65000', parse: asn(65000) },
+  bgpPeerAddress: { env: 'bgp_peeraddress', group: 'bgp', kubeVip: true, help: 'One BGP peer (the router); bgp_peers lists several.', parse: optIp },
+  bgpPeerAs: { env: 'bgp_peeras', group: 'bgp', kubeVip: true, help: 'AS number of bgp_peeraddress.', defaultText: '65000', parse: asn(65000) },
+  bgpPeerPass: { env: 'bgp_peerpass', group: 'bgp', kubeVip: true, help: 'TCP MD5 password of bgp_peeraddress.', parse: optStr },
+  bgpMultihop: { env: 'bgp_multihop', group: 'bgp', kubeVip: true, help: 'bgp_peeraddress is not on a connected network (eBGP multihop).', defaultText: 'false', parse: bool(false) },
+  bgpPeers: { env: 'bgp_peers', group: 'bgp', kubeVip: true, help: 'BGP peers as address:AS[:password[:multihop]], comma separated (IPv6 in brackets). IPv4 peers carry the IPv4 prefixes, IPv6 peers the IPv6 ones.', parse: bgpPeerList },
+  bgpSourceIp: { env: 'bgp_sourceip', group: 'bgp', kubeVip: true, help: 'Source address of the BGP sessions (update-source).', parse: optIp },
+  bgpHoldTime: { env: 'bgp_hold_time', group: 'bgp', kubeVip: true, help: 'BGP hold time in seconds; 0 keeps FRR\'s default (180 s in Debian\'s build). Without BFD this is how long a router keeps sending to a node that lost power.', defaultText: '0', parse: int(0, 0, 65535, ' s') },
+  bgpKeepalive: { env: 'bgp_keepalive_interval', group: 'bgp', kubeVip: true, help: 'BGP keepalive interval in seconds; 0 keeps FRR\'s default (60 s). Set with bgp_hold_time.', defaultText: '0', parse: int(0, 0, 21845, ' s') },
+  bgpBfd: { env: 'bgp_bfd', group: 'bgp', help: 'Run BFD on every BGP session (FRR\'s bfdd): a router drops a dead node\'s routes after bgp_bfd_interval_ms x bgp_bfd_multiplier instead of the hold time. The router must run BFD too.', defaultText: 'true', parse: bool(true) },
+  bgpBfdIntervalMs: { env: 'bgp_bfd_interval_ms', group: 'bgp', help: 'BFD receive and transmit interval in milliseconds.', defaultText: '100', parse: int(100, 10, 60000, ' ms') },
+  bgpBfdMultiplier: { env: 'bgp_bfd_multiplier', group: 'bgp', help: 'BFD packets missed before the session is down.', defaultText: '3', parse: int(3, 2, 255, '') },
+  bgpFrrSocketDir: { env: 'bgp_frr_socket_dir', group: 'bgp', help: 'Directory of FRR\'s vty sockets (bgpd.vty, bfdd.vty), shared with the FRR sidecar.', defaultText: '/var/run/frr', parse: str('/var/run/frr') },
   stateDir: { env: 'vip_state_dir', group: 'observe', help: 'Directory for state that must survive an API outage (known API endpoints, learned peers).', defaultText: '/var/lib/vipd', parse: str('/var/lib/vipd') },
   metricsAddress: { env: 'prometheus_server', flags: ['prometheusHTTPServer'], group: 'observe', kubeVip: true, help: 'Listen address for /metrics, /healthz and /readyz; empty disables.', defaultText: ':2112', parse: parseListenAddress },
   logLevel: { env: 'vip_loglevel', flags: ['log'], group: 'observe', kubeVip: true, help: 'Log level: debug, info, warn, error (kube-vip\'s numbers accepted).', defaultText: 'info', parse: logLevel },
@@ -224,7 +277,6 @@ export const KUBE_VIP_INERT: Record<string, readonly string[]> = {
   dns_mode: ['first', ''],
   dhcp_mode: ['ipv4', ''],
   vip_bgp: ['false', ''],
-  bgp_enable: ['false', ''],
   vip_routingtable: ['false', ''],
   lb_enable: ['false', ''],
   enable_node_labeling: ['false', ''],

@@ -12,6 +12,7 @@ const GROUP_TITLES: Record<Group, string> = {
   health: 'Local API server health (control-plane mode)',
   peers: 'Peer voting',
   services: 'LoadBalancer Services',
+  bgp: 'BGP through FRR',
   observe: 'State, metrics and logs',
 };
 

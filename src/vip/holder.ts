@@ -93,7 +93,7 @@ export class Holder {
   /** Serialises kernel changes so a bind and an unbind never interleave. */
   private queue: Promise<void> = Promise.resolve();
   private readonly onNetlink = (ev: NetlinkEvent): void => this.handleNetlink(ev);
-  private readonly ip: string;
+  readonly ip: string;
 
   constructor(
     private readonly opts: HolderOptions,

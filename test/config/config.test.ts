@@ -64,7 +64,7 @@ describe('config', () => {
     [{ ...base, vip_bogus: '1' }, [], /^invalid setting vip_bogus="1": unknown setting/],
     [base, ['--no-such-flag=1'], /^invalid setting --no-such-flag: unknown setting/],
     [{ ...base, vip_arpRate: '10' }, [], /vip_arpRate="10": must be a whole number from 500 to 600000 ms/],
-    [{ ...base, vip_arp: 'false' }, [], /only supports layer-2/],
+    [{ ...base, vip_arp: 'false' }, [], /vip_arp="false": needs bgp_enable=true/],
     [{ ...base, vip_interface: 'eth0/x' }, [], /vip_interface="eth0\/x": must be a network interface name/],
     [{ ...base, vip_leaderelection: 'true', vip_leaseduration: '5', vip_renewdeadline: '10' }, [], /vip_leaseduration="5": must be greater than vip_renewdeadline \(10000 ms\)/],
     [{ ...base, vip_leaderelection: 'true', vip_renewdeadline: '2', vip_retryperiod: '2' }, [], /vip_renewdeadline="2": must be greater than 1.2 × vip_retryperiod/],

@@ -307,7 +307,7 @@ describe('static pod', () => {
 
   it('refuses what `vipd run` refuses, and relative paths it would mount', () => {
     expect(configError(() => gen('pod', ['--vip_nodename=cp1'])).setting).toBe('address');
-    expect(configError(() => gen('pod', [...CP, '--vip_arp=false'])).setting).toBe('--vip_arp');
+    expect(configError(() => gen('pod', [...CP, '--vip_arp=false'])).setting).toBe('vip_arp');
     expect(configError(() => gen('pod', CP, {}, { vip_bgp: 'true' })).setting).toBe('vip_bgp');
     expect(configError(() => gen('pod', [...CP, '--k8s_config_file=admin.conf'])).setting).toBe('k8s_config_file');
     expect(configError(() => gen('pod', [...CP, '--vip_state_dir=/var/../x'])).setting).toBe('vip_state_dir');

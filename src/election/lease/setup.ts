@@ -85,6 +85,20 @@ export interface LeaseElection {
   run(signal: AbortSignal): Promise<void>;
 }
 
+/** The local API server's /livez probe, over the agent's client (its CA and credentials). */
+export function livezProbeFor(client: ApiClient, l: LivezGateOptions, log: Logger): LivezProbe {
+  const local = client.localEndpoint();
+  return new LivezProbe({
+    url: l.url ?? `${local}/livez`,
+    intervalMs: l.intervalMs ?? LIVEZ_DEFAULTS.intervalMs,
+    timeoutMs: l.timeoutMs ?? LIVEZ_DEFAULTS.timeoutMs,
+    failureThreshold: l.failureThreshold ?? LIVEZ_DEFAULTS.failureThreshold,
+    successThreshold: l.successThreshold ?? LIVEZ_DEFAULTS.successThreshold,
+    requestOptions: () => client.httpsOptions(local, { keepAlive: true }),
+    log: log.child({ mod: 'livez' }),
+  });
+}
+
 export function buildLeaseElection(o: LeaseElectionOptions): LeaseElection {
   const { client, log } = o;
   const requestTimeoutMs = o.requestTimeoutMs ?? suggestedRequestTimeoutMs(o.timing);
@@ -95,20 +109,7 @@ export function buildLeaseElection(o: LeaseElectionOptions): LeaseElection {
     regarding: () => ({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', namespace: o.namespace, name: o.name }),
     log: log.child({ mod: 'events' }),
   });
-  let probe: LivezProbe | undefined;
-  if (o.livez !== false) {
-    const l = o.livez;
-    const local = client.localEndpoint();
-    probe = new LivezProbe({
-      url: l.url ?? `${local}/livez`,
-      intervalMs: l.intervalMs ?? LIVEZ_DEFAULTS.intervalMs,
-      timeoutMs: l.timeoutMs ?? LIVEZ_DEFAULTS.timeoutMs,
-      failureThreshold: l.failureThreshold ?? LIVEZ_DEFAULTS.failureThreshold,
-      successThreshold: l.successThreshold ?? LIVEZ_DEFAULTS.successThreshold,
-      requestOptions: () => client.httpsOptions(local, { keepAlive: true }),
-      log: log.child({ mod: 'livez' }),
-    });
-  }
+  const probe = o.livez === false ? undefined : livezProbeFor(client, o.livez, log);
   const elector = new LeaseElector({
     ...o.elector,
     ...o.timing,
