@@ -154,7 +154,7 @@ export async function startAgent(config: Config, log: Logger, clock: Clock = mon
       rtnl,
       watcher,
       clock,
-      ...(announceBgp ? { announcer: (vip: { ip: string }) => new BgpAnnouncer(vip.ip, announceBgp) } : {}),
+      ...(announceBgp ? { announcer: (vip: { ip: string }) => BgpAnnouncer.open(vip.ip, announceBgp, !o.vips.some((v) => v.ip === vip.ip)) } : {}),
     });
     cleanups.push(() => Promise.allSettled(holders.map((h) => h.close('stopped'))).then(() => undefined));
     for (const vip of o.vips) holders.push(await makeHolder(vip, log.child({ vip: vip.ip })));
@@ -215,11 +215,10 @@ export async function startAgent(config: Config, log: Logger, clock: Clock = mon
       await Promise.allSettled(holders.map((h) => h.close(stopReason)));
       if (frr) {
         // The addresses are off lo; exit only once FRR has sent the withdrawal.
-        const ips = holders.map((h) => h.ip);
         const t0 = clock.now();
-        const confirmed = await frr.withdrawn(ips, 2000);
-        if (confirmed) log.info({ ms: Math.round(clock.now() - t0) }, `BGP withdrawal of ${ips.join(', ')} sent`);
-        else log.warn({}, `could not confirm the BGP withdrawal of ${ips.join(', ')} within 2 s`);
+        const confirmed = await frr.withdrawn(2000);
+        if (confirmed) log.info({ ms: Math.round(clock.now() - t0) }, 'BGP withdrawal sent');
+        else log.warn({}, 'could not confirm the BGP withdrawal within 2 s');
       }
       await undo();
       log.info({ reason: stopReason }, 'agent stopped; VIPs removed');

@@ -22,13 +22,13 @@ export interface HolderFactoryDeps {
   watcher: NetlinkWatcher;
   clock: Clock;
   /** BGP mode: the announcer per address (src/bgp/announcer.ts) instead of ARP/NA on the uplink. */
-  announcer?: (vip: VipSpec) => AnnouncerPort;
+  announcer?: (vip: VipSpec) => Promise<AnnouncerPort>;
 }
 
 export function holderFactory(d: HolderFactoryDeps): MakeHolder {
   const s = d.settings;
   return async (vip, log) => {
-    const announcer = d.announcer ? d.announcer(vip) : await Announcer.open({ ifname: d.iface.name, vip: vip.ip, refreshMs: s.refreshMs, answer: s.responder === 'agent', log, clock: d.clock });
+    const announcer = d.announcer ? await d.announcer(vip) : await Announcer.open({ ifname: d.iface.name, vip: vip.ip, refreshMs: s.refreshMs, answer: s.responder === 'agent', log, clock: d.clock });
     const holder = new Holder(
       {
         vip,

@@ -120,8 +120,9 @@ export function agentOptions(config: Config): AgentOptions {
         poolConfigMap: { namespace: cmNs!, name: cmName! },
         controlPlaneVips: config.vips.map((v) => canonicalIp(v.ip)).filter((s): s is string => s !== undefined),
         // A worker never allocates: the control-plane agents do, through the VIP's Lease.
-        allocator: config.serviceMemberOnly ? 'none' : election === 'standalone' ? 'own-lease' : 'control-plane',
-        membership: config.peers.length > 0 && config.svcMembership !== 'lease' ? 'peers' : 'lease',
+        // ecmp: every node holds the control-plane VIP, so its verdicts cannot pick one allocator.
+        allocator: config.serviceMemberOnly ? 'none' : election === 'standalone' || election === 'ecmp' ? 'own-lease' : 'control-plane',
+        membership: election === 'ecmp' ? 'ecmp' : config.peers.length > 0 && config.svcMembership !== 'lease' ? 'peers' : 'lease',
       };
     }
   }

@@ -8,10 +8,17 @@ import type { AnnouncerPort } from '../vip/holder.js';
 import type { FrrDriver } from './frr.js';
 
 export class BgpAnnouncer implements AnnouncerPort {
-  constructor(
+  private constructor(
     private readonly ip: string,
     private readonly frr: FrrDriver,
+    private readonly service: boolean,
   ) {}
+
+  /** A service IP's prefix-list entry goes in here, before the holder can bind the address. */
+  static async open(ip: string, frr: FrrDriver, service: boolean): Promise<BgpAnnouncer> {
+    if (service) await frr.allow(ip);
+    return new BgpAnnouncer(ip, frr, service);
+  }
 
   startHolding(): void {
     this.frr.setHeld(this.ip, true);
@@ -27,7 +34,9 @@ export class BgpAnnouncer implements AnnouncerPort {
     return Promise.resolve(null);
   }
 
+  /** The holder calls this after it removed the address. */
   close(): void {
     this.frr.setHeld(this.ip, false);
+    if (this.service) void this.frr.disallow(this.ip);
   }
 }

@@ -11,7 +11,8 @@
  * Invariants
  * - Nothing but the listed prefixes is ever sent: the route map ends in an implicit deny, the
  *   prefix lists name exact addresses (`/32`, `/128`), and every neighbour's outbound policy is
- *   that route map.
+ *   that route map. The control-plane VIPs are fixed; service IPs are added to their own lists
+ *   while held (servicePrefixLine) and removed after.
  * - An IPv4 neighbour carries only IPv4 prefixes and an IPv6 neighbour only IPv6 ones, so no
  *   session needs extended next hops.
  * - Applying the same configuration twice changes nothing (every line is idempotent in FRR), so an
@@ -46,6 +47,8 @@ export interface FrrConfig {
 
 export const ROUTE_MAP = 'VIPD-ANNOUNCE';
 export const PREFIX_LIST = { 4: 'VIPD-V4', 6: 'VIPD-V6' } as const;
+/** Service IPs come and go while the agent runs: their own lists, one entry per held address. */
+export const SERVICE_PREFIX_LIST = { 4: 'VIPD-SVC-V4', 6: 'VIPD-SVC-V6' } as const;
 export const BFD_PROFILE = 'vipd';
 
 /** The prefix FRR shows for an address vipd announces. */
@@ -81,6 +84,9 @@ export function renderFrr(s: FrrSettings): FrrConfig {
   }
   bgpd.push(`route-map ${ROUTE_MAP} permit 10`, ` match ip address prefix-list ${PREFIX_LIST[4]}`, 'exit');
   bgpd.push(`route-map ${ROUTE_MAP} permit 20`, ` match ipv6 address prefix-list ${PREFIX_LIST[6]}`, 'exit');
+  // A list that does not exist (yet) matches nothing, so these entries are safe with no Services.
+  bgpd.push(`route-map ${ROUTE_MAP} permit 30`, ` match ip address prefix-list ${SERVICE_PREFIX_LIST[4]}`, 'exit');
+  bgpd.push(`route-map ${ROUTE_MAP} permit 40`, ` match ipv6 address prefix-list ${SERVICE_PREFIX_LIST[6]}`, 'exit');
   bgpd.push(`router bgp ${s.asn}`, ` bgp router-id ${s.routerId}`, ' no bgp default ipv4-unicast', ' no bgp ebgp-requires-policy');
   if (s.timers) bgpd.push(` timers bgp ${s.timers.keepaliveSec} ${s.timers.holdSec}`);
   for (const p of s.peers) {
@@ -101,4 +107,14 @@ export function renderFrr(s: FrrSettings): FrrConfig {
   bgpd.push('exit');
   const text = ['! Rendered by vipd (docs/bgp.md); vipd applies it over the vty sockets at start.', 'frr defaults traditional', ...bfdd, ...bgpd, ''].join('\n');
   return { bgpd, bfdd, text };
+}
+
+/**
+ * The line that lets a service IP out (or, with `remove`, takes it back). It must be in place
+ * before the address appears on lo: FRR re-evaluates an already redistributed route only after
+ * its route-map delay timer (5 s by default), while a new route meets the current list at once.
+ */
+export function servicePrefixLine(ip: string, remove = false): string {
+  const f = familyOf(ip) === 6 ? 6 : 4;
+  return `${remove ? 'no ' : ''}${f === 4 ? 'ip' : 'ipv6'} prefix-list ${SERVICE_PREFIX_LIST[f]} permit ${hostPrefix(ip)}`;
 }

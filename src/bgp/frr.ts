@@ -18,7 +18,7 @@ import { familyOf } from '../net/ip.js';
 import type { Logger } from '../observe/log.js';
 import { metrics } from '../observe/metrics.js';
 import { sleep } from '../util/signals.js';
-import { hostPrefix, type FrrConfig } from './frr-config.js';
+import { hostPrefix, servicePrefixLine, type FrrConfig } from './frr-config.js';
 import { describePeers, hasPaths, parseBfdPeers, parseSummary, type PeerStatus } from './status.js';
 import { VtyClient } from './vty.js';
 
@@ -42,6 +42,10 @@ export class FrrDriver {
   private reachable: boolean | undefined;
   private peers = new Map<string, PeerStatus>();
   private readonly held = new Set<string>();
+  /** Every address held since start: what a shutdown must see withdrawn. */
+  private readonly everHeld = new Set<string>();
+  /** Service IPs whose prefix-list entry is (to be) in bgpd. */
+  private readonly services = new Set<string>();
   private silentSince: boolean | undefined;
 
   constructor(private readonly o: FrrDriverOptions) {
@@ -61,8 +65,10 @@ export class FrrDriver {
 
   /** The holders say what is on lo; the announcing gauge and warnings follow from it. */
   setHeld(ip: string, held: boolean): void {
-    if (held) this.held.add(ip);
-    else this.held.delete(ip);
+    if (held) {
+      this.held.add(ip);
+      this.everHeld.add(ip);
+    } else this.held.delete(ip);
     metrics.bgpAnnouncing.set({ vip: ip }, held && this.heard() ? 1 : 0);
     if (held && this.reachable !== undefined) this.warnIfUnheard();
   }
@@ -83,9 +89,31 @@ export class FrrDriver {
     }
   }
 
+  /**
+   * Lets a service IP out: call before its address goes on lo (servicePrefixLine says why). When
+   * FRR is not reachable the entry goes in with the next apply.
+   */
+  async allow(ip: string): Promise<void> {
+    this.services.add(ip);
+    if (!this.applied) return;
+    try {
+      await this.bgpd.configure([servicePrefixLine(ip)]);
+    } catch (err) {
+      this.o.log.warn({ vip: ip, err: err instanceof Error ? err.message : String(err) }, 'could not add the service IP to FRR\'s prefix list; it is added when FRR answers again');
+      this.applied = false;
+    }
+  }
+
+  /** Takes a service IP back, after its address left lo. */
+  async disallow(ip: string): Promise<void> {
+    if (!this.services.delete(ip) || !this.applied) return;
+    await this.bgpd.run('configure terminal').then(() => this.bgpd.run(servicePrefixLine(ip, true))).then(() => this.bgpd.run('end')).catch(() => undefined);
+  }
+
   private async apply(): Promise<void> {
     if (this.o.config.bfdd.length > 0) await this.bfdd.configure(this.o.config.bfdd);
-    await this.bgpd.configure(this.o.config.bgpd);
+    // Service entries first: the redistribute line then finds them (servicePrefixLine).
+    await this.bgpd.configure([...[...this.services].map((ip) => servicePrefixLine(ip)), ...this.o.config.bgpd]);
     this.applied = true;
     this.o.log.info({ dir: this.o.dir }, 'FRR configured (router bgp, prefix lists, route map' + (this.o.bfd ? ', BFD profile)' : ')'));
   }
@@ -155,7 +183,7 @@ export class FrrDriver {
    * Resolves when bgpd no longer has a path for any of the addresses and has nothing queued to an
    * established peer (the withdraw is on the wire), or after timeoutMs. Returns whether it was confirmed.
    */
-  async withdrawn(ips: readonly string[], timeoutMs: number): Promise<boolean> {
+  async withdrawn(timeoutMs: number, ips: readonly string[] = [...this.everHeld]): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       try {

@@ -66,7 +66,6 @@ export function bgpConfigOf(r: RawSettings): BgpConfig | undefined {
   }
   if (peers.length === 0) throw new ConfigError('bgp_peers', undefined, 'is required with bgp_enable=true: the router(s) to announce to, for example bgp_peers=198.18.0.1:65000 (or bgp_peeraddress + bgp_peeras)');
   if (r.responder === 'kernel') throw new ConfigError('vip_responder', 'kernel', 'cannot be used with bgp_enable=true: in BGP mode the VIP sits on lo and FRR announces it; leave vip_responder unset');
-  if (r.svcEnable) throw new ConfigError('svc_enable', 'true', 'cannot be combined with bgp_enable=true yet: LoadBalancer Services are announced in layer 2 only (docs/bgp.md)');
   const { bgpHoldTime: hold, bgpKeepalive: keepalive } = r;
   let timers: BgpConfig['timers'];
   if (hold !== 0 || keepalive !== 0) {

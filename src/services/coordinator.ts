@@ -55,8 +55,11 @@ export interface ServicesOptions {
    * a worker (a service member only) never does.
    */
   allocator: 'control-plane' | 'own-lease' | 'none';
-  /** Who may announce which IP: grants from the peer voters (grant-net.ts), or member Leases. */
-  membership: 'peers' | 'lease';
+  /**
+   * Who may announce which IP: grants from the peer voters (grant-net.ts), member Leases, or, in
+   * BGP mode, every eligible node at once (the router spreads the flows; EcmpCoordinator).
+   */
+  membership: 'peers' | 'lease' | 'ecmp';
 }
 
 export interface ServicesCoordinatorOptions {
@@ -102,6 +105,7 @@ interface HolderEntry {
 
 export function startServices(o: ServicesCoordinatorOptions): ServicesCoordinator {
   const log = o.log.child({ mod: 'services' });
+  if (o.options.membership === 'ecmp') return new EcmpCoordinator(o, log);
   if (o.options.membership === 'peers') {
     if (!o.grants) throw new Error('services: membership "peers" needs the grant member');
     return new GrantsCoordinator(o, o.grants, log);
@@ -331,6 +335,93 @@ class GrantsCoordinator implements ServicesCoordinator {
     this.allocator.unsubscribe?.();
     await this.holders.closeAll('closed');
     await this.member.stop();
+    this.closed = true;
+  }
+}
+
+/**
+ * BGP mode: no membership and no grants. Every node announces each service IP it is eligible for,
+ * and the router spreads the flows over them (ECMP): with externalTrafficPolicy Cluster that is
+ * every node running vipd, with Local only the nodes with a ready local endpoint. Placement over
+ * this node alone gives exactly that: a unit's candidates are this node when it may serve it.
+ * A node that dies stops being a next hop when its BGP session (or BFD) goes down; nothing here
+ * needs to notice it.
+ */
+class EcmpCoordinator implements ServicesCoordinator {
+  private readonly clock: Clock;
+  private readonly ctl: ServicesController;
+  private readonly holders: ServiceHolders;
+  private readonly cpVips: Set<string>;
+  private readonly allocator: { elector?: LeaseElector; unsubscribe?: () => void };
+  private stopping = false;
+  private closed = false;
+  private readonly inner = new AbortController();
+
+  constructor(
+    private readonly o: ServicesCoordinatorOptions,
+    private readonly log: Logger,
+  ) {
+    this.clock = o.clock ?? monotonicClock;
+    this.cpVips = new Set(o.options.controlPlaneVips);
+    this.ctl = controllerOf(o, this.clock, log);
+    this.ctl.setMembers([o.identity]);
+    this.holders = new ServiceHolders(o.makeHolder, o.log, () => this.reconcile());
+    this.ctl.onDesired(() => this.reconcile());
+    this.allocator = allocatorOf(o, this.ctl, this.clock, log);
+  }
+
+  status(): ServicesStatus {
+    const holding = this.holders.holding();
+    return { members: [this.o.identity], grantUntil: Number.POSITIVE_INFINITY, claims: Object.fromEntries(holding.map((ip) => [ip, 'ecmp'])), holding };
+  }
+
+  private reconcile(): void {
+    if (this.stopping || this.closed) return;
+    const want = new Set(this.ctl.desired().filter((ip) => !this.cpVips.has(ip)));
+    for (const ip of want) this.holders.ensure(ip);
+    for (const [ip, e] of this.holders.entries) {
+      if (e.closing || !e.holder) continue;
+      if (want.has(ip)) {
+        e.holder.apply({ kind: 'hold', until: Number.POSITIVE_INFINITY, reason: 'eligible for the service IP (ECMP)', previousHolder: 'ecmp' });
+        continue;
+      }
+      e.holder.apply({ kind: 'standby', reason: 'no longer eligible for the service IP' });
+      if (!e.releasing) {
+        e.releasing = true;
+        const h = e.holder;
+        void h.settled().then(() => {
+          e.releasing = false;
+          if (!h.holding()) this.holders.close(ip, e);
+        });
+      }
+    }
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    if (this.closed) throw new Error('services coordinator is closed');
+    const tasks: Array<Promise<unknown>> = [this.ctl.run(this.inner.signal)];
+    if (this.allocator.elector) tasks.push(this.allocator.elector.run(signal));
+    this.log.info({ node: this.o.identity, membership: 'ecmp', allocator: this.allocator.elector ? ALLOCATOR_LEASE : 'the control-plane agents' }, 'services started');
+    this.reconcile();
+    try {
+      await untilAborted(signal);
+    } finally {
+      this.stopping = true;
+      await Promise.race([this.holders.closeAll('shutdown'), sleep(3_000, undefined, { unref: true })]);
+      this.inner.abort();
+      this.allocator.unsubscribe?.();
+      await Promise.allSettled(tasks);
+      this.closed = true;
+      this.log.info('services stopped; service IPs removed');
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.stopping = true;
+    this.inner.abort();
+    this.allocator.unsubscribe?.();
+    await this.holders.closeAll('closed');
     this.closed = true;
   }
 }

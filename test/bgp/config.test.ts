@@ -49,12 +49,17 @@ describe('BGP settings', () => {
     expect(error({ ...base, bgp_peers: '198.18.0.1' }).setting).toBe('bgp_peers');
     expect(error({ ...base, bgp_peers: '198.18.0.1:65000,198.18.0.1:65001' }).message).toMatch(/same peer address twice/);
     expect(error({ ...base, bgp_peers: '198.18.0.1:65000', vip_responder: 'kernel' }).setting).toBe('vip_responder');
-    expect(error({ ...base, bgp_peers: '198.18.0.1:65000', svc_enable: 'true' }).setting).toBe('svc_enable');
     expect(error({ ...base, bgp_peers: '198.18.0.1:65000', bgp_hold_time: '9' }).setting).toBe('bgp_keepalive_interval');
     expect(error({ ...base, bgp_peers: '198.18.0.1:65000', bgp_hold_time: '2', bgp_keepalive_interval: '1' }).setting).toBe('bgp_hold_time');
     expect(error({ ...base, bgp_peers: '198.18.0.1:65000', bgp_routerid: '2001:db8::1' }).setting).toBe('bgp_routerid');
     expect(error({ ...base, bgp_peers: '198.18.0.1:65000', bgp_as: '0' }).setting).toBe('bgp_as');
     expect(error({ ...base, bgp_peers: '198.18.0.1:65000', bgp_bfd_interval_ms: '5' }).setting).toBe('bgp_bfd_interval_ms');
+  });
+
+  it('Services in BGP mode: every eligible node announces, the allocator Lease picks one writer', () => {
+    const o = agentOptions(loadConfig({ ...base, cp_enable: 'true', svc_enable: 'true', bgp_peers: '198.18.0.1:65000' }, []));
+    expect(o.services?.membership).toBe('ecmp');
+    expect(o.services?.allocator).toBe('own-lease');
   });
 
   it('timers are both or neither', () => {
