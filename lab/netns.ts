@@ -6,7 +6,8 @@
  * - Nothing is created in the host's root namespace: veths are created in the switch namespace
  *   with their peer born directly in the host namespace. Labs are therefore fully isolated from
  *   each other and reuse the same addresses and interface names.
- * - Addresses only from 198.18.0.0/24 and 2001:db8::/64 (see docs/lab.md for the plan).
+ * - Addresses only from 198.18.0.0/24 and 2001:db8::/64, and behind the router 198.18.1.0/24 and
+ *   2001:db8:1::/64 (see docs/lab.md for the plan).
  * - Every namespace is named `vipd-<pid>-<tag>-<host>`; `removeStaleLabs` deletes those whose
  *   creating pid is gone (or was reused after the namespace was made), with their processes.
  * - destroy() kills every process in the lab namespaces (not only the ones spawned through the
@@ -15,6 +16,9 @@
  *   a SIGKILLed one is cleaned by the next createLab()/removeStaleLabs().
  * - Partitions are nftables rules in the bridge family of the switch namespace: frames are dropped
  *   between bridge ports, links stay up, so each host sees silence, not a link event.
+ * - `router: true` adds a 'tor' host on the bridge and a 'remote' namespace behind it on its own
+ *   veth (198.18.1.0/24, 2001:db8:1::/64), so a client reaches the VIP through a router, as over
+ *   BGP. remote is not on the bridge: it is not in `hosts` and cannot be in a partition.
  */
 import { spawn as spawnChild, execFileSync, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -38,6 +42,13 @@ export const VIP4 = '198.18.0.100';
 export const VIP6 = '2001:db8::100';
 export const CLIENT4 = '198.18.0.2';
 export const CLIENT6 = '2001:db8::2';
+/** The network behind tor (`router: true`): tor's eth1 is .1 / ::1, remote's eth0 .2 / ::2. */
+export const REMOTE_SUBNET4 = '198.18.1.0/24';
+export const REMOTE_SUBNET6 = '2001:db8:1::/64';
+export const TOR_LINK4 = '198.18.1.1';
+export const TOR_LINK6 = '2001:db8:1::1';
+export const REMOTE4 = '198.18.1.2';
+export const REMOTE6 = '2001:db8:1::2';
 /** Node i (1-based) gets host number 10+i; its v4 last octet, v6 last group and MAC last byte all read the same. */
 export const MAX_NODES = 89;
 export const MAX_EXTRAS = 7;
@@ -47,10 +58,10 @@ const NS_PREFIX = 'vipd-';
 const TMP_PREFIX = 'vipd-lab-';
 const NFT_TABLE = 'vipd_lab';
 
-export type HostRole = 'node' | 'client' | 'extra';
+export type HostRole = 'node' | 'client' | 'extra' | 'remote';
 
 export interface LabHost {
-  /** 'n1'…'nN', 'client', or an extra host's name. */
+  /** 'n1'…'nN', 'client', an extra host's name, or 'remote'. */
   name: string;
   role: HostRole;
   /** Network namespace name. */
@@ -60,7 +71,7 @@ export interface LabHost {
   ipv4: string;
   /** Configured only when the lab has IPv6 (lab.ipv6Enabled); the planned address otherwise. */
   ipv6: string;
-  /** Bridge-side veth in the switch namespace (pull it with linkDown). */
+  /** Bridge-side veth in the switch namespace (pull it with linkDown); for remote, tor's eth1. */
   port: string;
 }
 
@@ -76,6 +87,11 @@ export interface LabOptions {
   id?: string;
   /** Extra hosts on the same bridge (e.g. ['etcd']), addresses 198.18.0.3… / 2001:db8::3…. */
   extras?: string[];
+  /**
+   * A router: 'tor', the last extra, forwarding (multipath hashed on L4), and 'remote' behind it
+   * with default routes via tor. The nodes get routes to the remote network via tor.
+   */
+  router?: boolean;
 }
 
 export interface SpawnOpts {
@@ -102,8 +118,11 @@ export interface Lab {
   readonly nodes: LabHost[];
   readonly client: LabHost;
   readonly extras: LabHost[];
-  /** nodes, then client, then extras. */
+  /** nodes, then client, then extras: the hosts on the bridge. */
   readonly hosts: LabHost[];
+  /** With `router: true`: the router (also in extras) and the host behind it (not in hosts). */
+  readonly tor?: LabHost;
+  readonly remote?: LabHost;
   readonly vip4: string;
   readonly vip6: string;
   readonly ipv6Enabled: boolean;
@@ -116,7 +135,7 @@ export interface Lab {
   spawn(host: HostRef, argv: readonly string[], opts?: SpawnOpts): ChildProcess;
   /** Last 64 KiB of a spawned child's piped stdout+stderr (for failure messages). */
   output(child: ChildProcess): string;
-  /** Cable pull: the bridge-side port goes down, the host's eth0 loses carrier. */
+  /** Cable pull: the bridge-side port goes down, the host's eth0 loses carrier (remote: tor's eth1 goes down). */
   linkDown(host: HostRef): Promise<void>;
   linkUp(host: HostRef): Promise<void>;
   /** Drops frames between hosts of different groups (replacing any earlier partition or block); hosts in no group reach everyone. */
@@ -208,12 +227,13 @@ export async function createLab(opts: LabOptions): Promise<Lab> {
   const { nodes: nodeCount } = opts;
   if (!Number.isInteger(nodeCount) || nodeCount < 1 || nodeCount > MAX_NODES) throw new LabError(`nodes must be an integer 1..${MAX_NODES}, got ${nodeCount}`);
   if (opts.id !== undefined && !/^[a-z0-9]{1,12}$/.test(opts.id)) throw new LabError(`id must match [a-z0-9]{1,12}, got ${JSON.stringify(opts.id)}`);
-  const extrasNames = opts.extras ?? [];
-  if (extrasNames.length > MAX_EXTRAS) throw new LabError(`at most ${MAX_EXTRAS} extra hosts`);
+  const extrasNames = [...(opts.extras ?? []), ...(opts.router ? ['tor'] : [])];
+  if (extrasNames.length > MAX_EXTRAS) throw new LabError(`at most ${MAX_EXTRAS} extra hosts${opts.router ? ' (tor included)' : ''}`);
+  if (opts.router && extrasNames.includes('remote')) throw new LabError('with router: true, "remote" is the host behind tor, not an extra');
   for (const e of extrasNames) {
     if (!/^[a-z][a-z0-9]{0,7}$/.test(e) || /^n\d+$/.test(e) || e === 'client' || e === 'sw') throw new LabError(`extra host name ${JSON.stringify(e)} must match [a-z][a-z0-9]{0,7} and not be n<N>, client or sw`);
   }
-  if (new Set(extrasNames).size !== extrasNames.length) throw new LabError('extra host names must be distinct');
+  if (new Set(extrasNames).size !== extrasNames.length) throw new LabError(`extra host names must be distinct${opts.router ? ' (tor is added by router: true)' : ''}`);
   if (process.getuid?.() !== 0) throw new LabError('the lab needs root (network namespaces)');
   const ipv6 = opts.ipv6 ?? true;
   tool('ip');
@@ -228,13 +248,17 @@ export async function createLab(opts: LabOptions): Promise<Lab> {
   const extras = extrasNames.map((e, k) => mkHost(e, 'extra', 3 + k));
   const hosts = [...nodes, client, ...extras];
   const switchNs = nsName('sw');
+  const tor = opts.router ? extras[extras.length - 1] : undefined;
+  const remote: LabHost | undefined = opts.router
+    ? { name: 'remote', role: 'remote', ns: nsName('remote'), ifname: 'eth0', port: 'eth1', mac: '02:00:00:00:01:02', ipv4: REMOTE4, ipv6: REMOTE6 }
+    : undefined;
 
   const rec: LabRecord = { namespaces: [], tmpDir: '', groups: new Set() };
   installExitHook();
   liveLabs.add(rec);
   try {
     rec.tmpDir = await mkdtemp(join(tmpdir(), `${TMP_PREFIX}${id}-`));
-    for (const ns of [switchNs, ...hosts.map((h) => h.ns)]) {
+    for (const ns of [switchNs, ...hosts.map((h) => h.ns), ...(remote ? [remote.ns] : [])]) {
       await runOk([tool('ip'), 'netns', 'add', ns]);
       rec.namespaces.push(ns);
     }
@@ -242,7 +266,7 @@ export async function createLab(opts: LabOptions): Promise<Lab> {
     // Sysctls first: interfaces created afterwards inherit the `default` values.
     // The switch has no IPv6 at all so its ports and bridge never speak (no RS/MLD/DAD noise).
     await setSysctls(switchNs, { 'net.ipv6.conf.all.disable_ipv6': '1', 'net.ipv6.conf.default.disable_ipv6': '1' });
-    for (const h of hosts) {
+    for (const h of remote ? [...hosts, remote] : hosts) {
       const s: Record<string, string> = ipv6
         ? {
             'net.ipv6.conf.all.accept_dad': '0',
@@ -264,6 +288,16 @@ export async function createLab(opts: LabOptions): Promise<Lab> {
           s['net.ipv6.conf.default.accept_untracked_na'] = '1';
         }
       }
+      if (h === tor) {
+        // L4 hashing: many TCP flows from one client spread over the ECMP next hops (the default
+        // hashes on addresses only, so one client would always pick the same node).
+        s['net.ipv4.ip_forward'] = '1';
+        s['net.ipv4.fib_multipath_hash_policy'] = '1';
+        if (ipv6) {
+          s['net.ipv6.conf.all.forwarding'] = '1';
+          s['net.ipv6.fib_multipath_hash_policy'] = '1';
+        }
+      }
       await setSysctls(h.ns, s);
     }
 
@@ -282,13 +316,38 @@ export async function createLab(opts: LabOptions): Promise<Lab> {
       if (ipv6) await setSysctls(h.ns, { 'net.ipv6.conf.eth0.accept_dad': '0' });
       if (h.role === 'client') await setSysctls(h.ns, { 'net.ipv4.conf.eth0.arp_accept': '1', ...(ipv6 ? { 'net.ipv6.conf.eth0.accept_untracked_na': '1' } : {}) });
     }
+    if (tor && remote) {
+      await ipBatch(tor.ns, [`link add eth1 address 02:00:00:00:01:01 type veth peer name eth0 netns ${remote.ns} address ${remote.mac}`]);
+      const torCmds = [`address add ${TOR_LINK4}/24 dev eth1`, 'link set eth1 up'];
+      const remoteCmds = ['link set lo up', `address add ${REMOTE4}/24 dev eth0`, 'link set eth0 up', `route add default via ${TOR_LINK4}`];
+      if (ipv6) {
+        torCmds.splice(1, 0, `address add ${TOR_LINK6}/64 dev eth1 nodad`);
+        remoteCmds.splice(2, 0, `address add ${REMOTE6}/64 dev eth0 nodad`);
+        remoteCmds.push(`route add default via ${TOR_LINK6}`);
+      }
+      await ipBatch(tor.ns, torCmds);
+      await ipBatch(remote.ns, remoteCmds);
+      await addRoutesNs(nodes.map((n) => n.ns), tor, ipv6);
+    }
     await waitPortsForwarding(switchNs, hosts.map((h) => h.port));
   } catch (err) {
     await teardown(rec).catch(() => undefined);
     throw err;
   }
 
-  return makeLab({ id, switchNs, nodes, client, extras, hosts, ipv6, rec });
+  return makeLab({ id, switchNs, nodes, client, extras, hosts, tor, remote, ipv6, rec });
+}
+
+/** Routes to the network behind tor via tor's bridge addresses, on hosts other than the nodes (which get them from createLab). */
+export async function addRemoteRoutes(lab: Lab, hosts: HostRef[]): Promise<void> {
+  if (!lab.tor) throw new LabError(`lab ${lab.id} has no router (createLab({ router: true }))`);
+  await addRoutesNs(hosts.map((h) => lab.host(h).ns), lab.tor, lab.ipv6Enabled);
+}
+
+async function addRoutesNs(namespaces: string[], tor: LabHost, ipv6: boolean): Promise<void> {
+  // `replace`: calling it again for a host that has the route is not an error.
+  const cmds = [`route replace ${REMOTE_SUBNET4} via ${tor.ipv4}`, ...(ipv6 ? [`route replace ${REMOTE_SUBNET6} via ${tor.ipv6}`] : [])];
+  for (const ns of namespaces) await ipBatch(ns, cmds);
 }
 
 async function setSysctls(ns: string, values: Record<string, string>): Promise<void> {
@@ -328,6 +387,8 @@ interface LabParts {
   client: LabHost;
   extras: LabHost[];
   hosts: LabHost[];
+  tor: LabHost | undefined;
+  remote: LabHost | undefined;
   ipv6: boolean;
   rec: LabRecord;
 }
@@ -345,11 +406,18 @@ function makeLab(p: LabParts): Lab {
   };
   const host = (ref: HostRef): LabHost => {
     if (typeof ref !== 'string') {
-      if (!p.hosts.includes(ref)) throw new LabError(`host ${ref.name} (${ref.ns}) is not part of lab ${p.id}`);
+      if (!p.hosts.includes(ref) && ref !== p.remote) throw new LabError(`host ${ref.name} (${ref.ns}) is not part of lab ${p.id}`);
       return ref;
     }
-    const h = p.hosts.find((x) => x.name === ref || x.ns === ref);
-    if (!h) throw new LabError(`no host ${JSON.stringify(ref)} in lab ${p.id} (have ${p.hosts.map((x) => x.name).join(', ')}, sw)`);
+    const all = p.remote ? [...p.hosts, p.remote] : p.hosts;
+    const h = all.find((x) => x.name === ref || x.ns === ref);
+    if (!h) throw new LabError(`no host ${JSON.stringify(ref)} in lab ${p.id} (have ${all.map((x) => x.name).join(', ')}, sw)`);
+    return h;
+  };
+  // Partitions are bridge rules: a host off the bridge would silently match nothing.
+  const bridged = (ref: HostRef): LabHost => {
+    const h = host(ref);
+    if (h === p.remote) throw new LabError('remote is behind tor, not on the bridge: partition tor instead');
     return h;
   };
   const alive = (): void => {
@@ -373,6 +441,7 @@ function makeLab(p: LabParts): Lab {
     client: p.client,
     extras: p.extras,
     hosts: p.hosts,
+    ...(p.tor && p.remote ? { tor: p.tor, remote: p.remote } : {}),
     vip4: VIP4,
     vip6: VIP6,
     ipv6Enabled: p.ipv6,
@@ -415,18 +484,24 @@ function makeLab(p: LabParts): Lab {
 
     async linkDown(ref) {
       alive();
-      await runOk([tool('ip'), '-n', p.switchNs, 'link', 'set', host(ref).port, 'down']);
+      const h = host(ref);
+      await runOk([tool('ip'), '-n', h === p.remote ? p.tor!.ns : p.switchNs, 'link', 'set', h.port, 'down']);
     },
 
     async linkUp(ref) {
       alive();
-      await runOk([tool('ip'), '-n', p.switchNs, 'link', 'set', host(ref).port, 'up']);
-      await waitPortsForwarding(p.switchNs, [host(ref).port]);
+      const h = host(ref);
+      if (h === p.remote) {
+        await runOk([tool('ip'), '-n', p.tor!.ns, 'link', 'set', h.port, 'up']);
+        return;
+      }
+      await runOk([tool('ip'), '-n', p.switchNs, 'link', 'set', h.port, 'up']);
+      await waitPortsForwarding(p.switchNs, [h.port]);
     },
 
     async partition(groups) {
       alive();
-      const gs = groups.map((g) => g.map(host));
+      const gs = groups.map((g) => g.map(bridged));
       const seen = new Set<LabHost>();
       for (const h of gs.flat()) {
         if (seen.has(h)) throw new LabError(`host ${h.name} is in two partition groups`);
@@ -442,8 +517,8 @@ function makeLab(p: LabParts): Lab {
 
     async block(from, to) {
       alive();
-      const f = from.map(host);
-      const t = to.map(host);
+      const f = from.map(bridged);
+      const t = to.map(bridged);
       if (f.length === 0 || t.length === 0) return;
       await nft(dropRule(f, t) + '\n');
     },
