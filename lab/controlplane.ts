@@ -29,6 +29,8 @@ export interface ClusterOptions {
   workers?: string[];
   /** kube-apiserver's --service-cluster-ip-range (a comma pair for dual-stack Services). */
   serviceCidr?: string;
+  /** A router (tor) on the bridge and a remote client behind it (createLab's `router`). */
+  router?: boolean;
 }
 
 export interface Cluster {
@@ -60,7 +62,7 @@ export const LAB_LEASE_ENV = {
 };
 
 export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> {
-  const lab = await createLab({ nodes: opts.nodes ?? 3, ipv6: opts.ipv6 ?? false, extras: ['etcd', ...(opts.workers ?? [])], ...(opts.id ? { id: opts.id } : {}) });
+  const lab = await createLab({ nodes: opts.nodes ?? 3, ipv6: opts.ipv6 ?? false, extras: ['etcd', ...(opts.workers ?? [])], ...(opts.id ? { id: opts.id } : {}), ...(opts.router ? { router: true } : {}) });
   let cp: ControlPlane | undefined;
   const agents = new Map<string, AgentProcess>();
   try {

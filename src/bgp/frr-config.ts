@@ -40,7 +40,15 @@ export interface FrrSettings {
 
 /** What goes to which daemon, in order, and the same as one integrated frr.conf for people. */
 export interface FrrConfig {
+  /** Idempotent: safe to send again to a bgpd that has it, sessions stay up. */
   bgpd: string[];
+  /**
+   * For a bgpd without vipd's instance: the same with every neighbour held down until its address
+   * families are activated. Sent line by line, a session could otherwise open between
+   * `remote-as` and `activate` with nothing to negotiate (NOTIFICATION "AFI/SAFIs do not
+   * overlap") and come back only after the connect timer.
+   */
+  bgpdFresh: string[];
   bfdd: string[];
   text: string;
 }
@@ -105,8 +113,10 @@ export function renderFrr(s: FrrSettings): FrrConfig {
     bgpd.push(' exit-address-family');
   }
   bgpd.push('exit');
+  const bgpdFresh = bgpd.flatMap((l) => (/^ neighbor \S+ remote-as /.test(l) ? [l, l.replace(/ remote-as .*/, ' shutdown')] : [l]));
+  bgpdFresh.push(`router bgp ${s.asn}`, ...s.peers.map((p) => ` no neighbor ${p.address} shutdown`), 'exit');
   const text = ['! Rendered by vipd (docs/bgp.md); vipd applies it over the vty sockets at start.', 'frr defaults traditional', ...bfdd, ...bgpd, ''].join('\n');
-  return { bgpd, bfdd, text };
+  return { bgpd, bgpdFresh, bfdd, text };
 }
 
 /**

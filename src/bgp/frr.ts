@@ -110,10 +110,10 @@ export class FrrDriver {
     await this.bgpd.run('configure terminal').then(() => this.bgpd.run(servicePrefixLine(ip, true))).then(() => this.bgpd.run('end')).catch(() => undefined);
   }
 
-  private async apply(): Promise<void> {
+  private async apply(fresh: boolean): Promise<void> {
     if (this.o.config.bfdd.length > 0) await this.bfdd.configure(this.o.config.bfdd);
     // Service entries first: the redistribute line then finds them (servicePrefixLine).
-    await this.bgpd.configure([...[...this.services].map((ip) => servicePrefixLine(ip)), ...this.o.config.bgpd]);
+    await this.bgpd.configure([...[...this.services].map((ip) => servicePrefixLine(ip)), ...(fresh ? this.o.config.bgpdFresh : this.o.config.bgpd)]);
     this.applied = true;
     this.o.log.info({ dir: this.o.dir }, 'FRR configured (router bgp, prefix lists, route map' + (this.o.bfd ? ', BFD profile)' : ')'));
   }
@@ -127,7 +127,7 @@ export class FrrDriver {
       // bgpd answers {} without a BGP instance: it started (or restarted) without vipd's lines.
       const ours = Object.values(summary as Record<string, { as?: number }>).some((af) => af?.as === this.o.asn);
       if (!this.applied || !ours) {
-        await this.apply();
+        await this.apply(!ours);
         summary = await this.bgpd.json('show bgp summary json');
       }
       if (this.o.bfd) bfd = parseBfdPeers(await this.bfdd.json('show bfd peers json'));

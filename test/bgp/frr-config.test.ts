@@ -28,6 +28,11 @@ describe('FRR configuration', () => {
     expect(c.bgpd.slice(v6)).toContain('  neighbor 2001:db8::1 route-map VIPD-ANNOUNCE out');
     expect(c.bgpd).toContain(' no bgp default ipv4-unicast');
     expect(c.text).toContain('router bgp 65001');
+    // A fresh bgpd gets every neighbour shut until its families are active, then opened.
+    const f = c.bgpdFresh;
+    expect(f.indexOf(' neighbor 198.18.0.1 shutdown')).toBe(f.indexOf(' neighbor 198.18.0.1 remote-as 65000') + 1);
+    expect(f.slice(-4)).toEqual(['router bgp 65001', ' no neighbor 198.18.0.1 shutdown', ' no neighbor 2001:db8::1 shutdown', 'exit']);
+    expect(f.indexOf(' no neighbor 198.18.0.1 shutdown')).toBeGreaterThan(f.indexOf('  neighbor 198.18.0.1 activate'));
   });
 
   it('a family without VIPs gets a list that matches nothing; no BFD lines when BFD is off', () => {
