@@ -52,7 +52,15 @@ describeRequiring(
     const all = () => bc.cluster.lab.nodes.map((n) => n.name);
 
     beforeAll(async () => {
-      bc = await startBgpCluster({ nodes: 3, ipv6: true });
+      // Services too: their pool is off the nodes' subnet, reachable only through BGP.
+      bc = await startBgpCluster({ nodes: 3, ipv6: true, agentEnv: { svc_enable: 'true' } });
+      await bc.cluster.cp.apply(`
+apiVersion: v1
+kind: ConfigMap
+metadata: { name: kubevip, namespace: kube-system }
+data:
+  cidr-global: 198.18.2.0/28
+`);
     }, 120_000);
     afterAll(async () => {
       await bc?.destroy();
@@ -148,6 +156,49 @@ describeRequiring(
       expect(counts.failed ?? 0).toBe(0);
       await restore();
     }, 120_000);
+
+    async function req(method: string, path: string, body?: unknown): Promise<unknown> {
+      const r = await bc.cluster.cp.request(method, path, body, bc.cluster.cp.servers.find((x) => x.state === 'running'));
+      if (r.status >= 300) throw new Error(`${method} ${path}: HTTP ${r.status}: ${r.body.slice(0, 300)}`);
+      return r.body ? (JSON.parse(r.body) as unknown) : undefined;
+    }
+    const createSvc = (name: string, spec: Record<string, unknown> = {}) =>
+      req('POST', '/api/v1/namespaces/default/services', { apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'default' }, spec: { type: 'LoadBalancer', ports: [{ port: TAG_PORT, protocol: 'TCP' }], selector: { app: name }, ...spec } });
+    const allocated = (name: string) =>
+      until(`${name} allocated`, async () => ((await req('GET', `/api/v1/namespaces/default/services/${name}`)) as { status?: { loadBalancer?: { ingress?: Array<{ ip?: string }> } } }).status?.loadBalancer?.ingress?.[0]?.ip, 30_000);
+
+    it('a LoadBalancer Service (externalTrafficPolicy Cluster) is announced by every node and its flows spread; deleting it withdraws it', async () => {
+      await createSvc('web');
+      const ip = await allocated('web');
+      expect(ip).toMatch(/^198\.18\.2\./);
+      await until('three next hops for the service IP', async () => (await bc.nextHops(ip)).join() === nodeIps(all(), 4).join(), 20_000);
+      const counts = await spread(bc, ip, 150);
+      expect(counts.failed ?? 0).toBe(0);
+      expect(Object.keys(counts).sort()).toEqual(all());
+      // Only vipd's addresses go out: the service IP is in the service list, nothing else was added.
+      expect(await bc.frr.get('n1')!.vtysh('show running-config')).toContain(`ip prefix-list VIPD-SVC-V4 seq 5 permit ${ip}/32`);
+      await req('DELETE', '/api/v1/namespaces/default/services/web');
+      await until('the service IP withdrawn', async () => (await bc.nextHops(ip)).length === 0, 20_000);
+    });
+
+    it('externalTrafficPolicy Local: only the node with a ready endpoint announces the service IP', async () => {
+      await createSvc('local', { externalTrafficPolicy: 'Local' });
+      const ip = await allocated('local');
+      const n2 = bc.cluster.lab.host('n2');
+      await req('POST', '/apis/discovery.k8s.io/v1/namespaces/default/endpointslices', {
+        apiVersion: 'discovery.k8s.io/v1',
+        kind: 'EndpointSlice',
+        metadata: { name: 'local-1', namespace: 'default', labels: { 'kubernetes.io/service-name': 'local' } },
+        addressType: 'IPv4',
+        endpoints: [{ addresses: [n2.ipv4], nodeName: n2.name, conditions: { ready: true } }],
+        ports: [{ port: TAG_PORT, protocol: 'TCP' }],
+      });
+      await until('n2 the only next hop', async () => (await bc.nextHops(ip)).join() === n2.ipv4, 20_000);
+      const counts = await spread(bc, ip, 30);
+      expect(counts).toEqual({ n2: 30 });
+      await req('DELETE', '/api/v1/namespaces/default/services/local');
+      await until('the service IP withdrawn', async () => (await bc.nextHops(ip)).length === 0, 20_000);
+    });
 
     it('when FRR is down vipd says so and does not count the VIP as announced', async () => {
       const n2 = bc.cluster.lab.host('n2');
