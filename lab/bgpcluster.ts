@@ -18,7 +18,7 @@ export const TOR_ASN = 65000;
 export const NODE_ASN = 65001;
 export const TAG_PORT = 7000;
 
-export interface BgpClusterOptions extends Pick<ClusterOptions, 'nodes' | 'ipv6' | 'id' | 'serviceCidr'> {
+export interface BgpClusterOptions extends Pick<ClusterOptions, 'nodes' | 'ipv6' | 'id' | 'serviceCidr' | 'peers'> {
   /** BFD on tor and in vipd (default true). */
   bfd?: boolean;
   /** tor's BGP timers; default FRR's (keepalive 60 s, hold 180 s). */
@@ -44,6 +44,11 @@ export interface BgpCluster {
   startTagServer(node: LabHost): void;
   /** tor's kernel next hops (gateway addresses) for a VIP's host prefix, sorted. */
   nextHops(vip: string): Promise<string[]>;
+  /**
+   * `count` short TCP connections from remote to ip:TAG_PORT, one after another, each from a new
+   * source port (so tor hashes each afresh): the answers per node, and 'failed'.
+   */
+  flowsPerNode(ip: string, count: number): Promise<Record<string, number>>;
   destroy(): Promise<void>;
 }
 
@@ -91,6 +96,23 @@ export async function startBgpCluster(opts: BgpClusterOptions = {}): Promise<Bgp
       async nextHops(vip) {
         const prefix = vip.includes(':') ? `${vip}/128` : `${vip}/32`;
         return (await routesTo(torFrr, prefix)).map((h) => h.gateway ?? '').filter(Boolean).sort();
+      },
+      async flowsPerNode(ip, count) {
+        // One short process in remote's namespace makes all the connections.
+        const script = `
+          const net = require('node:net');
+          const counts = {};
+          const one = () => new Promise((res) => {
+            const s = net.connect({ host: ${JSON.stringify(ip)}, port: ${TAG_PORT}, timeout: 1000 });
+            let tag = '';
+            s.on('data', (d) => (tag += d));
+            s.on('close', () => { const k = tag.trim() || 'failed'; counts[k] = (counts[k] || 0) + 1; res(); });
+            s.on('error', () => {});
+            s.on('timeout', () => s.destroy());
+          });
+          (async () => { for (let i = 0; i < ${count}; i++) await one(); console.log(JSON.stringify(counts)); })();`;
+        const r = await lab.exec(lab.remote!, [process.execPath, '-e', script]);
+        return JSON.parse(r.stdout.trim()) as Record<string, number>;
       },
       async destroy() {
         await cluster.destroy();

@@ -206,6 +206,7 @@ export async function startAgent(config: Config, log: Logger, clock: Clock = mon
   });
   const ac = new AbortController();
   let stopReason = 'stopped';
+  let draining = false;
   const done = (async () => {
     try {
       running = true;
@@ -214,7 +215,7 @@ export async function startAgent(config: Config, log: Logger, clock: Clock = mon
       running = false;
       await Promise.allSettled(holders.map((h) => h.close(stopReason)));
       if (frr) {
-        // The addresses are off lo; exit only once FRR has sent the withdrawal.
+        // The addresses are off lo; exit only once FRR has sent the withdrawal (it already has after a drain).
         const t0 = clock.now();
         const confirmed = await frr.withdrawn(2000);
         if (confirmed) log.info({ ms: Math.round(clock.now() - t0) }, 'BGP withdrawal sent');
@@ -229,7 +230,14 @@ export async function startAgent(config: Config, log: Logger, clock: Clock = mon
     iface,
     done,
     stop(reason: string) {
+      if (ac.signal.aborted || draining) return;
       stopReason = reason;
+      // BGP: withdraw while still serving, then stop (src/bgp/frr.ts, drain).
+      if (frr && o.bgp) {
+        draining = true;
+        void frr.drain(2000, o.bgp.withdrawGraceMs).finally(() => ac.abort());
+        return;
+      }
       ac.abort();
     },
   };

@@ -42,6 +42,8 @@ export interface FrrSettings {
 export interface FrrConfig {
   /** Idempotent: safe to send again to a bgpd that has it, sessions stay up. */
   bgpd: string[];
+  /** Stops redistributing (every vipd prefix is withdrawn at once, no route-map delay); bgpd lines put it back. */
+  drain: string[];
   /**
    * For a bgpd without vipd's instance: the same with every neighbour held down until its address
    * families are activated. Sent line by line, a session could otherwise open between
@@ -113,10 +115,12 @@ export function renderFrr(s: FrrSettings): FrrConfig {
     bgpd.push(' exit-address-family');
   }
   bgpd.push('exit');
+  const families = ([4, 6] as const).filter((f) => s.peers.some((p) => familyOf(p.address) === f));
+  const drain = [`router bgp ${s.asn}`, ...families.flatMap((f) => [` address-family ipv${f} unicast`, `  no redistribute connected route-map ${ROUTE_MAP}`, ' exit-address-family']), 'exit'];
   const bgpdFresh = bgpd.flatMap((l) => (/^ neighbor \S+ remote-as /.test(l) ? [l, l.replace(/ remote-as .*/, ' shutdown')] : [l]));
   bgpdFresh.push(`router bgp ${s.asn}`, ...s.peers.map((p) => ` no neighbor ${p.address} shutdown`), 'exit');
   const text = ['! Rendered by vipd (docs/bgp.md); vipd applies it over the vty sockets at start.', 'frr defaults traditional', ...bfdd, ...bgpd, ''].join('\n');
-  return { bgpd, bgpdFresh, bfdd, text };
+  return { bgpd, bgpdFresh, drain, bfdd, text };
 }
 
 /**

@@ -39,6 +39,8 @@ export class FrrDriver {
   private readonly bfdd: VtyClient;
   private readonly pollMs: number;
   private applied = false;
+  /** Shutting down: the redistribution is off on purpose, polls must not put it back. */
+  private draining = false;
   private reachable: boolean | undefined;
   private peers = new Map<string, PeerStatus>();
   private readonly held = new Set<string>();
@@ -126,7 +128,7 @@ export class FrrDriver {
       summary = await this.bgpd.json('show bgp summary json');
       // bgpd answers {} without a BGP instance: it started (or restarted) without vipd's lines.
       const ours = Object.values(summary as Record<string, { as?: number }>).some((af) => af?.as === this.o.asn);
-      if (!this.applied || !ours) {
+      if (!this.draining && (!this.applied || !ours)) {
         await this.apply(!ours);
         summary = await this.bgpd.json('show bgp summary json');
       }
@@ -202,6 +204,28 @@ export class FrrDriver {
       await sleep(10);
     }
     return false;
+  }
+
+  /**
+   * Graceful shutdown, while the addresses are still on lo and served: stop redistributing, wait
+   * until FRR has sent the withdrawal, then `graceMs` more for the router to reprogram its
+   * forwarding (vipd cannot see that). Flows the router already hashed here keep being answered
+   * until then; only after this do the holders remove the addresses.
+   */
+  async drain(timeoutMs: number, graceMs: number): Promise<boolean> {
+    if (this.held.size === 0) return true;
+    const t0 = Date.now();
+    try {
+      this.draining = true;
+      await this.bgpd.configure(this.o.config.drain);
+    } catch (err) {
+      this.o.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not withdraw through FRR before shutdown');
+      return false;
+    }
+    const confirmed = await this.withdrawn(timeoutMs);
+    if (confirmed) await sleep(graceMs);
+    this.o.log.info({ ms: Date.now() - t0, confirmed }, confirmed ? `withdrawn over BGP; waited ${graceMs} ms for the router before removing the addresses` : 'BGP withdrawal not confirmed; removing the addresses anyway');
+    return confirmed;
   }
 
   close(): void {

@@ -48,6 +48,7 @@ export interface BgpConfig {
   timers?: { keepaliveSec: number; holdSec: number };
   bfd: { intervalMs: number; multiplier: number } | false;
   socketDir: string;
+  withdrawGraceMs: number;
 }
 
 /** The BGP settings checked as a whole (loadConfig's part for bgp_enable). */
@@ -81,6 +82,7 @@ export function bgpConfigOf(r: RawSettings): BgpConfig | undefined {
     ...(timers ? { timers } : {}),
     bfd: r.bgpBfd ? { intervalMs: r.bgpBfdIntervalMs, multiplier: r.bgpBfdMultiplier } : false,
     socketDir: r.bgpFrrSocketDir,
+    withdrawGraceMs: r.bgpWithdrawGraceMs,
   };
 }
 

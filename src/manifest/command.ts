@@ -16,7 +16,15 @@ const FLAGS: Record<string, Flag> = {
   'in-cluster': { kind: 'bool', set: (o, v) => (o.inCluster = v) },
   inCluster: { kind: 'bool', set: (o, v) => (o.inCluster = v) },
   'peer-key-secret': { kind: 'string', set: (o, v) => (o.peerKeySecret = v) },
+  'frr-image': { kind: 'string', set: (o, v) => (o.frrImage = v) },
+  'frr-vty-gid': { kind: 'string', set: (o, v) => (o.frrVtyGid = gid('--frr-vty-gid', v)) },
 };
+
+function gid(flag: string, v: string): number {
+  // 0 is root's group, far more than the sockets' group; 2^32-1 is the kernel's "no group".
+  if (!/^\d{1,10}$/.test(v) || Number(v) < 1 || Number(v) > 0xfffffffe) throw new ConfigError(flag, v, 'must be a group id from 1 to 4294967294');
+  return Number(v);
+}
 
 export interface SplitArgs {
   options: ManifestOptions;
@@ -69,6 +77,7 @@ names, or flags; flags win; 'vipd run --help' lists them). The settings are vali
               NET_ADMIN + NET_RAW only, kubeconfig mounted from ${KUBEADM_ADMIN_CONF}).
   daemonset   DaemonSet on control-plane nodes, API access as ServiceAccount kube-system/vipd
               (kubeconfig from ConfigMap vipd-kubeconfig at ${SA_KUBECONFIG_PATH}).
+              With bgp_enable=true, pod and daemonset add an FRR sidecar (docs/bgp.md).
   rbac        ServiceAccount, ClusterRole, Role and bindings for the DaemonSet.
 
 Manifest flags:
@@ -83,6 +92,11 @@ Manifest flags:
                            ServiceAccount
   --peer-key-secret=NAME   daemonset with vip_peers: Secret with the peer key under "key"
                            (default ${d.peerKeySecret})
+  --frr-image=REF          bgp_enable: image of the FRR sidecar (zebra, bgpd, bfdd) that vipd
+                           configures over the vty sockets in bgp_frr_socket_dir
+                           (default ${d.frrImage})
+  --frr-vty-gid=GID        bgp_enable: gid of group frrvty in that image, given to the pod so vipd
+                           may connect to the sockets (default ${d.frrVtyGid}, the official image's)
 
 vip_nodename is always taken from the pod's spec.nodeName. With vip_peers, validation needs this
 node to be one of the peers: when generating elsewhere, pass --vip_nodename=<one of them>.

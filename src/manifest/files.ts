@@ -1,6 +1,6 @@
 /**
- * The generated files that are checked in: manifests/{pod,daemonset,rbac}.yaml and
- * docs/settings.md. `npm run manifests` / `npm run docs:settings` rewrite them; a test compares
+ * The generated files that are checked in: manifests/{pod,daemonset,rbac}.yaml, the examples
+ * (manifests/pod-bgp.yaml) and docs/settings.md. `npm run manifests` / `npm run docs:settings` rewrite them; a test compares
  * them with the generator so they cannot drift.
  *
  *   node dist/src/manifest/files.js manifests|docs|all [--check]
@@ -18,6 +18,12 @@ export const DOCUMENTED_ARGS: Record<ManifestKind, readonly string[]> = {
   rbac: [],
 };
 
+/** Checked-in examples beyond the defaults, each documented where it is named. */
+export const EXAMPLE_MANIFESTS: ReadonlyArray<{ path: string; kind: ManifestKind; args: readonly string[] }> = [
+  // docs/bgp.md: BGP mode, with the FRR sidecar.
+  { path: 'manifests/pod-bgp.yaml', kind: 'pod', args: ['--address=192.0.2.10', '--cp_enable=true', '--bgp_enable=true', '--bgp_as=65010', '--bgp_peers=192.0.2.1:65000'] },
+];
+
 export interface GeneratedFile {
   path: string;
   content: string;
@@ -31,6 +37,10 @@ export function generatedFiles(which: 'manifests' | 'docs' | 'all' = 'all'): Gen
       // only (the manifests take the node name from spec.nodeName).
       const out = generateManifest(kind, {}, [...DOCUMENTED_ARGS[kind], '--vip_nodename=cp1'], defaultManifestOptions(), DOCUMENTED_ARGS[kind]);
       files.push({ path: `manifests/${kind}.yaml`, content: out.yaml });
+    }
+    for (const ex of EXAMPLE_MANIFESTS) {
+      const out = generateManifest(ex.kind, {}, [...ex.args, '--vip_nodename=cp1'], defaultManifestOptions(), ex.args);
+      files.push({ path: ex.path, content: out.yaml });
     }
   }
   if (which !== 'manifests') files.push({ path: 'docs/settings.md', content: settingsMarkdown() });

@@ -9,13 +9,17 @@
  *   init container that sets the two strict-ARP sysctls the default responder needs, because
  *   /proc/sys is read-only in unprivileged containers and a hostNetwork pod may not set net.*
  *   sysctls through securityContext.sysctls.
+ * - bgp_enable adds the FRR sidecar (frrSidecar): it starts zebra, bgpd and bfdd with an empty
+ *   configuration, vipd pushes its own over the vty sockets in bgp_frr_socket_dir, which is one
+ *   emptyDir mounted at that path in both containers; vipd keeps its two capabilities and reaches the
+ *   sockets only through the frrvty group (the pod's supplementalGroups).
  * - Output is deterministic: the same settings give the same bytes (checked-in copies are compared).
  */
 import { posix } from 'node:path';
-import { ConfigError, loadConfig, toEnv, type Config } from '../config/index.js';
+import { ConfigError, loadConfig, toEnv, type BgpConfig, type Config } from '../config/index.js';
 import { rbacDocuments, SERVICE_ACCOUNT } from './rbac.js';
 import { packageVersion } from './version.js';
-import { commented, toYaml, type YamlDocument, type YamlMap } from './yaml.js';
+import { commented, toYaml, type YamlDocument, type YamlMap, type YamlValue } from './yaml.js';
 
 export type ManifestKind = 'pod' | 'daemonset' | 'rbac';
 export const MANIFEST_KINDS: readonly ManifestKind[] = ['pod', 'daemonset', 'rbac'];
@@ -31,6 +35,10 @@ export interface ManifestOptions {
   inCluster: boolean;
   /** daemonset: Secret holding the peer key under the key `key`. */
   peerKeySecret: string;
+  /** bgp_enable: the FRR sidecar's image (FRR's official one, or one built from its docker/alpine). */
+  frrImage: string;
+  /** bgp_enable: gid of group frrvty in frrImage, which owns the vty sockets; the pod gets it as a supplemental group. */
+  frrVtyGid: number;
 }
 
 export const KUBEADM_ADMIN_CONF = '/etc/kubernetes/admin.conf';
@@ -48,8 +56,27 @@ export function defaultImage(): string {
   return `vipd:${packageVersion()}`;
 }
 
+/**
+ * FRR's official image at the release Debian 12 ships (8.4.4), the FRR the lab's BGP tests drive,
+ * so what is tested is what the sidecar runs. Built from FRRouting/frr docker/alpine/Dockerfile.
+ */
+export const DEFAULT_FRR_IMAGE = 'quay.io/frrouting/frr:8.4.4';
+/**
+ * frrvty's gid in that image. Its Dockerfile installs FRR's apk on alpine:3.15, whose pre-install
+ * script (alpine/frr.pre-install) runs `addgroup -S frr` then `addgroup -S frrvty`; busybox gives a
+ * system group the first free gid from 100 and alpine's /etc/group already has 100 (users), so frr
+ * is 101 and frrvty 102 (MetalLB runs the same image's files as 100:101, user and group frr). The
+ * sidecar checks it at start and names the right value when an image differs.
+ */
+export const DEFAULT_FRR_VTY_GID = 102;
+/** FRR's compiled-in state directory (the APKBUILD's --localstatedir): pid files, zserv.api, vty sockets. */
+export const FRR_STATE_DIR = '/var/run/frr';
+const FRR_CONFIG_DIR = '/etc/frr';
+/** Where FRR keeps per-daemon crash logs and thread log buffers (lib/zlog.c TMPBASEDIR). */
+const FRR_TMP_DIR = '/var/tmp/frr';
+
 export function defaultManifestOptions(): ManifestOptions {
-  return { image: defaultImage(), superAdmin: false, sysctlInit: true, inCluster: true, peerKeySecret: 'vipd-peer-key' };
+  return { image: defaultImage(), superAdmin: false, sysctlInit: true, inCluster: true, peerKeySecret: 'vipd-peer-key', frrImage: DEFAULT_FRR_IMAGE, frrVtyGid: DEFAULT_FRR_VTY_GID };
 }
 
 // kube-vip's `manifest pod` always writes these; the rest only when not at their default.
@@ -82,6 +109,8 @@ export type EnvVar = { name: string; value: string } | { name: string; valueFrom
  */
 export function containerEnv(config: Config): EnvVar[] {
   const env = toEnv(config);
+  // The socket directory is also the volume's mount path: written out, the two are seen together.
+  const always = config.bgp ? new Set([...ALWAYS, 'bgp_frr_socket_dir']) : ALWAYS;
   // toEnv leaves out settings whose value is "unset"; for prometheus_server unset means disabled,
   // which must be written as "" or the default (:2112) would come back.
   if (config.metricsAddress === undefined) env.prometheus_server = '';
@@ -92,7 +121,7 @@ export function containerEnv(config: Config): EnvVar[] {
       out.push({ name, valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } });
       continue;
     }
-    if (ALWAYS.has(name) || defaults[name] !== value) out.push({ name, value });
+    if (always.has(name) || defaults[name] !== value) out.push({ name, value });
   }
   return out;
 }
@@ -192,6 +221,106 @@ function initContainers(config: Config, opts: ManifestOptions): YamlMap {
   };
 }
 
+/**
+ * POSIX sh for the FRR sidecar (busybox ash in the official image): check that vipd's group is the
+ * image's frrvty, write the daemons file and an empty configuration, then hand over to the image's
+ * own start script, /usr/lib/frr/docker-start (`watchfrr $(daemon_list)` in the foreground: watchfrr
+ * starts the daemons through watchfrr.sh and restarts any that dies or hangs).
+ *
+ * The daemons file is read by tools/frrcommon.sh: zebra (and, in 8.4, staticd) always start,
+ * `<daemon>_options` are appended to each daemon's command line.
+ * - `-P 0` on every daemon: no vty TCP listener. The pod has the host's network, and the unix
+ *   sockets are the only way in that vipd needs.
+ * - bgpd `-p 0`: it does not listen on TCP 179 and only connects out to the router, so it cannot
+ *   clash with another BGP speaker on the node (Calico's BIRD, MetalLB) and the node has no BGP port open.
+ * - bgpd `-n`: routes learnt from the router never reach the host's routing table; vipd only announces.
+ * - zebra `-s 90000000`: FRR's default netlink receive buffer.
+ * frr.conf exists (empty) so frrcommon.sh creates no per-daemon files, and a daemon that watchfrr
+ * restarts comes back empty too, which vipd notices and configures again.
+ */
+export function frrStartScript(vtyGid: number): string {
+  return [
+    'set -eu',
+    `gid=$(sed -n 's/^frrvty:[^:]*:\\([0-9]*\\):.*$/\\1/p' /etc/group)`,
+    `if [ "$gid" != ${vtyGid} ]; then`,
+    `  echo "vipd: group frrvty is gid \${gid:-(none)} in this image, but the pod gives vipd gid ${vtyGid} to reach the vty sockets: generate the manifest with --frr-vty-gid=\${gid:-N}" >&2`,
+    '  exit 1',
+    'fi',
+    `cat > ${FRR_CONFIG_DIR}/daemons <<'EOF'`,
+    'bgpd=yes',
+    'bfdd=yes',
+    'zebra_options="-P 0 -s 90000000"',
+    'bgpd_options="-P 0 -p 0 -n"',
+    'bfdd_options="-P 0"',
+    'staticd_options="-P 0"',
+    'EOF',
+    `: > ${FRR_CONFIG_DIR}/frr.conf`,
+    `echo 'service integrated-vtysh-config' > ${FRR_CONFIG_DIR}/vtysh.conf`,
+    'exec /usr/lib/frr/docker-start',
+    '',
+  ].join('\n');
+}
+
+interface FrrSidecar {
+  container: YamlValue;
+  /** The socket directory, as the agent container mounts it. */
+  shared: Volume;
+  /** Volumes only the sidecar mounts. */
+  own: YamlMap[];
+}
+
+function frrSidecar(bgp: BgpConfig, opts: ManifestOptions): FrrSidecar {
+  const sockets = 'frr-sockets';
+  const mounts: YamlMap[] = [{ name: sockets, mountPath: bgp.socketDir }];
+  // FRR itself keeps using its compiled-in directory (so do watchfrr, and vtysh under kubectl exec):
+  // the same volume mounted there too moves every socket at once, where --vty_socket would need
+  // matching options on watchfrr (-S) and vtysh and would leave zserv.api and the pid files behind.
+  if (bgp.socketDir !== FRR_STATE_DIR) mounts.push({ name: sockets, mountPath: FRR_STATE_DIR });
+  mounts.push({ name: 'frr-config', mountPath: FRR_CONFIG_DIR }, { name: 'frr-tmp', mountPath: FRR_TMP_DIR });
+  return {
+    shared: { volume: { name: sockets, emptyDir: {} }, mount: { name: sockets, mountPath: bgp.socketDir } },
+    own: [
+      { name: 'frr-config', emptyDir: {} },
+      { name: 'frr-tmp', emptyDir: {} },
+    ],
+    container: commented(
+      [
+        'bgp_enable: FRR (zebra, bgpd, bfdd) speaks BGP and BFD for vipd. It starts with an empty',
+        `configuration; vipd applies its own over the vty sockets in ${bgp.socketDir} (docs/bgp.md).`,
+      ],
+      {
+        name: 'frr',
+        image: opts.frrImage,
+        imagePullPolicy: 'IfNotPresent',
+        // tini (the image's entrypoint, named because `command` replaces it) reaps the daemons,
+        // which detach from watchfrr.
+        command: ['/sbin/tini', '--', '/bin/sh', '-c'],
+        args: [frrStartScript(opts.frrVtyGid)],
+        securityContext: {
+          allowPrivilegeEscalation: false,
+          readOnlyRootFilesystem: true,
+          capabilities: commented(
+            [
+              'Each daemon starts as root, drops to user frr and keeps the capabilities it asks for; it',
+              'exits at start when one is missing (lib/privs.c), so the first four are required (tested one',
+              'by one with FRR 8.4.4) even where this configuration does not use them:',
+              'NET_ADMIN: zebra netlink (its forced 90 MB receive buffer); bgpd asks for it too.',
+              'NET_RAW: bfdd echo (AF_PACKET); zebra and bgpd ask for it too.',
+              'NET_BIND_SERVICE: bfdd binds UDP 3784, 4784 and 3785; bgpd asks for it (it does not listen).',
+              'SYS_ADMIN: zebra, bgpd and bfdd ask for it (network-namespace VRFs, unused here).',
+              'SETUID, SETGID: the drop from root to user frr (setgroups, setregid, setreuid).',
+              'KILL: watchfrr (root) signals a daemon that stopped answering (it runs as frr) to restart it.',
+              `CHOWN: a daemon hands its crash-log directory in ${FRR_TMP_DIR} to frr before it drops root.`,
+            ],
+            { add: ['NET_ADMIN', 'NET_RAW', 'NET_BIND_SERVICE', 'SYS_ADMIN', 'SETUID', 'SETGID', 'KILL', 'CHOWN'], drop: ['ALL'] },
+          ),
+        },
+        volumeMounts: mounts,
+      },
+    ),
+  };
+}
+
 function stateVolume(config: Config): Volume {
   return {
     volume: { name: 'state', hostPath: { path: config.stateDir, type: 'DirectoryOrCreate' } },
@@ -205,12 +334,26 @@ function generatedBy(kind: ManifestKind, argv: readonly string[]): string[] {
 }
 
 function podSpecCommon(config: Config, env: EnvVar[], volumes: Volume[], opts: ManifestOptions): YamlMap {
+  const frr = config.bgp ? frrSidecar(config.bgp, opts) : undefined;
+  const agentVolumes = frr ? [...volumes, frr.shared] : volumes;
   return {
     hostNetwork: true,
     priorityClassName: 'system-node-critical',
+    ...(frr
+      ? {
+          securityContext: commented(
+            [
+              'The vty sockets are mode 0770, user frr, group frrvty. vipd runs as root without',
+              'CAP_DAC_OVERRIDE, so it may connect only as a member of frrvty: this is its gid in the FRR',
+              'image (--frr-vty-gid); the sidecar refuses to start when the image says otherwise.',
+            ],
+            { supplementalGroups: [opts.frrVtyGid] },
+          ),
+        }
+      : {}),
     ...initContainers(config, opts),
-    containers: [agentContainer(config, env, volumes, opts)],
-    volumes: volumes.map((v) => v.volume),
+    containers: [agentContainer(config, env, agentVolumes, opts), ...(frr ? [frr.container] : [])],
+    volumes: [...agentVolumes.map((v) => v.volume), ...(frr ? frr.own : [])],
   };
 }
 
@@ -267,7 +410,8 @@ export function daemonSetDocuments(config: Config, opts: ManifestOptions, argv: 
   if (config.peerBootstrap) {
     throw new ConfigError('vip_peer_bootstrap', 'true', 'cannot be used in a DaemonSet: bootstrap lets a node hold the VIP alone, so only the first kubeadm init node may have it (use `vipd manifest pod`)');
   }
-  if (!config.leaderElection && config.peers.length === 0) {
+  // In BGP mode every healthy node announces the VIP on purpose (ECMP), election or not.
+  if (!config.bgp && !config.leaderElection && config.peers.length === 0) {
     throw new ConfigError('vip_leaderelection', 'false', 'must be true (or vip_peers set) for a DaemonSet: without an election every node it runs on would hold the VIP');
   }
   if (opts.superAdmin) throw new ConfigError('--super-admin', undefined, 'is for the static pod of the first kubeadm init node, not for a DaemonSet');
@@ -341,12 +485,20 @@ function checkMountedPaths(config: Config): void {
     ['vip_state_dir', config.stateDir],
     ['vip_peer_key_file', config.peerKeyFile],
     ['k8s_fallback_config_file', config.fallbackKubeconfig],
+    ['bgp_frr_socket_dir', config.bgp?.socketDir],
   ];
   for (const [setting, p] of paths) {
     if (p !== undefined && (!posix.isAbsolute(p) || posix.normalize(p) !== p || p === '/')) {
       throw new ConfigError(setting, p, 'must be an absolute, normalised path for a manifest (it is mounted into the container)');
     }
   }
+  const dir = config.bgp?.socketDir;
+  if (dir === undefined) return;
+  // One mount path per container: the API refuses a pod that mounts two volumes at one place.
+  for (const [setting, p] of paths) {
+    if (setting !== 'bgp_frr_socket_dir' && p === dir) throw new ConfigError('bgp_frr_socket_dir', dir, `must differ from ${setting}: both are mounted into the container`);
+  }
+  if (dir === FRR_CONFIG_DIR || dir === FRR_TMP_DIR) throw new ConfigError('bgp_frr_socket_dir', dir, `must not be ${FRR_CONFIG_DIR} or ${FRR_TMP_DIR}: the FRR sidecar mounts its own volumes there`);
 }
 
 /**
@@ -388,7 +540,7 @@ export function generateManifest(
       docs = rbacDocuments(config, generatedBy('rbac', argvForHeader));
       break;
     case 'pod':
-      if (!config.leaderElection && config.peers.length === 0) {
+      if (!config.bgp && !config.leaderElection && config.peers.length === 0) {
         warnings.push('vip_leaderelection is false and vip_peers is empty: every node running this pod holds the VIP; use it on one node only');
       }
       docs = podDocuments(config, opts, argvForHeader);

@@ -26,6 +26,7 @@ describe('BGP settings', () => {
       ],
       bfd: { intervalMs: 100, multiplier: 3 },
       socketDir: '/var/run/frr',
+      withdrawGraceMs: 200,
     });
     const again = loadConfig(toEnv(c), []);
     expect(again.bgp).toEqual(c.bgp);

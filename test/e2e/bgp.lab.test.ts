@@ -21,26 +21,7 @@ function assets(): { ok: true; assets: string } | { ok: false; skip: string } {
   return frr ? { ok: false, skip: frr } : { ok: true, assets: api.dir };
 }
 
-/** n TCP connections from remote to VIP:TAG_PORT, each from a new source port; answers per node. */
-async function spread(bc: BgpCluster, vip: string, n: number): Promise<Record<string, number>> {
-  const remote = bc.cluster.lab.remote!;
-  // The probe runs inside remote's namespace; one short process does all n connections.
-  const script = `
-    const net = require('node:net');
-    const counts = {};
-    let left = ${n};
-    const one = () => new Promise((res) => {
-      const s = net.connect({ host: ${JSON.stringify(vip)}, port: ${TAG_PORT}, timeout: 1000 });
-      let tag = '';
-      s.on('data', (d) => (tag += d));
-      s.on('close', () => { const k = tag.trim() || 'failed'; counts[k] = (counts[k] || 0) + 1; res(); });
-      s.on('error', () => {});
-      s.on('timeout', () => s.destroy());
-    });
-    (async () => { while (left-- > 0) await one(); console.log(JSON.stringify(counts)); })();`;
-  const r = await bc.cluster.lab.exec(remote, [process.execPath, '-e', script]);
-  return JSON.parse(r.stdout.trim()) as Record<string, number>;
-}
+const spread = (bc: BgpCluster, ip: string, n: number) => bc.flowsPerNode(ip, n);
 
 describeRequiring(
   'BGP mode: every healthy node announces the VIP through its FRR, tor spreads flows (ECMP) and BFD drops a dead node',
@@ -152,6 +133,11 @@ data:
       await until('n1 withdrawn', async () => !(await bc.nextHops(bc.vips[0]!)).includes(n1.ipv4), 500, 10);
       expect(a.child.exitCode).toBe(0);
       expect(a.logs.some((l) => l.msg === 'BGP withdrawal sent')).toBe(true);
+      // Drained first: the routes left tor while n1 still had the VIP, and only then did it go.
+      const drained = a.logs.findIndex((l) => String(l.msg).startsWith('withdrawn over BGP'));
+      const released = a.logs.findIndex((l) => l.msg === 'released VIP');
+      expect(drained).toBeGreaterThanOrEqual(0);
+      expect(released).toBeGreaterThan(drained);
       const counts = await spread(bc, bc.vips[0]!, 60);
       expect(counts.failed ?? 0).toBe(0);
       await restore();
