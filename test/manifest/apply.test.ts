@@ -22,6 +22,7 @@ const exec = promisify(execFile);
 const ROOT = join(import.meta.dirname, '../..');
 const CP = ['--address=192.0.2.10', '--vip_leaderelection=true', '--cp_enable=true', '--vip_nodename=cp1'];
 const PEERS = ['--vip_peers=cp1=198.18.0.11:7946,cp2=198.18.0.12:7946,cp3=198.18.0.13:7946', '--vip_peer_key_file=/etc/vipd/peer.key'];
+const BGP = ['--address=192.0.2.10', '--cp_enable=true', '--vip_nodename=cp1', '--bgp_enable=true', '--bgp_peers=192.0.2.1:65000'];
 
 const VARIANTS: Array<{ name: string; kind: ManifestKind; args: string[]; opts?: Partial<ManifestOptions> }> = [
   { name: 'pod, first kubeadm init node', kind: 'pod', args: [...CP, ...PEERS, '--vip_peer_bootstrap=true'], opts: { superAdmin: true } },
@@ -31,6 +32,8 @@ const VARIANTS: Array<{ name: string; kind: ManifestKind; args: string[]; opts?:
   { name: 'daemonset, peers with a Secret key', kind: 'daemonset', args: [...CP, ...PEERS] },
   { name: 'daemonset, host kubeconfig', kind: 'daemonset', args: CP, opts: { inCluster: false } },
   { name: 'rbac, Lease in another namespace', kind: 'rbac', args: ['--cp_namespace=infra'] },
+  // The FRR sidecar mounts the socket volume twice (FRR's own directory and this one).
+  { name: 'daemonset, BGP with FRR, own socket directory and image', kind: 'daemonset', args: [...BGP, '--bgp_frr_socket_dir=/run/vipd-frr'], opts: { frrImage: 'registry.example/frr:8.4.4', frrVtyGid: 300 } },
 ];
 
 describeWithApi('generated manifests against a real kube-apiserver', () => {
@@ -66,7 +69,7 @@ describeWithApi('generated manifests against a real kube-apiserver', () => {
     return (loadAllYaml(yaml) as Array<{ kind: string; metadata: { name: string } }>).map((o) => `${o.kind.toLowerCase()}/${o.metadata.name}`);
   }
 
-  it.each(['pod', 'daemonset', 'rbac'])('checked-in manifests/%s.yaml is accepted', async (kind) => {
+  it.each(['pod', 'daemonset', 'rbac', 'pod-bgp'])('checked-in manifests/%s.yaml is accepted', async (kind) => {
     const yaml = await readFile(join(ROOT, 'manifests', `${kind}.yaml`), 'utf8');
     const r = await dryRun(yaml);
     expect(r.stderr).toBe('');

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, formatListenAddress, loadConfig } from '../../src/config/index.js';
 import { KUBE_VIP_INERT, SETTINGS, settingDef, type SettingKey } from '../../src/config/settings.js';
-import { DOCUMENTED_ARGS } from '../../src/manifest/files.js';
+import { DOCUMENTED_ARGS, EXAMPLE_MANIFESTS } from '../../src/manifest/files.js';
+import { DEFAULT_FRR_IMAGE, DEFAULT_FRR_VTY_GID, defaultManifestOptions, frrStartScript, generateManifest } from '../../src/manifest/generate.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 const read = (p: string) => readFileSync(join(ROOT, p), 'utf8');
@@ -121,5 +122,41 @@ describe('docs/quickstart-kubeadm.md', () => {
     const args = block.split(/\s+/).filter(Boolean);
     expect(refusal({}, [...args, '--image=x'].filter((a) => !a.startsWith('--image')))).toBeUndefined();
     expect(refusal({}, [...args.filter((a) => !a.startsWith('--image')), '--vip_peer_bootstrap=true'])).toBeUndefined();
+  });
+});
+
+describe('docs/bgp.md', () => {
+  const md = read('docs/bgp.md');
+  const section = md.slice(md.indexOf('## Deploying: the FRR sidecar'));
+  const frr = () => {
+    const { yaml } = generateManifest('pod', {}, [...EXAMPLE_MANIFESTS[0]!.args, '--vip_nodename=cp1'], defaultManifestOptions());
+    return yaml;
+  };
+
+  it('keeps the headings others fill, and the deployment section', () => {
+    expect(md.split('\n').filter((l) => l.startsWith('## '))).toEqual(['## How it works', '## Numbers', '## Deploying: the FRR sidecar']);
+  });
+
+  it('names the example manifest with the flags it is generated from, the default image and gid', () => {
+    expect(section).toContain(`vipd manifest pod ${EXAMPLE_MANIFESTS[0]!.args.join(' ')}`);
+    expect(section).toContain(EXAMPLE_MANIFESTS[0]!.path);
+    expect(section).toContain(`\`${DEFAULT_FRR_IMAGE}\``);
+    expect(section).toContain(`supplementalGroups: [${DEFAULT_FRR_VTY_GID}]`);
+  });
+
+  it('explains exactly the capabilities the FRR container gets', () => {
+    const table = section.slice(section.indexOf('| capability |'), section.indexOf('| everything else |'));
+    const documented = [...table.matchAll(/^\| ((?:`[A-Z_]+`(?:, )?)+) \|/gm)].flatMap((m) => [...m[1]!.matchAll(/`([A-Z_]+)`/g)].map((x) => x[1]!));
+    const add = /- name: frr\n[\s\S]*?capabilities:\n\s+add: \[([^\]]*)\]/.exec(frr())![1]!.split(', ').map((c) => JSON.parse(c) as string);
+    expect(documented).toEqual(add);
+  });
+
+  it('shows the daemons file the sidecar writes, and its gid refusal as printed', () => {
+    const script = frrStartScript(DEFAULT_FRR_VTY_GID);
+    for (const opt of ['-P 0', 'bgpd `-p 0`', 'bgpd `-n`', 'zebra `-s 90000000`']) expect(section).toContain(opt);
+    expect(script).toContain('bgpd_options="-P 0 -p 0 -n"');
+    const refusal = /^vipd: group frrvty .*$/m.exec(section)![0];
+    expect(refusal).toBe('vipd: group frrvty is gid 106 in this image, but the pod gives vipd gid 102 to reach the vty sockets: generate the manifest with --frr-vty-gid=106');
+    expect(script).toContain('echo "vipd: group frrvty is gid ${gid:-(none)} in this image, but the pod gives vipd gid 102 to reach the vty sockets: generate the manifest with --frr-vty-gid=${gid:-N}" >&2');
   });
 });

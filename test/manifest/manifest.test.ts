@@ -1,5 +1,6 @@
-import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { execFile, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { KubeConfig, loadAllYaml } from '@kubernetes/client-node';
@@ -7,9 +8,12 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, type Config } from '../../src/config/index.js';
 import { splitManifestArgs, manifestCommand } from '../../src/manifest/command.js';
-import { staleFiles, DOCUMENTED_ARGS } from '../../src/manifest/files.js';
+import { staleFiles, DOCUMENTED_ARGS, EXAMPLE_MANIFESTS } from '../../src/manifest/files.js';
 import {
+  DEFAULT_FRR_IMAGE,
+  DEFAULT_FRR_VTY_GID,
   defaultManifestOptions,
+  frrStartScript,
   generateManifest,
   SA_KUBECONFIG_PATH,
   serviceAccountKubeconfig,
@@ -41,12 +45,13 @@ interface ContainerLike {
 }
 interface PodSpecLike {
   hostNetwork?: boolean;
+  securityContext?: { supplementalGroups?: number[] };
   serviceAccountName?: string;
   nodeSelector?: Record<string, string>;
   tolerations?: Array<Record<string, string>>;
   initContainers?: ContainerLike[];
   containers: ContainerLike[];
-  volumes?: Array<{ name: string; hostPath?: { path: string; type: string }; configMap?: { name: string }; secret?: { secretName: string } }>;
+  volumes?: Array<{ name: string; hostPath?: { path: string; type: string }; configMap?: { name: string }; secret?: { secretName: string }; emptyDir?: Record<string, never> }>;
 }
 interface Obj {
   apiVersion: string;
@@ -365,6 +370,198 @@ describe('DaemonSet', () => {
   });
 });
 
+const BGP = ['--address=192.0.2.10', '--cp_enable=true', '--vip_nodename=cp1', '--bgp_enable=true', '--bgp_as=65010', '--bgp_peers=192.0.2.1:65000'];
+
+function container(spec: PodSpecLike, name: string): ContainerLike {
+  const c = spec.containers.find((x) => x.name === name);
+  expect(c, `container ${name}`).toBeDefined();
+  return c!;
+}
+
+/** The mount paths of the volume `volume` in container `c`. */
+function mountsOf(c: ContainerLike, volume: string): string[] {
+  return (c.volumeMounts ?? []).filter((m) => m.name === volume).map((m) => m.mountPath);
+}
+
+const bgpArb = fc
+  .record({
+    bgp_as: fc.option(fc.integer({ min: 1, max: 4294967295 })),
+    bgp_peers: fc.constantFrom('192.0.2.1:65000', '192.0.2.1:65000:s3cret:true,[2001:db8::1]:65001', '[2001:db8::1]:64512::false'),
+    bgp_routerid: fc.option(fc.constantFrom('192.0.2.21', '10.0.0.1')),
+    bgp_bfd: fc.option(fc.boolean()),
+    bgp_bfd_interval_ms: fc.option(fc.integer({ min: 10, max: 60000 })),
+    bgp_bfd_multiplier: fc.option(fc.integer({ min: 2, max: 255 })),
+    timers: fc.option(fc.tuple(fc.integer({ min: 1, max: 100 }), fc.integer({ min: 0, max: 100 }))),
+    bgp_frr_socket_dir: fc.option(fc.constantFrom('/var/run/frr', '/run/frr', '/run/vipd/frr')),
+    vip_arp: fc.option(fc.boolean()),
+    asFlag: fc.array(fc.boolean(), { minLength: 12, maxLength: 12 }),
+  })
+  .map((s) => {
+    const kv: Array<[string, string]> = [
+      ['address', '192.0.2.10'],
+      ['cp_enable', 'true'],
+      ['bgp_enable', 'true'],
+      ['bgp_peers', s.bgp_peers],
+      ['vip_nodename', 'cp1'],
+    ];
+    for (const k of ['bgp_as', 'bgp_routerid', 'bgp_bfd', 'bgp_bfd_interval_ms', 'bgp_bfd_multiplier', 'bgp_frr_socket_dir', 'vip_arp'] as const) {
+      if (s[k] !== null) kv.push([k, String(s[k])]);
+    }
+    if (s.timers) {
+      const [keepalive, extra] = s.timers;
+      kv.push(['bgp_keepalive_interval', String(keepalive)], ['bgp_hold_time', String(keepalive * 3 + extra)]);
+    }
+    const env: Record<string, string> = {};
+    const args: string[] = [];
+    kv.forEach(([k, v], i) => {
+      if (s.asFlag[i % s.asFlag.length]) args.push(`--${k}=${v}`);
+      else env[k] = v;
+    });
+    return { env, args, all: Object.fromEntries(kv) as Record<string, string> };
+  });
+
+describe('BGP mode: the FRR sidecar', () => {
+  it('bgp_enable adds FRR next to vipd: its image, one socket volume at bgp_frr_socket_dir in both, the frrvty group', () => {
+    const out = gen('pod', BGP);
+    expect(out.warnings).toEqual([]);
+    const spec = podSpec(docs(out.yaml));
+    expect(spec.hostNetwork).toBe(true);
+    expect(spec.containers.map((c) => c.name)).toEqual(['vipd', 'frr']);
+    const vipd = container(spec, 'vipd');
+    const frr = container(spec, 'frr');
+    expect(frr.image).toBe(DEFAULT_FRR_IMAGE);
+    expect(DEFAULT_FRR_IMAGE).toBe('quay.io/frrouting/frr:8.4.4');
+
+    // One emptyDir, at the same path in both containers (FRR's own directory by default).
+    expect(spec.volumes).toContainEqual({ name: 'frr-sockets', emptyDir: {} });
+    expect(mountsOf(vipd, 'frr-sockets')).toEqual(['/var/run/frr']);
+    expect(mountsOf(frr, 'frr-sockets')).toEqual(['/var/run/frr']);
+    expect(podEnv(spec, 'cp1').bgp_frr_socket_dir).toBe('/var/run/frr');
+    // FRR's configuration and crash logs are its own, and never the host's /etc/frr.
+    expect(mountsOf(frr, 'frr-config')).toEqual(['/etc/frr']);
+    expect(mountsOf(frr, 'frr-tmp')).toEqual(['/var/tmp/frr']);
+    expect(spec.volumes).toContainEqual({ name: 'frr-config', emptyDir: {} });
+    expect(spec.volumes!.filter((v) => v.hostPath).map((v) => v.hostPath!.path)).toEqual(['/etc/kubernetes/admin.conf', '/var/lib/vipd']);
+
+    // vipd keeps its two capabilities and reaches the 0770 frr:frrvty sockets through the group.
+    expect(vipd.securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] } });
+    expect(spec.securityContext).toEqual({ supplementalGroups: [DEFAULT_FRR_VTY_GID] });
+    expect(DEFAULT_FRR_VTY_GID).toBe(102);
+
+    // FRR: exactly what its daemons need to start and drop to user frr, nothing privileged.
+    expect(frr.securityContext).toEqual({
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { add: ['NET_ADMIN', 'NET_RAW', 'NET_BIND_SERVICE', 'SYS_ADMIN', 'SETUID', 'SETGID', 'KILL', 'CHOWN'], drop: ['ALL'] },
+    });
+    expect(frr.securityContext!.privileged).toBeUndefined();
+    expect(frr.command).toEqual(['/sbin/tini', '--', '/bin/sh', '-c']);
+    expect(frr.args).toEqual([frrStartScript(DEFAULT_FRR_VTY_GID)]);
+    expect(frr.env).toBeUndefined();
+  });
+
+  it('the start script: an empty configuration, zebra + bgpd + bfdd, no TCP listeners, then the image\'s docker-start', () => {
+    const script = frrStartScript(102);
+    const daemons = /cat > \/etc\/frr\/daemons <<'EOF'\n([\s\S]*?)\nEOF\n/.exec(script)![1]!.split('\n');
+    expect(daemons).toEqual(['bgpd=yes', 'bfdd=yes', 'zebra_options="-P 0 -s 90000000"', 'bgpd_options="-P 0 -p 0 -n"', 'bfdd_options="-P 0"', 'staticd_options="-P 0"']);
+    expect(script).toContain(': > /etc/frr/frr.conf\n');
+    expect(script.trimEnd().split('\n').at(-1)).toBe('exec /usr/lib/frr/docker-start');
+    expect(spawnSync('sh', ['-n', '-c', script]).status).toBe(0);
+  });
+
+  it('the start script runs: files written, the gid checked against /etc/group, a wrong one named', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vipd-frr-script-'));
+    try {
+      writeFileSync(join(dir, 'start'), `#!/bin/sh\necho started\n`, { mode: 0o755 });
+      const runWith = (groupLine: string, gid: number) => {
+        writeFileSync(join(dir, 'group'), `root:x:0:root\nfrr:x:101:\n${groupLine}\n`);
+        const script = frrStartScript(gid).replaceAll('/etc/frr/', `${dir}/`).replace('/etc/group', `${dir}/group`).replace('/usr/lib/frr/docker-start', `${dir}/start`);
+        return spawnSync('sh', ['-c', script], { encoding: 'utf8' });
+      };
+      const ok = runWith('frrvty:x:102:frr', 102);
+      expect(ok.stderr).toBe('');
+      expect(ok.stdout).toBe('started\n');
+      expect(ok.status).toBe(0);
+      expect(readFileSync(join(dir, 'frr.conf'), 'utf8')).toBe('');
+      expect(readFileSync(join(dir, 'vtysh.conf'), 'utf8')).toBe('service integrated-vtysh-config\n');
+      expect(readFileSync(join(dir, 'daemons'), 'utf8')).toMatch(/^bgpd=yes\nbfdd=yes\n/);
+
+      const wrong = runWith('frrvty:x:106:frr', 102);
+      expect(wrong.status).toBe(1);
+      expect(wrong.stdout).toBe('');
+      expect(wrong.stderr).toBe('vipd: group frrvty is gid 106 in this image, but the pod gives vipd gid 102 to reach the vty sockets: generate the manifest with --frr-vty-gid=106\n');
+      expect(runWith('', 102).stderr).toContain('gid (none) in this image');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('another bgp_frr_socket_dir: the same path in both containers, and FRR\'s own directory on the same volume', () => {
+    const spec = podSpec(docs(gen('pod', [...BGP, '--bgp_frr_socket_dir=/run/vipd/frr']).yaml));
+    expect(mountsOf(container(spec, 'vipd'), 'frr-sockets')).toEqual(['/run/vipd/frr']);
+    expect(mountsOf(container(spec, 'frr'), 'frr-sockets')).toEqual(['/run/vipd/frr', '/var/run/frr']);
+    expect(spec.volumes!.filter((v) => v.name === 'frr-sockets')).toHaveLength(1);
+    expect(podEnv(spec, 'cp1').bgp_frr_socket_dir).toBe('/run/vipd/frr');
+  });
+
+  it('--frr-image and --frr-vty-gid', () => {
+    const spec = podSpec(docs(gen('pod', BGP, { frrImage: 'registry.example/frr:8.4.4', frrVtyGid: 300 }).yaml));
+    expect(container(spec, 'frr').image).toBe('registry.example/frr:8.4.4');
+    expect(spec.securityContext).toEqual({ supplementalGroups: [300] });
+    expect(container(spec, 'frr').args![0]).toContain('if [ "$gid" != 300 ]; then');
+    const s = splitManifestArgs(['--frr-image', 'r/frr:9', '--frr-vty-gid=85', '--bgp_enable=true']);
+    expect(s.options).toMatchObject({ frrImage: 'r/frr:9', frrVtyGid: 85 });
+    expect(s.settings).toEqual(['--bgp_enable=true']);
+    for (const bad of ['0', '-1', 'frrvty', '4294967295', '1.5']) expect(configError(() => splitManifestArgs([`--frr-vty-gid=${bad}`])).setting).toBe('--frr-vty-gid');
+    expect(configError(() => splitManifestArgs(['--frr-image='])).setting).toBe('--frr-image');
+  });
+
+  it('no sidecar, no group and no FRR volume without bgp_enable', () => {
+    for (const kind of ['pod', 'daemonset'] as const) {
+      const spec = podSpec(docs(gen(kind, CP, { frrImage: 'x/frr:1', frrVtyGid: 300 }).yaml));
+      expect(spec.containers.map((c) => c.name)).toEqual(['vipd']);
+      expect(spec.securityContext).toBeUndefined();
+      expect(spec.volumes!.map((v) => v.name).filter((n) => n.startsWith('frr'))).toEqual([]);
+      expect(podEnv(spec, 'cp1').bgp_frr_socket_dir).toBeUndefined();
+    }
+  });
+
+  it('DaemonSet: every control-plane node announces (no election needed), with the same sidecar', () => {
+    const objs = docs(gen('daemonset', BGP).yaml);
+    const spec = podSpec(objs);
+    expect(spec.containers.map((c) => c.name)).toEqual(['vipd', 'frr']);
+    expect(spec.securityContext).toEqual({ supplementalGroups: [102] });
+    expect(mountsOf(container(spec, 'vipd'), 'frr-sockets')).toEqual(['/var/run/frr']);
+    expect(podEnv(spec, 'cp1')).toMatchObject({ bgp_enable: 'true', vip_leaderelection: 'false', k8s_config_file: SA_KUBECONFIG_PATH });
+    // Without BGP the same settings would let every node hold the VIP in layer 2: still refused.
+    expect(configError(() => gen('daemonset', BGP.filter((a) => !a.startsWith('--bgp_')))).setting).toBe('vip_leaderelection');
+  });
+
+  it('refuses a socket directory it cannot mount', () => {
+    expect(configError(() => gen('pod', [...BGP, '--bgp_frr_socket_dir=run/frr'])).setting).toBe('bgp_frr_socket_dir');
+    expect(configError(() => gen('pod', [...BGP, '--bgp_frr_socket_dir=/var/lib/vipd'])).message).toMatch(/must differ from vip_state_dir/);
+    expect(configError(() => gen('pod', [...BGP, '--bgp_frr_socket_dir=/etc/frr'])).message).toMatch(/FRR sidecar mounts its own volumes there/);
+    expect(configError(() => gen('daemonset', [...BGP, '--bgp_frr_socket_dir=/var/tmp/frr'])).setting).toBe('bgp_frr_socket_dir');
+  });
+
+  it('settings flow as environment with kube-vip\'s names and give back the same Config (pod and DaemonSet)', () => {
+    fc.assert(
+      fc.property(bgpArb, fc.constantFrom('pod', 'daemonset') as fc.Arbitrary<'pod' | 'daemonset'>, ({ env, args, all }, kind) => {
+        fc.pre(valid(all));
+        const spec = podSpec(docs(generateManifest(kind, env, args, defaultManifestOptions()).yaml));
+        const got = podEnv(spec, 'cp2');
+        expect(got.bgp_enable).toBe('true');
+        expect(got.bgp_peers).toBeDefined();
+        expect(loadConfig(got, [])).toEqual(expectedOn(all, 'cp2', kind === 'daemonset' ? { kubeconfig: SA_KUBECONFIG_PATH } : {}));
+        const dir = loadConfig(got, []).bgp!.socketDir;
+        expect(mountsOf(container(spec, 'vipd'), 'frr-sockets')).toEqual([dir]);
+        expect(mountsOf(container(spec, 'frr'), 'frr-sockets')[0]).toBe(dir);
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
+
 describe('RBAC', () => {
   it('grants Leases in cp_namespace when it is not kube-system', () => {
     const objs = docs(gen('rbac', ['--cp_namespace=infra']).yaml);
@@ -389,6 +586,13 @@ describe('checked-in files', () => {
   it('manifests/*.yaml are what the generator writes for the documented flags (npm run manifests)', () => {
     expect(staleFiles(ROOT, 'manifests')).toEqual([]);
     expect(DOCUMENTED_ARGS.pod).toContain('--cp_enable=true');
+    expect(EXAMPLE_MANIFESTS.map((e) => e.path)).toEqual(['manifests/pod-bgp.yaml']);
+  });
+
+  it('manifests/pod-bgp.yaml is the BGP example: vipd and the FRR sidecar', () => {
+    const spec = podSpec(docs(readFileSync(join(ROOT, 'manifests/pod-bgp.yaml'), 'utf8')));
+    expect(spec.containers.map((c) => `${c.name}=${c.image}`)).toEqual([`vipd=vipd:${packageVersion()}`, `frr=${DEFAULT_FRR_IMAGE}`]);
+    expect(loadConfig(podEnv(spec, 'cp1'), []).bgp).toMatchObject({ asn: 65010, peers: [{ address: '192.0.2.1', asn: 65000 }] });
   });
 
   it('docs/settings.md is what the settings table gives (npm run docs:settings)', () => {
