@@ -5,7 +5,8 @@ import { defineConfig } from 'vitest/config';
 // suites watch, and their load would skew its failover times.
 export default defineConfig({
   test: {
-    include: ['test/e2e/cluster.lab.test.ts'],
+    include: ['test/e2e/bgp.lab.test.ts', 'test/e2e/cluster.lab.test.ts'],
+    sequence: { shuffle: false },
     maxWorkers: 1,
     testTimeout: 300_000,
     hookTimeout: 900_000,

@@ -4,7 +4,7 @@
  * Everything is real: FRR's bgpd/bfdd/zebra, the kernel's multipath routes, TCP flows.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { bgpPeers } from '../../lab/bgp.js';
+import { bfdPeers, bgpPeers } from '../../lab/bgp.js';
 import { NODE_ASN, startBgpCluster, TAG_PORT, type BgpCluster } from '../../lab/bgpcluster.js';
 import { frrMissing } from '../../lab/frr.js';
 import { apiAssets } from '../../lab/k8s-assets.js';
@@ -87,10 +87,12 @@ data:
     it('a node losing power leaves tor\'s route within BFD time, and new flows all succeed on the others', async () => {
       const { lab } = bc.cluster;
       const n3 = lab.host('n3');
+      // BFD must be up on n3's session first: a session whose BFD never came up is only dropped at the hold time.
+      await until('BFD up with n3', async () => (await bfdPeers(bc.tor)).some((p) => p.peer === n3.ipv4 && p.status === 'up'), 30_000);
       await lab.linkDown(n3);
       await lab.killHost(n3);
       const t0 = performance.now();
-      await until('n3 gone from the next hops', async () => !(await bc.nextHops(bc.vips[0]!)).includes(n3.ipv4), 5_000, 20);
+      await until('n3 gone from the next hops', async () => !(await bc.nextHops(bc.vips[0]!)).includes(n3.ipv4), 10_000, 20);
       const ms = performance.now() - t0;
       console.log(JSON.stringify({ scenario: 'node power-off', next_hop_removed_ms: Math.round(ms) }));
       const counts = await spread(bc, bc.vips[0]!, 100);
