@@ -26,6 +26,7 @@ import { NODE_ASN, startBgpCluster, TAG_PORT, type BgpCluster } from '../lab/bgp
 import type { LabHost } from '../lab/netns.js';
 import type { ProbeRecord } from '../lab/tcpprobe.js';
 import { list, posInt, UsageError } from './lib/args.js';
+import { lineStream, wallNow } from './lib/benchlab.js';
 import { benchArgs, runMain } from './lib/main.js';
 import { emitRow, machine, progress, writeResults } from './lib/results.js';
 import { maxOf, median, roundMs } from './lib/stats.js';
@@ -71,24 +72,16 @@ export interface BgpRow {
   config: string;
 }
 
-const wallNow = (): number => performance.timeOrigin + performance.now();
-
 /** The TCP prober in remote, streaming its records. */
 function startProbe(bc: BgpCluster, records: ProbeRecord[]): ChildProcess {
   const { lab } = bc.cluster;
   const child = lab.spawn(lab.remote!, [process.execPath, distEntry('lab/tcpprobe-cli.js'), '--target', lab.vip4, '--port', String(TAG_PORT), '--interval', String(PROBE_INTERVAL_MS), '--stream']);
-  let partial = '';
-  child.stdout?.on('data', (chunk: Buffer) => {
-    partial += chunk.toString('utf8');
-    const lines = partial.split('\n');
-    partial = lines.pop() ?? '';
-    for (const l of lines) {
-      try {
-        const r = JSON.parse(l) as ProbeRecord & { summary?: unknown };
-        if (r.summary === undefined && typeof r.t === 'number') records.push(r);
-      } catch {
-        // not a record
-      }
+  lineStream(child, (l) => {
+    try {
+      const r = JSON.parse(l) as ProbeRecord & { summary?: unknown };
+      if (r.summary === undefined && typeof r.t === 'number') records.push(r);
+    } catch {
+      // not a record
     }
   });
   return child;

@@ -59,7 +59,8 @@ export interface BenchLab {
   destroy(): Promise<void>;
 }
 
-function lineStream(child: ChildProcess, onLine: (l: string) => void): void {
+/** Calls onLine with each complete line of the child's stdout. */
+export function lineStream(child: ChildProcess, onLine: (l: string) => void): void {
   let partial = '';
   child.stdout?.on('data', (chunk: Buffer) => {
     partial += chunk.toString('utf8');

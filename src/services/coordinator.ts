@@ -166,6 +166,20 @@ class ServiceHolders {
     return [...this.entries].filter(([, e]) => e.holder?.holding()).map(([ip]) => ip);
   }
 
+  /**
+   * Once the holder's queued kernel work (the unbind a standby started) is done and it has not
+   * been re-claimed meanwhile, runs `then`; at most one wait per entry at a time.
+   */
+  whenUnbound(e: HolderEntry, then: () => void): void {
+    if (e.releasing || !e.holder) return;
+    e.releasing = true;
+    const h = e.holder;
+    void h.settled().then(() => {
+      e.releasing = false;
+      if (!h.holding()) then();
+    });
+  }
+
   async closeAll(reason: string): Promise<void> {
     this.stopping = true;
     const opening = [...this.entries.values()].map((e) => e.opening).filter((p): p is Promise<void> => p !== undefined);
@@ -283,14 +297,7 @@ class GrantsCoordinator implements ServicesCoordinator {
         continue;
       }
       e.holder.apply({ kind: 'standby', reason: wantSet.has(ip) ? 'service IP not granted (yet)' : 'service IP moved' });
-      if (!wantSet.has(ip) && !e.releasing) {
-        e.releasing = true;
-        const h = e.holder;
-        void h.settled().then(() => {
-          e.releasing = false;
-          if (!h.holding()) this.holders.close(ip, e);
-        });
-      }
+      if (!wantSet.has(ip)) this.holders.whenUnbound(e, () => this.holders.close(ip, e));
     }
   }
 
@@ -386,14 +393,7 @@ class EcmpCoordinator implements ServicesCoordinator {
         continue;
       }
       e.holder.apply({ kind: 'standby', reason: 'no longer eligible for the service IP' });
-      if (!e.releasing) {
-        e.releasing = true;
-        const h = e.holder;
-        void h.settled().then(() => {
-          e.releasing = false;
-          if (!h.holding()) this.holders.close(ip, e);
-        });
-      }
+      this.holders.whenUnbound(e, () => this.holders.close(ip, e));
     }
   }
 
@@ -590,11 +590,7 @@ class Coordinator implements ServicesCoordinator {
       }
       e.holder.apply({ kind: 'standby', reason: st?.kind === 'releasing' ? 'service IP moved' : until > now ? 'service IP not confirmed' : 'no member grant' });
       if (st?.kind === 'releasing' && !e.releasing) {
-        e.releasing = true;
-        const h = e.holder;
-        void h.settled().then(() => {
-          e.releasing = false;
-          if (h.holding()) return;
+        this.holderSet.whenUnbound(e, () => {
           this.book.released(ip);
           this.reconcile();
         });
