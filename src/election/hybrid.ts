@@ -58,7 +58,7 @@ export function buildHybridElection(o: HybridOptions): Elector & { peer: PeerEle
   if (!lease) log.warn('Lease unavailable; peer voting alone decides (it always grants; the Lease only steers)');
   const eligibility =
     lease?.probe && o.client ? new EligibilityGate({ local: lease.probe, client: o.client, ...o.eligibility, log: log.child({ mod: 'eligibility' }) }) : undefined;
-  const peer = new PeerElector({ cfg, addresses: o.addresses, key: o.key, log: log.child({ mod: 'peers' }), ...(eligibility ? { gate: eligibility } : {}) });
+  const peer = new PeerElector({ cfg, addresses: o.addresses, key: o.key, log: log.child({ mod: 'peers' }), ...(eligibility ? { gate: eligibility, apiGate: lease!.probe! } : {}) });
   peer.onLeaseWanted((wanted) => follow.set(wanted, wanted ? 'peer leader' : 'not the peer leader'));
 
   const observe = (): LeaseObservation => {

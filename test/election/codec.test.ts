@@ -22,7 +22,8 @@ const bodyArb: fc.Arbitrary<Body> = fc.oneof(
   roundArb.map((round) => ({ type: 'vote' as const, round })),
   fc.tuple(answerArb, epochArb, roundArb).map(([a, reqEpoch, round]) => ({ type: 'vote-resp' as const, ...a, reqEpoch, round })),
   fc.tuple(roundArb, fc.boolean()).map(([round, bootstrap]) => ({ type: 'heartbeat' as const, round, bootstrap })),
-  fc.tuple(answerArb, epochArb, roundArb, fc.boolean()).map(([a, reqEpoch, round, eligible]) => ({ type: 'heartbeat-resp' as const, ...a, reqEpoch, round, eligible })),
+  // apiHealthy implies eligible: the three states the byte carries.
+  fc.tuple(answerArb, epochArb, roundArb, fc.constantFrom([false, false], [true, false], [true, true])).map(([a, reqEpoch, round, [eligible, apiHealthy]]) => ({ type: 'heartbeat-resp' as const, ...a, reqEpoch, round, eligible, apiHealthy })),
   fc.tuple(roundArb, fc.constantFrom(null, ...PEERS)).map(([round, transferTo]) => ({ type: 'release' as const, round, transferTo })),
 );
 const msgArb: fc.Arbitrary<PeerMessage> = fc.record({

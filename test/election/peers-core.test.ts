@@ -30,13 +30,14 @@ const bodyArb: fc.Arbitrary<Body> = fc.oneof(
     round: 1_000_000 + r,
   })),
   fc.tuple(fc.nat({ max: 5000 }), fc.boolean()).map(([r, bootstrap]) => ({ type: 'heartbeat' as const, round: 1_000_000 + r, bootstrap })),
-  fc.tuple(fc.boolean(), fc.nat({ max: 5000 }), fc.boolean()).map(([granted, r, eligible]) => ({
+  fc.tuple(fc.boolean(), fc.nat({ max: 5000 }), fc.boolean(), fc.boolean()).map(([granted, r, eligible, api]) => ({
     type: 'heartbeat-resp' as const,
     granted,
     reason: granted ? ('none' as const) : ('stale-term' as const),
     reqEpoch: '0000000000000001',
     round: 1_000_000 + r,
     eligible,
+    apiHealthy: eligible && api,
   })),
   fc.tuple(fc.nat({ max: 5000 }), fc.constantFrom(null, 'n1', 'n2', 'n3')).map(([r, transferTo]) => ({ type: 'release' as const, round: 1_000_000 + r, transferTo })),
 );
@@ -128,7 +129,7 @@ describe('peer core: pure step', () => {
     expect(later.state.promise?.to).toBe('n2');
     expect(later.effects).toContainEqual({
       type: 'send',
-      msg: { from: 'n1', to: 'n2', epoch: '0000000000000001', term: 3, body: { type: 'heartbeat-resp', granted: true, reason: 'none', reqEpoch: '0000000000000002', round: 6, eligible: true } },
+      msg: { from: 'n1', to: 'n2', epoch: '0000000000000001', term: 3, body: { type: 'heartbeat-resp', granted: true, reason: 'none', reqEpoch: '0000000000000002', round: 6, eligible: true, apiHealthy: true } },
     });
   });
 

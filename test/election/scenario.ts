@@ -16,7 +16,7 @@
  *   partition n1 | n2 n3             block n1>n2                  heal
  *   net drop=0.5 dup=0.1 delay=1..20
  *   lease-holder n1|none (an API write)      lease-want n2 (its Lease elector tries to acquire)
- *   api-down n2 n3 | api-up n2 n3            health n1 bad|ok
+ *   api-down n2 n3 | api-up n2 n3            health n1 bad|ok|alone (its API server down, and every other one it probed too)
  *   log messages|quiet                        status          drops (codec: dropped packets by reason)
  *   check holder n2|none                      check term n1 3
  */
@@ -208,7 +208,8 @@ export class ScenarioRunner {
         break;
       case 'health': {
         const [n, v] = args;
-        this.need().setEligible(this.names([n ?? ''])[0]!, v === 'ok');
+        if (v !== 'ok' && v !== 'bad' && v !== 'alone') throw new Error(`health: ok, bad or alone, not ${v}`);
+        this.need().setEligible(this.names([n ?? ''])[0]!, v !== 'bad', v === 'ok');
         break;
       }
       case 'log':
@@ -252,6 +253,7 @@ export class ScenarioRunner {
       if (s.lease.holderIdentity !== null && now < s.lease.liveUntil) parts.push(`lease=${s.lease.holderIdentity}`);
       if (n.status === 'paused') parts.push('(stopped)');
       if (!n.eligible) parts.push('(unhealthy)');
+      else if (!n.apiHealthy) parts.push('(api down, none answers)');
       if (s.shutdown) parts.push('(shutting down)');
       out.push(parts.join(' '));
     }

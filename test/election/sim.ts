@@ -91,6 +91,8 @@ interface SimNode {
   leaseObservedAt: number;
   leaseSeenVersion: number;
   eligible: boolean;
+  /** Its own API server answers (false with eligible true: it saw no API server answer at all). */
+  apiHealthy: boolean;
   codec: PeerCodec | null;
   guard: ReplayGuard | null;
   everStarted: boolean;
@@ -219,6 +221,7 @@ export class Sim {
         leaseObservedAt: Number.NEGATIVE_INFINITY,
         leaseSeenVersion: -1,
         eligible: true,
+        apiHealthy: true,
         codec: null,
         guard: null,
         everStarted: false,
@@ -298,7 +301,7 @@ export class Sim {
       n.everStarted = true;
       this.push({ kind: 'poll', at: this.t + this.rnd() * this.RP, seq: 0, node: name });
     }
-    this.apply(n, { type: 'eligible', now: this.local(n), eligible: n.eligible });
+    this.apply(n, { type: 'eligible', now: this.local(n), eligible: n.eligible, apiHealthy: n.apiHealthy });
     this.pollLease(n);
   }
 
@@ -357,10 +360,11 @@ export class Sim {
     if (n.status === 'running') this.apply(n, { type: 'campaign', now: this.local(n) });
   }
 
-  setEligible(name: string, ok: boolean): void {
+  setEligible(name: string, ok: boolean, apiHealthy = ok): void {
     const n = this.node(name);
     n.eligible = ok;
-    if (n.status === 'running') this.apply(n, { type: 'eligible', now: this.local(n), eligible: ok });
+    n.apiHealthy = apiHealthy;
+    if (n.status === 'running') this.apply(n, { type: 'eligible', now: this.local(n), eligible: ok, apiHealthy });
   }
 
   setApi(name: string, up: boolean): void {

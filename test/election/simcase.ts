@@ -19,7 +19,8 @@ export type Op =
   | { k: 'net'; drop: number; dup: number; maxDelay: number }
   | { k: 'lease'; holder: number }
   | { k: 'api'; i: number; up: boolean }
-  | { k: 'eligible'; i: number; ok: boolean }
+  /** `alone` (with ok): eligible only because no API server answers, its own included. */
+  | { k: 'eligible'; i: number; ok: boolean; alone?: boolean }
   | { k: 'shutdown'; i: number }
   | { k: 'campaign'; i: number };
 
@@ -64,7 +65,7 @@ function opArb(n: number, bootstrap: boolean): fc.Arbitrary<Op> {
     }),
     fc.record({ k: fc.constant('lease' as const), holder: fc.integer({ min: -1, max: n - 1 }) }),
     fc.record({ k: fc.constant('api' as const), i, up: fc.boolean() }),
-    fc.record({ k: fc.constant('eligible' as const), i, ok: fc.boolean() }),
+    fc.record({ k: fc.constant('eligible' as const), i, ok: fc.boolean(), alone: fc.boolean() }),
     fc.record({ k: fc.constant('shutdown' as const), i }),
     fc.record({ k: fc.constant('campaign' as const), i }),
   ];
@@ -195,7 +196,7 @@ export function runCase(c: SimCase, debug?: { log: string[]; sim?: Sim }): RunSt
         sim.setApi(nameOf(op.i), op.up);
         break;
       case 'eligible':
-        sim.setEligible(nameOf(op.i), op.ok);
+        sim.setEligible(nameOf(op.i), op.ok, op.ok && op.alone !== true);
         break;
       case 'shutdown':
         sim.shutdown(nameOf(op.i));

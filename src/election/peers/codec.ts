@@ -154,7 +154,9 @@ function encodePayload(body: Body): Buffer {
       p[1] = REJECT_REASONS.indexOf(body.reason);
       Buffer.from(body.reqEpoch, 'hex').copy(p, 2);
       p.writeDoubleBE(body.round, 10);
-      if (body.type === 'heartbeat-resp') p[18] = body.eligible ? 1 : 0;
+      // 1 keeps its meaning from before apiHealthy existed (a good successor); 2 (eligible only)
+      // reads as "not eligible" to an older leader, which is the cautious side during an upgrade.
+      if (body.type === 'heartbeat-resp') p[18] = !body.eligible ? 0 : body.apiHealthy ? 1 : 2;
       break;
   }
   return p;
@@ -282,8 +284,8 @@ function decodePayload(type: BodyType, p: Buffer, peers: readonly string[]): Bod
     case 'heartbeat-resp': {
       const gr = reasonAt(p);
       const r = round(p, 10);
-      if (gr === null || r === null || (p[18] !== 0 && p[18] !== 1)) return null;
-      return { type, ...gr, reqEpoch: p.subarray(2, 10).toString('hex'), round: r, eligible: p[18] === 1 };
+      if (gr === null || r === null || (p[18] !== 0 && p[18] !== 1 && p[18] !== 2)) return null;
+      return { type, ...gr, reqEpoch: p.subarray(2, 10).toString('hex'), round: r, eligible: p[18] !== 0, apiHealthy: p[18] === 1 };
     }
   }
 }

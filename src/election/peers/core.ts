@@ -51,12 +51,15 @@ export type Role =
       since: number;
       /** Newest acknowledged round per peer in this term (self: its last heartbeat). */
       acks: Readonly<Record<string, number>>;
-      /** Whether each peer said, in its newest acknowledgement, that it may hold (a transfer target). */
-      eligible: Readonly<Record<string, boolean>>;
+      /** What each peer said in its newest acknowledgement: may it take over, and does its own API server answer. */
+      successors: Readonly<Record<string, Successor>>;
       until: number;
       nextHeartbeatAt: number;
     }
   | { kind: 'stopped' };
+
+/** A follower as a transfer target: its API server answers, it is eligible only because none does, or not at all. */
+export type Successor = 'api' | 'eligible' | 'no';
 
 export type StepDownReason = 'quorum-lost' | 'higher-term' | 'unhealthy' | 'shutdown' | 'bootstrap-rival';
 
@@ -92,7 +95,10 @@ export interface PeerState {
   released: Readonly<Record<string, { epoch: Epoch; round: number }>>;
   bootstrap: 'active' | 'ended' | 'off';
   lease: LeaseObservation;
+  /** The health gate: may this node hold (its API server answers, or no other one does). */
   eligible: boolean;
+  /** Its own API server answers: what makes it a transfer target (a node eligible only because no API server answers is not). */
+  apiHealthy: boolean;
   shutdown: boolean;
   pendingRelease: { at: number; round: number; transferTo: string | null } | null;
   /** Extra wait before the next campaign (redrawn after each attempt). */
@@ -110,7 +116,8 @@ export type Input =
   | { type: 'tick'; now: number }
   | { type: 'message'; now: number; msg: PeerMessage }
   | { type: 'lease'; now: number; lease: LeaseObservation }
-  | { type: 'eligible'; now: number; eligible: boolean }
+  /** The health gate changed; `apiHealthy` (default: `eligible`) is the local API server alone. */
+  | { type: 'eligible'; now: number; eligible: boolean; apiHealthy?: boolean }
   /** Start a pre-vote now if the rules allow one (etcd's MsgHup): for tests and operators. */
   | { type: 'campaign'; now: number }
   /** SIGTERM: step down, release after L, then stop. */
@@ -151,6 +158,7 @@ export function initPeer(cfg: PeerConfig, now: number, epoch: Epoch, seed: numbe
     bootstrap: cfg.bootstrap ? 'active' : 'off',
     lease: NO_LEASE,
     eligible: true,
+    apiHealthy: true,
     shutdown: false,
     pendingRelease: null,
     jitter: 0,
@@ -281,10 +289,9 @@ export function step(prev: PeerState, input: Input): StepResult {
       break;
     case 'eligible':
       s.eligible = input.eligible;
-      if (!input.eligible) {
-        if (s.role.kind === 'leader') stepDown(s, fx, 'unhealthy');
-        else if (s.role.kind !== 'follower') abandon(s, fx);
-      }
+      s.apiHealthy = input.apiHealthy ?? input.eligible;
+      if (s.role.kind === 'leader') handOverIfUnhealthy(s, fx);
+      else if (!input.eligible && s.role.kind !== 'follower') abandon(s, fx);
       break;
     case 'campaign':
       if (s.role.kind === 'follower' && s.eligible && !s.shutdown && s.pendingRelease === null && s.now >= blockedUntil(s)) startPrevote(s, fx);
@@ -399,7 +406,7 @@ function becomeLeader(s: PeerState, fx: Effect[]): void {
   if (r.kind !== 'candidate') return;
   s.leader = s.cfg.self;
   if (s.promise !== null && s.promise.to === s.cfg.self) s.promise = { ...s.promise, releasable: false };
-  s.role = { kind: 'leader', since: s.now, acks: { ...r.granted }, eligible: {}, until: NEG, nextHeartbeatAt: s.now };
+  s.role = { kind: 'leader', since: s.now, acks: { ...r.granted }, successors: {}, until: NEG, nextHeartbeatAt: s.now };
   recomputeUntil(s);
   event(fx, { kind: 'won', term: s.term, until: (s.role as { until: number }).until });
 }
@@ -426,24 +433,38 @@ function maybeEndBootstrap(s: PeerState, fx: Effect[]): void {
 
 /**
  * Leader transfer (Raft's TimeoutNow, by another road): a leader that steps down while it still
- * reaches its peers (SIGTERM, its API server unhealthy) names in its release the follower that
- * acknowledged its newest round and said it may hold. That follower campaigns the moment the
- * release frees its promise; the others wait E/2 first, so they do not split the vote.
+ * reaches its peers (SIGTERM, its API server unhealthy) names in its release a follower that
+ * acknowledged one of its newest rounds and said it may hold, preferring one whose own API server
+ * answers (for `unhealthy`, only such a one). That follower campaigns the moment the release frees
+ * its promise; the others wait E/2 first, so they do not split the vote.
  * Safety is untouched: the target still needs a majority of promises, which the release frees
  * only L after the old leader stopped answering.
  */
 function transferTarget(s: PeerState, reason: StepDownReason): string | null {
   const r = s.role;
   if (r.kind !== 'leader' || (reason !== 'shutdown' && reason !== 'unhealthy')) return null;
+  const rank = (p: string): number => (r.successors[p] === 'api' ? 2 : r.successors[p] === 'eligible' && reason === 'shutdown' ? 1 : 0);
   let best: string | null = null;
   for (const p of s.cfg.peers) {
-    if (p === s.cfg.self || r.eligible[p] !== true) continue;
+    if (p === s.cfg.self || rank(p) === 0) continue;
     const ack = r.acks[p] ?? NEG;
     // Fresh: it acknowledged one of the last two rounds, so it is up and reachable now.
     if (ack < r.nextHeartbeatAt - 2 * s.cfg.heartbeatMs) continue;
-    if (best === null || ack > (r.acks[best] ?? NEG)) best = p;
+    if (best === null || rank(p) > rank(best) || (rank(p) === rank(best) && ack > (r.acks[best] ?? NEG))) best = p;
   }
   return best;
+}
+
+/**
+ * A leader the health gate closed on hands the VIP over, but only to a follower that says its own
+ * API server answers, and stays until one does. Stepping down to nobody (or to a node eligible only
+ * because it saw no API server either) is what made the VIP go A→B→A when every API server went
+ * away one after another: each holder left on a probe that another answered, just before that one
+ * failed too. Called on the gate's change and on every acknowledgement (a follower recovering).
+ */
+function handOverIfUnhealthy(s: PeerState, fx: Effect[]): void {
+  if (s.role.kind !== 'leader' || s.eligible) return;
+  if (transferTarget(s, 'unhealthy') !== null) stepDown(s, fx, 'unhealthy');
 }
 
 /** A leader stops: standby at once, release after the linger, never count old rounds again. */
@@ -595,7 +616,7 @@ function onVote(s: PeerState, fx: Effect[], m: PeerMessage, round: number): void
 
 function onHeartbeat(s: PeerState, fx: Effect[], m: PeerMessage, round: number, bootstrap: boolean): void {
   const reject = (reason: RejectReason) =>
-    send(s, fx, m.from, s.term, { type: 'heartbeat-resp', granted: false, reason, reqEpoch: m.epoch, round, eligible: mayHold(s) });
+    send(s, fx, m.from, s.term, { type: 'heartbeat-resp', granted: false, reason, reqEpoch: m.epoch, round, ...successorReport(s) });
   if (m.term < s.term) return reject('stale-term');
   if (releasedRound(s, m.from, m.epoch, round)) return reject('released');
   const why = refusal(s, m.from, false);
@@ -608,12 +629,13 @@ function onHeartbeat(s: PeerState, fx: Effect[], m: PeerMessage, round: number, 
   s.lastLeaderContact = s.now;
   s.stickyBootstrap = bootstrap;
   promise(s, m.from, m.epoch, round);
-  send(s, fx, m.from, s.term, { type: 'heartbeat-resp', granted: true, reason: 'none', reqEpoch: m.epoch, round, eligible: mayHold(s) });
+  send(s, fx, m.from, s.term, { type: 'heartbeat-resp', granted: true, reason: 'none', reqEpoch: m.epoch, round, ...successorReport(s) });
 }
 
-/** Whether this node could take over now: eligible and not on its way out. */
-function mayHold(s: PeerState): boolean {
-  return s.eligible && !s.shutdown;
+/** What this node tells a leader about itself as a successor (not while it is on its way out). */
+function successorReport(s: PeerState): { eligible: boolean; apiHealthy: boolean } {
+  const eligible = s.eligible && !s.shutdown;
+  return { eligible, apiHealthy: eligible && s.apiHealthy };
 }
 
 function onRelease(s: PeerState, _fx: Effect[], m: PeerMessage, round: number, transferTo: string | null): void {
@@ -690,9 +712,11 @@ function onHeartbeatResp(s: PeerState, fx: Effect[], m: PeerMessage, b: Extract<
   if (!(b.round >= r.since && b.round <= s.now)) return;
   const prev = r.acks[m.from] ?? NEG;
   if (b.round <= prev) return;
-  s.role = { ...r, acks: { ...r.acks, [m.from]: b.round }, eligible: { ...r.eligible, [m.from]: b.eligible } };
+  const successor: Successor = b.apiHealthy ? 'api' : b.eligible ? 'eligible' : 'no';
+  s.role = { ...r, acks: { ...r.acks, [m.from]: b.round }, successors: { ...r.successors, [m.from]: successor } };
   recomputeUntil(s);
   maybeEndBootstrap(s, fx);
+  handOverIfUnhealthy(s, fx);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -37,8 +37,10 @@ export interface PeerElectorOptions {
   addresses: Readonly<Record<string, PeerAddress>>;
   key: Buffer;
   log: Logger;
-  /** Eligibility (control-plane mode: the local API server's health). */
+  /** Eligibility (control-plane mode: the local API server answers, or no other one does). */
   gate?: HealthGate;
+  /** The local API server alone (what makes this node a transfer target); default: `gate`. */
+  apiGate?: HealthGate;
   clock?: Clock;
   wallClock?: () => number;
 }
@@ -108,8 +110,14 @@ export class PeerElector implements Elector {
       });
     });
     this.o.log.info({ listen: `${self.host}:${self.port}`, peers: this.o.cfg.peers, bootstrap: this.o.cfg.bootstrap }, 'peer voting started');
-    const unsubscribe = this.o.gate?.onChange((healthy) => this.feed({ type: 'eligible', now: this.clock.now(), eligible: healthy }));
-    if (this.o.gate) this.feed({ type: 'eligible', now: this.clock.now(), eligible: this.o.gate.healthy() });
+    const gate = this.o.gate;
+    const apiGate = this.o.apiGate ?? gate;
+    const feedHealth = () => {
+      if (gate) this.feed({ type: 'eligible', now: this.clock.now(), eligible: gate.healthy(), apiHealthy: apiGate!.healthy() });
+    };
+    const offGate = gate?.onChange(feedHealth);
+    const offApi = apiGate !== gate ? apiGate?.onChange(feedHealth) : undefined;
+    feedHealth();
     this.feed({ type: 'tick', now: this.clock.now() });
 
     await untilAborted(signal);
@@ -121,7 +129,8 @@ export class PeerElector implements Elector {
     const limit = setTimeout(() => this.stopped?.(), this.state.d.releaseDelayMs + 2 * this.o.cfg.electionTimeoutMs);
     await done;
     clearTimeout(limit);
-    unsubscribe?.();
+    offGate?.();
+    offApi?.();
     if (this.timer) clearTimeout(this.timer);
     // The release went to the socket in the same step that stopped the core, but dgram sends
     // complete asynchronously (address lookup, then the write): closing now would drop it, and the

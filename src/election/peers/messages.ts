@@ -34,8 +34,12 @@ export type Body =
   | { type: 'vote-resp'; granted: boolean; reason: RejectReason; reqEpoch: Epoch; round: number }
   /** The leader's renewal: "keep promising me". `bootstrap`: it holds by the bootstrap rule (no majority yet). */
   | { type: 'heartbeat'; round: number; bootstrap: boolean }
-  /** `eligible`: the responder may hold the VIP itself (its API server answers): a leader transfer may pick it. */
-  | { type: 'heartbeat-resp'; granted: boolean; reason: RejectReason; reqEpoch: Epoch; round: number; eligible: boolean }
+  /**
+   * `eligible`: the responder may hold the VIP itself (its health gate is open), so a leader transfer may
+   * pick it; `apiHealthy`: its own API server answers too (eligible because no API server answers is
+   * not enough for a leader that leaves because of its health). apiHealthy implies eligible.
+   */
+  | { type: 'heartbeat-resp'; granted: boolean; reason: RejectReason; reqEpoch: Epoch; round: number; eligible: boolean; apiHealthy: boolean }
   /**
    * "I no longer use promises made to me for rounds <= round (this epoch); I stopped holding at least L ago."
    * `transferTo`: the eligible follower the leader hands over to (Raft's leader transfer): it
