@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 
 export const SYSTEMS = ['vipd', 'vipd-lease-only', 'keepalived-default', 'keepalived-fast', 'kube-vip'] as const;
 export type SystemName = (typeof SYSTEMS)[number];
-export const SCENARIOS = ['crash', 'node-down', 'graceful', 'api-down', 'partition'] as const;
+export const SCENARIOS = ['crash', 'node-down', 'graceful', 'api-down', 'partition', 'cold-start'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 /** Lease timings of the vipd rows: the lab's 3/2/0.5 s, vipd's (and client-go's) 15/10/2 s defaults, or both row sets. */
 export const TIMINGS = ['lab', 'default', 'both'] as const;

@@ -10,6 +10,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LabHost } from '../../lab/netns.js';
 import { analyzeRun, stableHolder, takeoverSettled } from './analysis.js';
+import { holderTimeline } from './holder-changes.js';
 import type { Scenario } from './args.js';
 import { wallNow, type BenchLab } from './benchlab.js';
 import type { RunDetail } from './rows.js';
@@ -54,12 +55,12 @@ export async function runOnce(bl: BenchLab, sys: BenchSystem, scenario: Scenario
   const h = bl.lab.host(holderName);
   const others = bl.nodes.filter((n) => n !== h);
   const preMs = o.preMs ?? 1000;
-  const from = wallNow();
+  let from = wallNow();
   const exitsBefore = sys.unexpectedExits();
   await sleep(preMs);
 
   // --- the event
-  const eventAt = wallNow();
+  let eventAt = wallNow();
   let pending: Promise<unknown> = Promise.resolve();
   switch (scenario) {
     case 'crash':
@@ -79,19 +80,33 @@ export async function runOnce(bl: BenchLab, sys: BenchSystem, scenario: Scenario
     case 'partition':
       await bl.lab.partition([[h], [...others, bl.lab.host('etcd')]]);
       break;
+    case 'cold-start':
+      // Every agent stopped (each removes what it held), then all started in the same moment, as
+      // after a power cut of the whole control plane: the clock runs from the starts.
+      await sys.stopAll();
+      await sleep(500);
+      eventAt = wallNow();
+      from = eventAt;
+      pending = Promise.all(bl.nodes.map((n) => sys.start(n)));
+      break;
   }
 
   // --- observe
   const settleMs = o.settleMs ?? 1500;
   const giveUp = eventAt + o.observeTimeoutMs;
-  while (wallNow() < giveUp && !takeoverSettled(bl.tcp, eventAt, h.name, wallNow(), settleMs)) await sleep(100);
+  // A cold start is over when some node, whichever, served for a while; then 3 s more, so a hand-on
+  // after the first holder (a hold, step-down, re-win) is seen.
+  const formerHolder = scenario === 'cold-start' ? '(none)' : h.name;
+  while (wallNow() < giveUp && !takeoverSettled(bl.tcp, eventAt, formerHolder, wallNow(), settleMs)) await sleep(100);
+  if (scenario === 'cold-start') await sleep(3000);
   if (scenario === 'partition') {
     await bl.lab.heal();
     await sleep(o.postHealMs ?? 3000);
   }
   const to = wallNow();
   await bl.caughtUp(to + 50);
-  const result = analyzeRun({ vip: bl.vip, eventAt, oldHolder: h.name, from, to, tcp: bl.tcp, arp: bl.arp, claims: await bl.claims() });
+  const result = analyzeRun({ vip: bl.vip, eventAt, oldHolder: formerHolder, from, to, tcp: bl.tcp, arp: bl.arp, claims: await bl.claims() });
+  const holderChanges = scenario === 'cold-start' ? holderTimeline(bl.arp.filter((r) => r.sentAt >= eventAt && r.sentAt <= to), bl.macToNode).changes.length : undefined;
 
   // --- restore
   const r0 = performance.now();
@@ -108,7 +123,8 @@ export async function runOnce(bl: BenchLab, sys: BenchSystem, scenario: Scenario
     ...base,
     oldHolder: h.name,
     newHolder: result.newHolder,
-    outageMs: result.outageMs,
+    // From the starts nobody serves until the first holder does: that is the cold start's outage.
+    outageMs: scenario === 'cold-start' ? result.takeoverMs : result.outageMs,
     takeoverMs: result.takeoverMs,
     attempts: result.attempts,
     failed: result.failed,
@@ -116,6 +132,7 @@ export async function runOnce(bl: BenchLab, sys: BenchSystem, scenario: Scenario
     arpBy,
     firstEvents: result.events.slice(0, 8).map((e) => ({ ...e, at: Math.round(e.at - eventAt) })),
     unexpectedExits: sys.unexpectedExits() - exitsBefore,
+    ...(holderChanges !== undefined ? { holderChanges } : {}),
     waitStableS,
     restoreS,
   };
@@ -151,6 +168,7 @@ async function restore(bl: BenchLab, sys: BenchSystem, scenario: Scenario, h: La
       return;
     }
     case 'partition':
+    case 'cold-start':
       return;
   }
 }

@@ -24,6 +24,8 @@ export interface RunDetail {
   firstEvents?: unknown[];
   /** Agents that exited by themselves during the run (restarted after 1 s). */
   unexpectedExits?: number;
+  /** cold-start: how often the answering node changed after the first answer (a hand-on). */
+  holderChanges?: number;
   /** Seconds spent waiting for a steady holder before the run, and restoring after it. */
   waitStableS?: number;
   restoreS?: number;
@@ -49,6 +51,9 @@ export interface FailoverRow {
   skipped_runs: number;
   /** Agents that exited by themselves during these runs (supervision restarted them after 1 s). */
   unexpected_exits: number;
+  /** cold-start only: runs in which the VIP changed hands after its first answer, and the changes in all. */
+  hand_on_runs?: number;
+  holder_changes?: number;
   config: string;
   note?: string;
 }
@@ -73,6 +78,9 @@ export function failoverRow(system: string, scenario: string, config: string, de
     no_takeover_runs: done.filter((d) => d.takeoverMs === null || d.takeoverMs === undefined).length,
     skipped_runs: details.length - done.length,
     unexpected_exits: details.reduce((acc, d) => acc + (d.unexpectedExits ?? 0), 0),
+    ...(scenario === 'cold-start'
+      ? { hand_on_runs: done.filter((d) => (d.holderChanges ?? 0) > 0).length, holder_changes: done.reduce((acc, d) => acc + (d.holderChanges ?? 0), 0) }
+      : {}),
     config,
     ...(note !== undefined ? { note } : {}),
   };

@@ -7,7 +7,7 @@ describe('benchmark arguments', () => {
     expect(parseFailoverArgs([], ['vipd', 'keepalived-default'])).toEqual({
       runs: 1,
       systems: ['vipd', 'keepalived-default'],
-      scenarios: ['crash', 'node-down', 'graceful', 'api-down', 'partition'],
+      scenarios: ['crash', 'node-down', 'graceful', 'api-down', 'partition', 'cold-start'],
       timings: 'lab',
       verbose: false,
     });

@@ -93,6 +93,13 @@ describe('failoverRow', () => {
     });
   });
 
+  it('cold-start rows count the runs with a hand-on and the holder changes', () => {
+    const cold = (n: number, holderChanges: number): RunDetail => ({ ...run(n, 2500, 2500), scenario: 'cold-start', holderChanges });
+    const row = failoverRow('vipd', 'cold-start', 'c', [cold(1, 0), cold(2, 2), cold(3, 0)]);
+    expect(row).toMatchObject({ runs: 3, p50_ms: 2500, hand_on_runs: 1, holder_changes: 2 });
+    expect(failoverRow('vipd', 'crash', 'c', [run(1, 30, 25)])).not.toHaveProperty('hand_on_runs');
+  });
+
   it('has the fields the issue asks for, and no note key without a note', () => {
     const row = failoverRow('vipd', 'graceful', 'Lease', [run(1, 30, 25)]);
     for (const k of ['system', 'scenario', 'runs', 'p50_ms', 'p95_ms', 'max_ms', 'two_holder_events']) expect(row).toHaveProperty(k);
