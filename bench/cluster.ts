@@ -4,7 +4,8 @@
  * For each scenario and run: the two-holder watch (ARP prober every 10 ms + capture) and the
  * kubectl-like client (a GET through the VIP every 50 ms); the run's value is the client's longest
  * outage. One JSON row per scenario on stdout:
- * {"system":"vipd-kubeadm","scenario","runs","p50_ms","max_ms","two_holder_events"}.
+ * {"system":"vipd-kubeadm","scenario","runs","p50_ms","max_ms","two_holder_events"}; the run goes to
+ * bench/results/cluster-<timestamp>.json with its chart (bench/lib/results.ts).
  * The node of a power-off is powered on again (containerd + kubelet from its disk) before the next run.
  */
 import { rename } from 'node:fs/promises';
@@ -28,6 +29,7 @@ import {
   type ClusterNode,
 } from '../lab/cluster.js';
 import { watchWire } from '../lab/wirewatch.js';
+import { emitRow, machine, writeResults } from './lib/results.js';
 
 type Scenario = 'vipd container kill' | 'manifest removal' | 'node power-off';
 
@@ -38,6 +40,8 @@ async function main(): Promise<number> {
     process.stderr.write('usage: npm run bench:cluster -- [--runs N]\n');
     return 2;
   }
+  const started = new Date().toISOString();
+  const mach = machine();
   const c = await up();
   const nodes = c.info.nodes;
   const kubectl = async (...args: string[]): Promise<string> => {
@@ -99,6 +103,7 @@ async function main(): Promise<number> {
     return { ms: summary.longestGapMs ?? NaN, events: events.length };
   };
 
+  const rows: object[] = [];
   try {
     for (const scenario of ['vipd container kill', 'manifest removal', 'node power-off'] as Scenario[]) {
       const ms: number[] = [];
@@ -111,11 +116,16 @@ async function main(): Promise<number> {
       }
       const sorted = [...ms].sort((a, b) => a - b);
       const p50 = sorted.length % 2 ? sorted[(sorted.length - 1) / 2]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
-      process.stdout.write(JSON.stringify({ system: 'vipd-kubeadm', scenario, runs, p50_ms: Math.round(p50), max_ms: Math.round(sorted.at(-1)!), two_holder_events: events }) + '\n');
+      const row = { system: 'vipd-kubeadm', scenario, runs, p50_ms: Math.round(p50), max_ms: Math.round(sorted.at(-1)!), two_holder_events: events };
+      rows.push(row);
+      emitRow(row);
     }
   } finally {
     await down();
   }
+  // Like the other benches: the run in bench/results/, with its chart beside it.
+  const file = await writeResults('cluster', { bench: 'cluster', command: ['npm run bench:cluster', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' '), started, machine: mach, args: { runs }, rows });
+  process.stderr.write(`[bench:cluster] results in ${file}\n`);
   return 0;
 }
 

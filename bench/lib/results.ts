@@ -7,6 +7,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { projectRoot } from '../../lab/agents.js';
+import { writeCharts } from './chart.js';
 
 export interface Machine {
   cpus: number;
@@ -52,12 +53,23 @@ export function progress(msg: string): void {
   process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 }
 
-/** Writes bench/results/<name>-<timestamp>.json (or into $VIPD_BENCH_RESULTS_DIR) and returns its path. */
+/**
+ * Writes bench/results/<name>-<timestamp>.json (or into $VIPD_BENCH_RESULTS_DIR) and its charts
+ * beside it (bench/lib/chart.ts: <name>-<timestamp>.svg for the failover and footprint benches);
+ * returns the JSON's path.
+ */
 export async function writeResults(name: string, body: object): Promise<string> {
   const dir = process.env.VIPD_BENCH_RESULTS_DIR || join(projectRoot(), 'bench', 'results');
   await mkdir(dir, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const file = join(dir, `${name}-${stamp}.json`);
   await writeFile(file, JSON.stringify(body, null, 2) + '\n');
+  // The numbers are on disk first: a chart that cannot be drawn costs the picture, never the run
+  // (`npm run bench:chart -- <file>` draws it again).
+  try {
+    for (const svg of await writeCharts(file, body)) progress(`chart: ${svg}`);
+  } catch (err) {
+    progress(`chart not written: ${err instanceof Error ? err.message : String(err)}`);
+  }
   return file;
 }
