@@ -191,6 +191,15 @@ function agentContainer(config: Config, env: EnvVar[], volumes: Volume[], opts: 
         { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] },
       ),
     },
+    resources: commented(
+      [
+        'A request, no limit. Without one the pod is BestEffort, and on cgroup v1 its CPU share is 2',
+        'against the API server\'s 256: under load the agent then wakes too late for its 50 ms',
+        'heartbeats and the VIP fails over for nothing (seen in the kubeadm lab: dozens of false',
+        'failovers in minutes). A limit would throttle it in 100 ms slices, which is worse.',
+      ],
+      { requests: { cpu: '100m', memory: '128Mi' } },
+    ),
     volumeMounts: volumes.map((v) => v.mount),
     ...probes(config),
   };
@@ -315,6 +324,8 @@ function frrSidecar(bgp: BgpConfig, opts: ManifestOptions): FrrSidecar {
             { add: ['NET_ADMIN', 'NET_RAW', 'NET_BIND_SERVICE', 'SYS_ADMIN', 'SETUID', 'SETGID', 'KILL', 'CHOWN'], drop: ['ALL'] },
           ),
         },
+        // A request for the same reason as vipd's: bfdd's 100 ms packets must not wait behind the control plane.
+        resources: { requests: { cpu: '50m', memory: '64Mi' } },
         volumeMounts: mounts,
       },
     ),
