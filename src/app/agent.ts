@@ -29,7 +29,7 @@ import { ApiClient } from '../k8s/client.js';
 import { NetlinkWatcher, Rtnl } from '../net/netlink.js';
 import { ListenError, startObserveServer, type ObserveServer } from '../observe/http.js';
 import type { Logger } from '../observe/log.js';
-import { registry } from '../observe/metrics.js';
+import { metrics, registry } from '../observe/metrics.js';
 import { startServices, type ServicesCoordinator } from '../services/coordinator.js';
 import { GrantMember, GrantVoter } from '../services/grant-net.js';
 import { monotonicClock, type Clock } from '../util/clock.js';
@@ -111,6 +111,7 @@ function buildElector(o: AgentOptions, client: ApiClient | undefined, key: Buffe
 
 export async function startAgent(config: Config, log: Logger, clock: Clock = monotonicClock): Promise<AgentHandle> {
   const o = agentOptions(config);
+  metrics.nodeInfo.set({ node: o.identity }, 1);
   // What can refuse a setting, before anything changes.
   const keyFile = o.peers?.keyFile ?? o.grantMember?.keyFile;
   const key = keyFile ? await readPeerKey(keyFile) : undefined;

@@ -15,6 +15,7 @@ import http from 'node:http';
 import { monotonicClock, type Clock } from '../util/clock.js';
 import { sleep } from '../util/signals.js';
 import { createLogger, type Logger } from '../observe/log.js';
+import { metrics } from '../observe/metrics.js';
 
 /** What the elector consults: may this node lead now, and tell me when that changes. */
 export interface HealthGate {
@@ -91,6 +92,7 @@ export class LivezProbe implements HealthGate {
     }
     this.clock = options.clock ?? monotonicClock;
     this.log = options.log ?? createLogger(undefined, { mod: 'livez' });
+    metrics.localApiHealthy.set(0); // unknown is unhealthy
   }
 
   healthy(): boolean {
@@ -124,6 +126,7 @@ export class LivezProbe implements HealthGate {
     const { next, flipped } = stepHealth(this.state, r.ok, this.o);
     this.state = next;
     if (!flipped) return;
+    metrics.localApiHealthy.set(next.healthy ? 1 : 0);
     const reason = r.ok
       ? `local API server ${this.o.url} answered (HTTP ${r.status})`
       : `local API server ${this.o.url} failed ${this.o.failureThreshold} probe(s): ${r.detail}`;

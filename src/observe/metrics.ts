@@ -11,6 +11,9 @@ export const registry = new Registry();
 collectDefaultMetrics({ register: registry, prefix: 'vipd_process_', eventLoopMonitoringPrecision: 100 });
 
 export const metrics = {
+  // node is this agent's vip_nodename: Prometheus labels a hostNetwork target by its node IP, and
+  // panels per node join this on (`* on (instance) group_left (node) vipd_node_info`).
+  nodeInfo: new Gauge({ name: 'vipd_node_info', help: '1, labelled with the node name this agent runs as (vip_nodename)', labelNames: ['node'], registers: [registry] }),
   holding: new Gauge({ name: 'vipd_vip_holding', help: '1 while this node holds the VIP', labelNames: ['vip'], registers: [registry] }),
   transitions: new Counter({ name: 'vipd_vip_transitions_total', help: 'Holder state changes', labelNames: ['vip', 'to', 'reason'], registers: [registry] }),
   takeoverSeconds: new Histogram({ name: 'vipd_takeover_seconds', help: 'From grant to first announcement sent', labelNames: ['vip'], buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers: [registry] }),
@@ -25,5 +28,6 @@ export const metrics = {
   bgpFrrUp: new Gauge({ name: 'vipd_bgp_frr_up', help: '1 while FRR answers on its vty sockets and holds vipd\'s configuration', registers: [registry] }),
   bgpSessionUp: new Gauge({ name: 'vipd_bgp_session_up', help: '1 while the BGP session to the peer is Established', labelNames: ['peer'], registers: [registry] }),
   bgpAnnouncing: new Gauge({ name: 'vipd_bgp_announcing', help: '1 while the VIP is on lo and at least one BGP session is Established (the router hears it)', labelNames: ['vip'], registers: [registry] }),
+  localApiHealthy: new Gauge({ name: 'vipd_local_api_healthy', help: "1 while this node's own API server passes the /livez health gate; 0 while the gate is closed and this node may not hold the VIP", registers: [registry] }),
   apiErrors: new Counter({ name: 'vipd_api_errors_total', help: 'Kubernetes API call failures', labelNames: ['op'], registers: [registry] }),
 };

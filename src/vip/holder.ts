@@ -124,6 +124,9 @@ export class Holder {
   /** Removes leftovers of an earlier run and prepares the kernel. Call once, before any verdict. */
   async start(): Promise<void> {
     await this.removeStale();
+    // Every node that may hold the VIP reports 0 from the start: were the series only on the
+    // holder, it would vanish with the holder, and "nobody holds this VIP" could not be seen.
+    metrics.holding.set({ vip: this.ip }, 0);
     this.deps.watcher.on('event', this.onNetlink);
     this.reconcileTimer = setInterval(() => this.reconcile(), this.opts.reconcileMs ?? 1000);
     this.reconcileTimer.unref();
@@ -325,6 +328,8 @@ export class Holder {
     this.enqueue(() => this.unbind());
     await this.queue;
     this.deps.announcer.close();
+    // A closed holder (a Service IP this node no longer claims) must not report a VIP held by nobody.
+    metrics.holding.remove({ vip: this.ip });
   }
 }
 
