@@ -1,7 +1,8 @@
 /*
  * Minimal AF_PACKET binding for vipd (Node-API, C). One SOCK_RAW socket per interface:
  * - receives only ARP and IPv6 ICMPv6 type 135/136 frames (classic BPF), never our own outgoing
- *   frames, never VLAN-tagged frames seen on a parent device;
+ *   frames, never VLAN-tagged frames seen on a parent device; setFilter replaces that program
+ *   with a narrower one built in JS (src/net/bpf.ts: only frames about the users' addresses);
  * - is non-blocking; readiness comes from uv_poll on the Node event loop and every frame is handed
  *   to the JS callback as a fresh Buffer, on the main thread;
  * - sends whole Ethernet frames as given (the caller builds them, byte for byte);
@@ -404,6 +405,33 @@ static napi_value js_membership(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* setFilter(handle, program: Buffer of struct sock_filter) -> undefined; throws on failure.
+ * The kernel swaps the program atomically: no frame is ever seen unfiltered. */
+static napi_value js_set_filter(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sock_t *s = argc >= 2 ? unwrap(env, argv[0]) : NULL;
+  if (!s) return NULL;
+  void *data = NULL;
+  size_t len = 0;
+  if (napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok || len == 0 || len % sizeof(struct sock_filter) != 0 ||
+      len / sizeof(struct sock_filter) > BPF_MAXINSNS) {
+    napi_throw_type_error(env, NULL, "afpacket.setFilter(handle, program): program must be 1 to 4096 struct sock_filter");
+    return NULL;
+  }
+  if (s->fd < 0) {
+    THROW_ERRNO(env, "setFilter", EBADF);
+    return NULL;
+  }
+  struct sock_fprog prog = {.len = (unsigned short)(len / sizeof(struct sock_filter)), .filter = (struct sock_filter *)data};
+  if (setsockopt(s->fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) < 0) {
+    THROW_ERRNO(env, "SO_ATTACH_FILTER", errno);
+    return NULL;
+  }
+  return NULL;
+}
+
 /* close(handle) -> undefined; idempotent */
 static napi_value js_close(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -420,6 +448,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL},
       {"send", NULL, js_send, NULL, NULL, NULL, napi_default, NULL},
       {"membership", NULL, js_membership, NULL, NULL, NULL, napi_default, NULL},
+      {"setFilter", NULL, js_set_filter, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;

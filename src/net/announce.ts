@@ -16,6 +16,9 @@
  *   are watched for conflicts but never answered.
  * - A conflict answer is one announcement (not a burst), at most once per conflictAnnounceMinMs,
  *   so two agents that both believe they hold cannot start a storm.
+ * - The kernel filter asks only for claims on the VIP, plus questions about it while holding with
+ *   responder `agent` (widened before the first announcement): a standby does not wake for the
+ *   VIP's clients' ARP requests, and nobody wakes for other addresses (net/bpf.ts).
  */
 import { EventEmitter } from 'node:events';
 import { monotonicClock, type Clock } from '../util/clock.js';
@@ -166,6 +169,17 @@ export class Announcer extends EventEmitter<AnnouncerEvents> {
     // Real NICs filter multicast in hardware: without this, NS for the VIP never reach us.
     if (this.group) sock.addMulticast(this.group);
     this.unsubscribe = sock.onFrame((frame) => this.onFrame(frame));
+    this.narrow();
+  }
+
+  /**
+   * The kernel filter (packet.ts, bpf.ts): claims on the VIP always (conflicts, the probe), and
+   * questions about it only while we hold and answer. So a standby never wakes for the ARP
+   * requests of the VIP's clients, and nobody wakes for other addresses' traffic.
+   */
+  private narrow(): void {
+    const answering = this.opts.answer && this.state.kind === 'holding';
+    this.sock.setInterest({ claims: [this.vip], questions: answering ? [this.vip] : [] });
   }
 
   static async open(opts: AnnouncerOptions): Promise<Announcer> {
@@ -192,13 +206,24 @@ export class Announcer extends EventEmitter<AnnouncerEvents> {
     if (this.closed) return;
     this.clearTimer();
     this.state = { kind: 'holding', mayAnswer, n: 0, timer: undefined };
+    // Questions reach us before the first announcement sends clients our way.
+    this.narrow();
     this.tick();
   }
 
   /** After this returns nothing more claiming the VIP is sent (no answers, no announcements). */
   stopHolding(): void {
+    const was = this.state.kind;
     this.clearTimer();
     this.state = { kind: 'idle' };
+    if (was === 'holding' && !this.closed) {
+      try {
+        this.narrow();
+      } catch (e) {
+        // A wider filter than needed stays attached: harmless, nothing is answered while idle.
+        this.log.warn({ vip: this.vip, iface: this.opts.ifname, err: (e as Error).message }, 'could not narrow the packet filter');
+      }
+    }
   }
 
   /** A fresh burst (link came back, address re-added); ignored unless holding. */

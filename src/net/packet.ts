@@ -7,12 +7,18 @@
  *   the same way, so two VIPs with the same solicited-node group do not undo each other.
  * - The socket only ever delivers ARP and ICMPv6 NS/NA frames received on the interface (a BPF
  *   filter in the kernel), never our own outgoing frames, never VLAN-tagged ones.
+ * - A user may narrow what it needs (`setInterest`: claims on and questions about its addresses);
+ *   the kernel program is then the union over the socket's users (src/net/bpf.ts), so frames
+ *   nobody needs never wake the process. A user that never called it (or passed null) gets every
+ *   ARP/ND frame, as before. A program too large for the kernel falls back to every frame: a
+ *   wider filter is always safe, the users' own checks still apply.
  * - Frame callbacks run on the event loop, one frame at a time, with a Buffer the callee may keep.
  * - `send` is synchronous: when it returns without throwing, the kernel has the frame.
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
+import { ALL_FRAMES, encodeProgram, programFor, type FrameInterest } from './bpf.js';
 import { macToBytes, macToString } from './frames.js';
 
 interface NativeHandle {
@@ -23,6 +29,7 @@ interface NativeAfPacket {
   open(ifname: string, netnsPath: string | null, onFrame: (frame: Buffer) => void): { handle: NativeHandle; ifindex: number; mac: Buffer };
   send(handle: NativeHandle, frame: Buffer): number;
   membership(handle: NativeHandle, mac: Buffer, add: boolean): void;
+  setFilter(handle: NativeHandle, program: Buffer): void;
   close(handle: NativeHandle): void;
 }
 
@@ -90,6 +97,11 @@ export interface PacketSocket {
   /** Accept frames to this Ethernet multicast group (needed on real NICs for NS to a solicited-node group). */
   addMulticast(mac: string): void;
   removeMulticast(mac: string): void;
+  /**
+   * Only frames about these addresses are needed by this user (null: every ARP/ND frame). Takes
+   * effect in the kernel before it returns; throws PacketSocketError if the kernel refuses.
+   */
+  setInterest(interest: FrameInterest | null): void;
   /** Releases this user's listeners and groups; the kernel socket closes with its last user. Idempotent. */
   close(): void;
 }
@@ -106,11 +118,34 @@ interface Shared {
   mac: string;
   users: Set<User>;
   groups: Map<string, number>;
+  /** The program attached now (null: the addon's open-time filter). */
+  program: Buffer | null;
 }
 
 interface User {
   listeners: Set<(frame: Buffer) => void>;
   groups: Map<string, number>;
+  interest: FrameInterest | null;
+}
+
+/** Attaches the union of the users' interests, if it differs from what is attached. */
+function applyFilter(s: Shared, ifname: string): void {
+  let program: Buffer;
+  if ([...s.users].some((u) => u.interest === null)) {
+    program = ALL_FRAMES;
+  } else {
+    const claims = [...s.users].flatMap((u) => u.interest!.claims);
+    const questions = [...s.users].flatMap((u) => u.interest!.questions);
+    const prog = programFor({ claims, questions });
+    program = prog ? encodeProgram(prog) : ALL_FRAMES;
+  }
+  if (s.program === null ? program === ALL_FRAMES : s.program.equals(program)) return;
+  try {
+    addon().setFilter(s.handle, program);
+  } catch (e) {
+    throw new PacketSocketError(`${ifname}: attach filter: ${(e as Error).message}`, ifname, errCode(e));
+  }
+  s.program = program;
 }
 
 const shared = new Map<string, Shared>();
@@ -154,13 +189,14 @@ export async function openPacketSocket(ifname: string, opts: OpenOptions = {}): 
     } catch (e) {
       throw new PacketSocketError(`${ifname}${opts.netns ? ` (netns ${opts.netns})` : ''}: ${(e as Error).message}`, ifname, errCode(e));
     }
-    s = { key, handle: opened.handle, index: opened.ifindex, mac: macToString(opened.mac), users: new Set(), groups: new Map() };
+    s = { key, handle: opened.handle, index: opened.ifindex, mac: macToString(opened.mac), users: new Set(), groups: new Map(), program: null };
     holder.s = s;
     shared.set(key, s);
   }
   const sh = s;
-  const user: User = { listeners: new Set(), groups: new Map() };
+  const user: User = { listeners: new Set(), groups: new Map(), interest: null };
   sh.users.add(user);
+  applyFilter(sh, ifname); // a new user sees every frame until it narrows
   let closed = false;
 
   const join = (mac: string, add: boolean): void => {
@@ -210,6 +246,11 @@ export async function openPacketSocket(ifname: string, opts: OpenOptions = {}): 
       else user.groups.set(norm, n - 1);
       join(norm, false);
     },
+    setInterest(interest: FrameInterest | null): void {
+      if (closed) return;
+      user.interest = interest === null ? null : { claims: [...interest.claims], questions: [...interest.questions] };
+      applyFilter(sh, ifname);
+    },
     close(): void {
       if (closed) return;
       closed = true;
@@ -222,6 +263,11 @@ export async function openPacketSocket(ifname: string, opts: OpenOptions = {}): 
       }
       for (const [g, n] of user.groups) for (let i = 0; i < n; i++) join(g, false);
       user.groups.clear();
+      try {
+        applyFilter(sh, ifname);
+      } catch {
+        // Narrowing after a user left: the wider program stays attached, which is always safe.
+      }
     },
   };
 }

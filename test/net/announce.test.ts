@@ -153,6 +153,31 @@ describe.skipIf(!isRoot)('announcer on a real wire (netns + bridge + tcpdump)', 
     DEFAULT_BURST.forEach((want, i) => expect(Math.abs(offsets[i]! - want)).toBeLessThan(80));
   });
 
+  it('the kernel filter: a standby wakes only for claims on its VIP, a holder also for questions about it', async () => {
+    const ann = await announcer('a', VIP4);
+    // A second user of a's kernel socket that needs nothing itself: it sees what the announcer asked for.
+    const { sock, got } = await rawSocket('a');
+    sock.setInterest({ claims: [], questions: [] });
+    const { sock: c } = await rawSocket('c');
+    const seen = async (): Promise<string[]> => {
+      got.length = 0;
+      c.send(arpRequest({ mac: wire.c.mac, senderIp: wire.c.ip4, target: VIP4 }));
+      c.send(arpRequest({ mac: wire.c.mac, senderIp: wire.c.ip4, target: '198.18.0.201' }));
+      c.send(garpRequest(wire.c.mac, '198.18.0.202'));
+      c.send(garpRequest(wire.c.mac, VIP4));
+      await sleep(100);
+      return got.flatMap((g) => (g.f.kind === 'arp' ? [`${g.f.spa}>${g.f.tpa}`] : [`${g.f.kind}`]));
+    };
+    const question = `${wire.c.ip4}>${VIP4}`;
+    const claim = `${VIP4}>${VIP4}`;
+    expect(await seen()).toEqual([claim]);
+    ann.startHolding(() => true);
+    expect(await seen()).toEqual([question, claim]);
+    ann.stopHolding();
+    expect(await seen()).toEqual([claim]);
+    closeAll();
+  });
+
   it('answers ARP requests only while holding and while mayAnswer() is true', async () => {
     const ann = await announcer('a', VIP4, { burst: [0], refreshMs: 60_000 });
     const { sock, got } = await rawSocket('c');

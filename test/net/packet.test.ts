@@ -67,6 +67,50 @@ describe.skipIf(process.getuid?.() !== 0)('AF_PACKET socket on a real wire', () 
     expect(() => a2.send(garpRequest(wire.a.mac, VIP4))).toThrow(/socket closed/);
   });
 
+  it('setInterest narrows the kernel filter to the union of its users; a user without one gets every frame', async () => {
+    const x = await sock('b');
+    const y = await sock('b');
+    const c = await sock('c');
+    const gotX: Buffer[] = [];
+    const gotY: Buffer[] = [];
+    x.onFrame((f) => gotX.push(f));
+    y.onFrame((f) => gotY.push(f));
+    const arpOnly = (fs: Buffer[]): string[] => fs.filter((f) => f.readUInt16BE(12) === 0x0806).map((f) => `${f.readUInt16BE(20)}:${[...f.subarray(38, 42)].join('.')}`);
+    const SVC = '198.18.0.200';
+    const sendAll = async (): Promise<void> => {
+      c.send(arpRequest({ mac: wire.c.mac, senderIp: wire.c.ip4, target: VIP4 })); // a question about VIP4
+      c.send(arpRequest({ mac: wire.c.mac, senderIp: wire.c.ip4, target: SVC })); // about another address
+      c.send(garpRequest(wire.c.mac, VIP4)); // a claim on VIP4 (TPA = VIP4 too)
+      await sleep(100);
+    };
+
+    x.setInterest({ claims: [VIP4], questions: [] });
+    await sendAll();
+    // y never narrowed: the kernel still passes everything, to both.
+    expect(arpOnly(gotY)).toEqual([`1:${VIP4}`, `1:${SVC}`, `1:${VIP4}`]);
+    expect(arpOnly(gotX)).toHaveLength(3);
+
+    y.setInterest({ claims: [], questions: [SVC] });
+    gotX.length = 0;
+    gotY.length = 0;
+    await sendAll();
+    // Union: the claim on VIP4 (x) and the question about SVC (y); the question about VIP4 never arrives.
+    expect(arpOnly(gotX)).toEqual([`1:${SVC}`, `1:${VIP4}`]);
+    expect(arpOnly(gotY)).toEqual(arpOnly(gotX));
+    expect(gotX.every((f) => f.readUInt16BE(12) === 0x0806)).toBe(true); // no background ND either
+
+    y.close();
+    gotX.length = 0;
+    await sendAll();
+    expect(arpOnly(gotX)).toEqual([`1:${VIP4}`]); // only x's claim left
+
+    x.setInterest(null);
+    gotX.length = 0;
+    await sendAll();
+    expect(arpOnly(gotX)).toHaveLength(3);
+    x.close();
+  });
+
   it('multicast membership is counted per group and released with the last user', async () => {
     const group = solicitedNodeMac(VIP6);
     const maddr = (): string => wire.exec(wire.b.ns, ['ip', 'maddr', 'show', 'dev', 'eth0']);
