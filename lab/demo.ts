@@ -2,8 +2,8 @@
  * `npm run lab`: the embedded demo. A 3-node control plane in network namespaces (each node with
  * its own kube-apiserver, one etcd), vipd on every node, a client that keeps connecting to the VIP.
  * It runs a short tour (who holds the VIP, kill -9 of the holder, the failover the client saw, a
- * graceful handover), then, on a terminal, takes commands until `quit`. Everything it made is
- * removed on exit, Ctrl-C included.
+ * graceful handover), prints a timeline of which node answered the client, then, on a terminal,
+ * takes commands until `quit`. Everything it made is removed on exit, Ctrl-C included.
  */
 import { createInterface } from 'node:readline/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -14,6 +14,7 @@ import { apiAssets } from './k8s-assets.js';
 import type { LabHost } from './netns.js';
 import { Prober } from './prober.js';
 import type { ProbeRecord } from './tcpprobe.js';
+import { renderTimeline, type TimelineMark } from './timeline.js';
 
 const TAG_PORT = 7000;
 
@@ -159,6 +160,7 @@ const HELP = `commands:
   apiup NODE           start it again
   partition NODE       cut NODE off from the other nodes (client still reaches all)
   heal                 remove the partition
+  timeline             which node answered the client, since it started, with your commands marked
   quit`;
 
 export async function runLabDemo(argv: string[]): Promise<number> {
@@ -190,12 +192,16 @@ export async function runLabDemo(argv: string[]): Promise<number> {
     const prober = await Prober.open({ ifname: 'eth0', vips: [cluster.vip], intervalMs: 1000, netns: cluster.lab.client.ns, srcIp4: cluster.lab.client.ipv4 });
     prober.start();
     const table = () => statusTable(cluster, client, prober);
+    // The tour's and the user's actions, marked on the timeline.
+    const marks: TimelineMark[] = [];
+    const timeline = () => renderTimeline(client.records, { nodes: cluster.lab.nodes.map((n) => n.name), marks, target: `${cluster.vip}:${TAG_PORT}` });
     await sleep(1500);
     say(`\nVIP ${cluster.vip} is held by ${holder}:\n${await table()}`);
 
     if (holder) {
       say(`\n▶ kill -9 of ${holder}'s vipd and kube-apiserver (a crashed node) …`);
       const t0 = Date.now();
+      marks.push({ at: t0, label: `kill -9 of ${holder}'s vipd and kube-apiserver` });
       await cluster.lab.killHost(cluster.lab.host(holder), 'SIGKILL');
       await cluster.cp.servers[cluster.lab.nodes.findIndex((n) => n.name === holder)]!.stop();
       const next = await waitForHolder(cluster, holder, 30_000);
@@ -209,12 +215,14 @@ export async function runLabDemo(argv: string[]): Promise<number> {
       await cluster.cp.servers[cluster.lab.nodes.findIndex((n) => n.name === holder)]!.start();
       cluster.lab.spawn(holder, [process.execPath, distEntry('lab/tagserver-cli.js'), '--name', holder, '--port', String(TAG_PORT)]);
       cluster.startAgent(cluster.lab.host(holder));
+      marks.push({ at: Date.now(), label: `${holder} started again` });
       await sleep(3000);
       say(await table());
 
       if (next) {
         say(`\n▶ SIGTERM to ${next}'s vipd (graceful: VIP removed, Lease released, taken over at once) …`);
         const t1 = Date.now();
+        marks.push({ at: t1, label: `SIGTERM to ${next}'s vipd` });
         await cluster.agents.get(next)!.stop();
         const third = await waitForHolder(cluster, next, 10_000);
         await sleep(800);
@@ -226,6 +234,7 @@ export async function runLabDemo(argv: string[]): Promise<number> {
     }
 
     await servicesTour(cluster, say);
+    say(`\n${timeline()}`);
 
     if (!interactive) {
       prober.close();
@@ -247,9 +256,11 @@ export async function runLabDemo(argv: string[]): Promise<number> {
       const server = (n: LabHost) => cluster.cp.servers[cluster.lab.nodes.indexOf(n)]!;
       try {
         const n = node();
+        if ((n && ['kill', 'stop', 'start', 'apidown', 'apiup', 'partition'].includes(cmd!)) || cmd === 'heal') marks.push({ at: Date.now(), label: line });
         if (cmd === 'quit' || cmd === 'exit') break;
         else if (!cmd || cmd === 'status') say(await table());
         else if (cmd === 'help') say(HELP);
+        else if (cmd === 'timeline') say(timeline());
         else if (!n && ['kill', 'stop', 'start', 'apidown', 'apiup', 'partition'].includes(cmd)) say(`unknown node ${arg ?? ''}; nodes: ${cluster.lab.nodes.map((x) => x.name).join(', ')}`);
         else if (cmd === 'kill' && n) {
           await cluster.lab.killHost(n, 'SIGKILL');
@@ -274,6 +285,7 @@ export async function runLabDemo(argv: string[]): Promise<number> {
     }
     rl.close();
     prober.close();
+    say(`\n${timeline()}`);
     return 0;
   } finally {
     say('removing the lab …');
