@@ -1,7 +1,9 @@
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { chartsFor, failoverPoints, FAILOVER_MEASURES, formatMs, logTicks, renderSvg, svgPath, textWidth, wrap, type ResultsBody } from '../../bench/lib/chart.js';
+import { writeResults } from '../../bench/lib/results.js';
 import { projectRoot } from '../../lab/agents.js';
 
 const takeover = FAILOVER_MEASURES.failover![0]!;
@@ -100,5 +102,21 @@ describe('bench charts (bench/lib/chart.ts)', () => {
     const svg = await renderSvg(chartsFor({ bench: 'failover', rows: [{ system: 'vipd', scenario: 'crash', runs: 1, takeover_p50_ms: 185, takeover_max_ms: 222 }] })[0]!.spec);
     expect(svg.startsWith('<svg')).toBe(true);
     expect(svg).toContain('185 ms (max 222 ms)');
+  });
+
+  it('writeResults puts the charts next to the results JSON', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'vipd-chart-'));
+    const before = process.env.VIPD_BENCH_RESULTS_DIR;
+    process.env.VIPD_BENCH_RESULTS_DIR = dir;
+    try {
+      const file = await writeResults('failover', { bench: 'failover', rows: [{ system: 'vipd', scenario: 'crash', runs: 1, p50_ms: 17, max_ms: 17, takeover_p50_ms: 185, takeover_max_ms: 185 }] });
+      const base = file.slice(dir.length + 1, -'.json'.length);
+      expect((await readdir(dir)).sort()).toEqual([`${base}-outage.svg`, `${base}.json`, `${base}.svg`]);
+      expect(await readFile(join(dir, `${base}.svg`), 'utf8')).toContain('185 ms');
+    } finally {
+      if (before === undefined) delete process.env.VIPD_BENCH_RESULTS_DIR;
+      else process.env.VIPD_BENCH_RESULTS_DIR = before;
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
