@@ -35,6 +35,8 @@ import type { ProbeSummary } from './tcpprobe.js';
 export const PREFIX = 'vipd-cl-';
 export const HUB_NS = `${PREFIX}hub`;
 export const CLIENT_NS = `${PREFIX}client`;
+/** The BGP router in front of the nodes (lab/cluster-bgp.ts), made only by the BGP scenario. */
+export const TOR_NS = `${PREFIX}tor`;
 export const VIP = '198.18.60.100';
 export const CLIENT_IP = '198.18.60.2';
 const PREFIX_LEN = 24;
@@ -82,6 +84,8 @@ export interface ClusterAssets {
   images: string[];
   vipdImage: string;
   vipdArchive: string;
+  /** The BGP sidecar's image (scripts/cluster-assets.sh build_frr_image), absent from older caches. */
+  frr?: { archive: string; image: string; vtyGid: number };
 }
 
 /** What up() made; down() undoes exactly this. */
@@ -129,6 +133,9 @@ export function clusterAssets(root: string = projectRoot()): ClusterAssets | { s
     images: readdirSync(images).filter((f) => f.endsWith('.tar')).sort().map((f) => join(images, f)),
     vipdImage: readFileSync(join(vipdDir, 'tag'), 'utf8').trim(),
     vipdArchive: join(vipdDir, 'vipd.tar'),
+    ...(existsSync(join(dir, 'frr', '.complete'))
+      ? { frr: { archive: join(dir, 'frr', 'frr.tar'), image: readFileSync(join(dir, 'frr', 'tag'), 'utf8').trim(), vtyGid: Number(readFileSync(join(dir, 'frr', 'vty-gid'), 'utf8').trim()) } }
+      : {}),
   };
 }
 
@@ -215,6 +222,19 @@ function loadState(): State | undefined {
 
 function saveState(s: State): void {
   writeFileSync(stateFile(), JSON.stringify(s, null, 2) + '\n');
+}
+
+/** For additions to a running cluster (lab/cluster-bgp.ts): recorded before they are made, as up() does. */
+export function recordNetns(ns: string): void {
+  const s = loadState();
+  if (!s) throw new ClusterError('no cluster is up');
+  if (!s.netns.includes(ns)) record(s, 'netns', ns);
+}
+
+export function recordPid(pid: number): void {
+  const s = loadState();
+  if (!s) throw new ClusterError('no cluster is up');
+  record(s, 'pids', pid);
 }
 
 /** Records before doing: a crash between the two leaves a name down() will try (and find gone). */
@@ -519,7 +539,7 @@ async function startContainerd(s: State, n: ClusterNode, assets: ClusterAssets, 
   record(s, 'pids', child.pid);
   // Answering, not only the socket file: after a power-off the old one is still there (no tmpfs /run).
   await waitFor(`containerd answering on ${n.name}`, 30_000, async () => (await nodeExec(n, [join(assets.bin, 'ctr'), 'version'], assets, { timeoutMs: 5000 })).code === 0);
-  for (const img of importImages ? [...assets.images, assets.vipdArchive] : []) {
+  for (const img of importImages ? [...assets.images, assets.vipdArchive, ...(assets.frr ? [assets.frr.archive] : [])] : []) {
     const r = await nodeExec(n, [join(assets.bin, 'ctr'), '-n', 'k8s.io', 'images', 'import', img], assets, { timeoutMs: 180_000 });
     if (r.code !== 0) {
       const r2 = await nodeExec(n, [join(assets.bin, 'ctr'), '-n', 'k8s.io', 'images', 'import', img], assets, { timeoutMs: 180_000 });
@@ -778,7 +798,7 @@ async function downLocked(log: (l: string) => void): Promise<string[]> {
       // gone
     }
   }
-  for (const ns of [CLIENT_NS, HUB_NS]) for (const p of await netnsPids(ns)) if (p !== process.pid) process.kill(p, 'SIGKILL');
+  for (const ns of [CLIENT_NS, HUB_NS, TOR_NS]) for (const p of await netnsPids(ns)) if (p !== process.pid) process.kill(p, 'SIGKILL');
   await sleep(200);
   for (const f of new Set([...s.mountNs, ...nodes.map(mountNsFile)])) {
     await run(['umount', f]);

@@ -10,7 +10,8 @@
 # The folder holds bin/ (kubelet kubeadm kube-controller-manager kube-scheduler kubectl containerd
 # containerd-shim-runc-v2 ctr crictl), images/*.tar (docker-archives: pause, etcd and the three
 # control-plane images, tagged exactly as `kubeadm config images list` names them) and
-# vipd/<source hash>/vipd.tar (vipd's image from the project's Dockerfile; its tag is in ./tag).
+# vipd/<source hash>/vipd.tar (vipd's image from the project's Dockerfile; its tag is in ./tag) and
+# frr/frr.tar (the BGP sidecar's image, from Debian's frr package; see build_frr_image).
 #
 # Environment: DEBIAN_MIRROR (for debootstrap, default http://deb.debian.org/debian), VIPD_CLUSTER_CACHE (default .cache/cluster), K8S_ASSETS_JOBS (go build -p, default 2),
 # CLUSTER_ASSETS_NO_BUILD=1 (fail instead of building).
@@ -49,7 +50,8 @@ main() {
   VIPD_DEST="$DEST/vipd/$SRC_HASH"
   VIPD_TAG="localhost/vipd:0.1.0-$SRC_HASH"
 
-  if [[ -f "$DEST/$STAMP" && -f "$VIPD_DEST/$STAMP" ]]; then
+  FRR_DEST="$DEST/frr"
+  if [[ -f "$DEST/$STAMP" && -f "$VIPD_DEST/$STAMP" && -f "$FRR_DEST/$STAMP" ]]; then
     log "cached: $(basename "$DEST"), vipd image $SRC_HASH"
     result
     exit 0
@@ -62,7 +64,7 @@ main() {
   exec 9>"$CACHE/.lock"
   if ! flock -n 9; then log "another build holds $CACHE/.lock; waiting"; flock 9; fi
   # Holding the lock, nothing else builds: any scratch folder left is from a killed run.
-  rm -rf "$CACHE"/.build-* "$CACHE"/.vipd-* "$CACHE"/.base-*
+  rm -rf "$CACHE"/.build-* "$CACHE"/.vipd-* "$CACHE"/.base-* "$CACHE"/.frr-*
 
   t_all=$SECONDS
   packages
@@ -79,6 +81,7 @@ main() {
   for p in /var/lib/containers /etc/cni; do [[ -e $p ]] || stray+=("$p"); done
   [[ -f "$DEST/$STAMP" ]] || build_tools_and_images
   [[ -f "$VIPD_DEST/$STAMP" ]] || build_vipd_image
+  [[ -f "$FRR_DEST/$STAMP" ]] || build_frr_image
   # Older vipd images are dead weight (each is ~270 MB in the store and the archive).
   for d in "$DEST"/vipd/*/; do [[ "${d%/}" == "$VIPD_DEST" ]] || rm -rf "$d"; done
   "${B[@]}" rmi --prune >/dev/null 2>&1 || true
@@ -242,6 +245,50 @@ build_vipd_image() {
   # The tag alone, not the layers: the next build reuses cached bases.
   "${B[@]}" rmi "$VIPD_TAG" >/dev/null 2>&1 || true
   log "vipd image in $((SECONDS - t0))s"
+}
+
+# The BGP sidecar's image for the lab, tagged as the manifest's default (quay.io/frrouting/frr:8.4.4)
+# so `vipd manifest pod` runs unchanged: no registry here, and Debian 12 ships the same FRR release.
+# What the sidecar's script needs of FRR's own image is provided: /sbin/tini, and
+# /usr/lib/frr/docker-start (start the daemons in /etc/frr/daemons under watchfrr, stay in the
+# foreground). The image's frrvty gid goes to ./vty-gid: the lab passes it as --frr-vty-gid.
+build_frr_image() {
+  base_images
+  local t0=$SECONDS out ctx tag=quay.io/frrouting/frr:8.4.4
+  out="$(mktemp -d "$CACHE/.frr-XXXXXX")"
+  trap 'rm -rf "$out"' EXIT
+  ctx="$out/ctx"; mkdir -p "$ctx"
+  cat > "$ctx/docker-start" <<'EOS'
+#!/bin/bash
+set -e
+chown -R frr:frr /etc/frr || echo "docker-start: could not give /etc/frr to frr" >&2
+/usr/lib/frr/frrinit.sh start
+exec sleep infinity
+EOS
+  chmod 755 "$ctx/docker-start"
+  cat > "$ctx/Containerfile" <<'EOS'
+FROM localhost/vipd-cl-node:20-bookworm-slim
+RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends frr tini >/dev/null \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb && ln -s /usr/bin/tini /sbin/tini
+COPY docker-start /usr/lib/frr/docker-start
+CMD ["/sbin/tini", "--", "/usr/lib/frr/docker-start"]
+EOS
+  log "building $tag from Debian's frr"
+  # --network host: apt-get needs the Debian mirror.
+  "${B[@]}" bud --runtime runc --runtime-flag "root=$STORE/runc" --network host --pull=false "${UL[@]}" \
+    -t "$tag" "$ctx" > "$out/build.log" 2>&1 || { tail -30 "$out/build.log" >&2; die "FRR image build failed"; }
+  local ctr; ctr="$("${B[@]}" from --pull=false "$tag")"
+  "${B[@]}" run --runtime runc --runtime-flag "root=$STORE/runc" --network none "$ctr" -- getent group frrvty | cut -d: -f3 > "$out/vty-gid"
+  "${B[@]}" rm "$ctr" >/dev/null
+  [[ -s "$out/vty-gid" ]] || die "FRR image has no frrvty group"
+  "${B[@]}" push -q "$tag" "docker-archive:$out/frr.tar:$tag" >/dev/null
+  echo "$tag" > "$out/tag"
+  rm -rf "$ctx"
+  touch "$out/$STAMP"
+  rm -rf "$FRR_DEST"; mv -T "$out" "$FRR_DEST"
+  trap - EXIT
+  "${B[@]}" rmi "$tag" >/dev/null 2>&1 || true
+  log "FRR image in $((SECONDS - t0))s (frrvty gid $(cat "$FRR_DEST/vty-gid"))"
 }
 
 main "$@"; exit

@@ -193,6 +193,11 @@ data:
       await bc.frr.get('n2')!.stop();
       const a = bc.cluster.agents.get('n2')!;
       await until('vipd noticing', async () => a.logs.some((l) => l.msg === 'FRR stopped answering: nothing is announced'), 10_000);
+      // ...and tells the cluster: a Warning Event on its Node, where `kubectl describe node` shows it.
+      await until('a FrrUnreachable Event on node n2', async () => {
+        const list = (await req('GET', '/apis/events.k8s.io/v1/namespaces/default/events')) as { items: Array<{ type: string; reason: string; note?: string; regarding: { kind: string; name: string } }> };
+        return list.items.some((e) => e.type === 'Warning' && e.reason === 'FrrUnreachable' && e.regarding.kind === 'Node' && e.regarding.name === 'n2');
+      }, 15_000);
       await bc.startNodeFrr(n2);
       // vipd re-applies its configuration to the fresh FRR.
       await until('n2 a next hop again', async () => (await bc.nextHops(bc.vips[0]!)).includes(n2.ipv4), 30_000);

@@ -37,6 +37,7 @@ import {
 import type { ProbeSummary } from '../../lab/tcpprobe.js';
 import { watchWire } from '../../lab/wirewatch.js';
 import { describeWithCluster } from '../lab/with-cluster.js';
+import { addBgpPod, BGP_VIP, removeBgpPod, startTor } from '../../lab/cluster-bgp.js';
 
 const isRoot = process.getuid?.() === 0;
 // The image-tag upgrade and all-API-servers-stopped scenarios have not passed reliably yet (the
@@ -177,6 +178,32 @@ function suite(assets: ClusterAssets): void {
     await waitFor('vipd running again on the old holder', 120_000, async () => (await vipdContainer(h, assets)) !== undefined);
     await holder();
   }, 240_000);
+
+  // Issue 15 under real kubelets: the manifest's FRR sidecar, not a lab FRR next to a process.
+  it.runIf(assets.frr !== undefined)("BGP: vipd's BGP static pod and its FRR sidecar on every node, tor has one next hop per node, a removed manifest is withdrawn", async () => {
+    const tor = await startTor(c);
+    for (const n of nodes) await addBgpPod(c, n);
+    const prefix = `${BGP_VIP}/32`;
+    const upMs = await waitFor('tor: one next hop per node for the BGP address', 300_000, async () => (await tor.nextHops(prefix)).length === nodes.length, 500);
+    expect(await tor.nextHops(prefix)).toEqual(nodes.map((n) => n.ip).sort());
+    // The mirror pods: both containers of each ready (vipd's readiness and FRR's daemons).
+    const pods = JSON.parse(await kubectl('-n', 'kube-system', 'get', 'pods', '-o', 'json')) as { items: Array<{ metadata: { name: string }; status: { containerStatuses?: Array<{ name: string; ready: boolean }> } }> };
+    const bgpPods = pods.items.filter((p) => p.metadata.name.startsWith('vipd-bgp-'));
+    expect(bgpPods.map((p) => p.metadata.name).sort()).toEqual(nodes.map((n) => `vipd-bgp-${n.name}`).sort());
+    for (const p of bgpPods) expect((p.status.containerStatuses ?? []).map((x) => `${x.name}:${x.ready}`).sort(), p.metadata.name).toEqual(['frr:true', 'vipd:true']);
+    // Removing one node's manifest: the kubelet stops the pod, vipd drains, tor drops that next hop only.
+    const t0 = Date.now();
+    await removeBgpPod(nodes[0]!);
+    await waitFor(`${nodes[0]!.name} withdrawn`, 90_000, async () => {
+      const hops = await tor.nextHops(prefix);
+      return hops.length === nodes.length - 1 && !hops.includes(nodes[0]!.ip);
+    });
+    const withdrawMs = Date.now() - t0;
+    for (const n of nodes.slice(1)) await removeBgpPod(n);
+    await waitFor('every node withdrawn', 90_000, async () => (await tor.nextHops(prefix)).length === 0);
+    console.log(JSON.stringify({ system: 'vipd-kubeadm', scenario: 'bgp sidecar', announced_after_ms: upMs, withdrawn_after_manifest_removal_ms: withdrawMs }));
+    await holder();
+  }, 600_000);
 
   it.runIf(more)('changing the image tag node by node never leaves the VIP unanswered for more than one failover per node', async () => {
     const next = `${assets.vipdImage}-next`;
