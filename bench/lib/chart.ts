@@ -194,13 +194,15 @@ export function footprintChart(rows: readonly unknown[], source: string): TopLev
   }
   if (points.length === 0) return null;
   const systems = firstSeen(points.map((p) => p.system));
+  // A fifth more than the largest value: room for the largest bar's label inside the picture.
+  const top = (field: 'rss_mb' | 'cpu_pct'): number => Math.max(1, ...points.map((p) => p[field] ?? 0)) * 1.2;
   const panel = (field: 'rss_mb' | 'cpu_pct', axis: string, format: string) => ({
     width: 260,
     height: { step: 22 },
     transform: [{ filter: `datum.${field} != null` }],
     encoding: {
       y: { field: 'system', type: 'nominal' as const, sort: systems, title: null },
-      x: { field, type: 'quantitative' as const, title: axis },
+      x: { field, type: 'quantitative' as const, title: axis, scale: { domain: [0, top(field)], nice: false } },
     },
     layer: [
       { mark: { type: 'bar', height: 16 }, encoding: { color: { field: 'system', type: 'nominal' as const, sort: systems, legend: null } } },
