@@ -186,11 +186,17 @@ function suite(assets: ClusterAssets): void {
     const prefix = `${BGP_VIP}/32`;
     const upMs = await waitFor('tor: one next hop per node for the BGP address', 300_000, async () => (await tor.nextHops(prefix)).length === nodes.length, 500);
     expect(await tor.nextHops(prefix)).toEqual(nodes.map((n) => n.ip).sort());
-    // The mirror pods: both containers of each ready (vipd's readiness and FRR's daemons).
-    const pods = JSON.parse(await kubectl('-n', 'kube-system', 'get', 'pods', '-o', 'json')) as { items: Array<{ metadata: { name: string }; status: { containerStatuses?: Array<{ name: string; ready: boolean }> } }> };
-    const bgpPods = pods.items.filter((p) => p.metadata.name.startsWith('vipd-bgp-'));
-    expect(bgpPods.map((p) => p.metadata.name).sort()).toEqual(nodes.map((n) => `vipd-bgp-${n.name}`).sort());
-    for (const p of bgpPods) expect((p.status.containerStatuses ?? []).map((x) => `${x.name}:${x.ready}`).sort(), p.metadata.name).toEqual(['frr:true', 'vipd:true']);
+    // The mirror pods: both containers of each ready (vipd's readiness and FRR's daemons). The
+    // kubelet reports readiness a probe period or two after the routes are there.
+    const ready = async (): Promise<string[]> => {
+      const pods = JSON.parse(await kubectl('-n', 'kube-system', 'get', 'pods', '-o', 'json')) as { items: Array<{ metadata: { name: string }; status: { containerStatuses?: Array<{ name: string; ready: boolean }> } }> };
+      return pods.items
+        .filter((p) => p.metadata.name.startsWith('vipd-bgp-'))
+        .map((p) => `${p.metadata.name} ${(p.status.containerStatuses ?? []).map((x) => `${x.name}:${x.ready}`).sort().join(',')}`)
+        .sort();
+    };
+    const want = nodes.map((n) => `vipd-bgp-${n.name} frr:true,vipd:true`).sort();
+    await waitFor('every vipd-bgp mirror pod with both containers ready', 120_000, async () => JSON.stringify(await ready()) === JSON.stringify(want), 1000);
     // Removing one node's manifest: the kubelet stops the pod, vipd drains, tor drops that next hop only.
     const t0 = Date.now();
     await removeBgpPod(nodes[0]!);
