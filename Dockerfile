@@ -36,5 +36,6 @@ COPY --from=build /opt/vipd /opt/vipd
 ENV NODE_ENV=production \
     NODE_OPTIONS=--enable-source-maps
 USER root
-ENTRYPOINT ["node", "/opt/vipd/dist/src/cli.js"]
+# The agent's V8 flags (src/node-flags.ts says why; measured in bench/README.md, "Footprint").
+ENTRYPOINT ["node", "--max-semi-space-size=1", "/opt/vipd/dist/src/cli.js"]
 CMD ["run"]

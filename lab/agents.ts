@@ -5,6 +5,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { AGENT_NODE_FLAGS } from '../src/node-flags.js';
 import { projectRoot } from './k8s-assets.js';
 
 export { projectRoot };
@@ -15,6 +16,16 @@ export function distEntry(rel: string): string {
   const file = join(projectRoot(), 'dist', rel);
   if (!existsSync(file)) throw new Error(`${file} is missing: run npm run build first`);
   return file;
+}
+
+/**
+ * The V8 flags the lab's agents run with: the release's (src/node-flags.ts), unless
+ * VIPD_LAB_NODE_FLAGS is set (even empty), which replaces them, to measure another choice with
+ * the benchmarks (bench/README.md, "Footprint").
+ */
+export function agentNodeFlags(env: NodeJS.ProcessEnv = process.env): string[] {
+  const v = env.VIPD_LAB_NODE_FLAGS;
+  return v === undefined ? [...AGENT_NODE_FLAGS] : v.split(/\s+/).filter(Boolean);
 }
 
 export interface LogLine {
@@ -44,7 +55,7 @@ export interface AgentProcess {
 }
 
 export function startAgentProcess(lab: Lab, host: LabHost, env: Record<string, string>, args: readonly string[] = []): AgentProcess {
-  const child = lab.spawn(host, [process.execPath, distEntry('src/cli.js'), 'run', ...args], {
+  const child = lab.spawn(host, [process.execPath, ...agentNodeFlags(), distEntry('src/cli.js'), 'run', ...args], {
     env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', vip_nodename: host.name, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -1,6 +1,8 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=1
 /**
  * `vipd` command line. Exit codes: 0 clean stop, 1 runtime failure, 2 bad input (nothing touched).
+ * The shebang carries the agent's V8 flags (src/node-flags.ts says why; the image's ENTRYPOINT
+ * carries the same).
  */
 import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig } from './config/index.js';

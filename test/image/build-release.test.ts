@@ -185,7 +185,7 @@ describe('Dockerfile and .dockerignore', () => {
     expect(dockerfile).toMatch(/^ARG RUNTIME_BASE=node:\$\{NODE_VERSION\}-bookworm-slim$/m);
     expect(lines).toContain('RUN bash scripts/build-release.sh /opt/vipd');
     expect(lines).toContain('COPY --from=build /opt/vipd /opt/vipd');
-    expect(lines).toContain('ENTRYPOINT ["node", "/opt/vipd/dist/src/cli.js"]');
+    expect(lines).toContain('ENTRYPOINT ["node", "--max-semi-space-size=1", "/opt/vipd/dist/src/cli.js"]');
     expect(lines).toContain('CMD ["run"]');
   });
 
