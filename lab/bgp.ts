@@ -83,8 +83,13 @@ export async function routesTo(on: Lab | FrrInstance, a: HostRef, b?: string): P
   const lab = frr ? frr.lab : (on as Lab);
   const [host, prefix] = b === undefined ? [frr!.host, a as string] : [a, b];
   const r = await runOk(inNs(lab.host(host).ns, [tool('ip'), isV6(prefix) ? '-6' : '-4', '-j', 'route', 'show', prefix]));
+  return nextHopsOf(r.stdout);
+}
+
+/** The next hops of the first route in `ip -j route show PREFIX`'s output (none: no route). */
+export function nextHopsOf(ipJson: string): NextHop[] {
   type Hop = { gateway?: string; dev?: string };
-  const routes = JSON.parse(r.stdout.trim() || '[]') as Array<Hop & { nexthops?: Hop[] }>;
+  const routes = JSON.parse(ipJson.trim() || '[]') as Array<Hop & { nexthops?: Hop[] }>;
   const first = routes[0];
   if (!first) return [];
   const pick = (h: Hop): NextHop => ({ ...(h.gateway !== undefined ? { gateway: h.gateway } : {}), ...(h.dev !== undefined ? { dev: h.dev } : {}) });

@@ -12,15 +12,14 @@
  *
  * Everything is recorded in the cluster's state file before it is made, so `down()` removes it.
  */
-import { spawn } from 'node:child_process';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chown, mkdir, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { torFrrConfig } from './bgp.js';
+import { nextHopsOf, torFrrConfig } from './bgp.js';
 import { ClusterError, HUB_NS, nodePath, recordNetns, recordPid, stateRoot, TOR_NS, waitFor, type Cluster, type ClusterNode } from './cluster.js';
 import { run, runOk, tool } from './exec.js';
-import { FRR_DIR, VTYSH } from './frr.js';
+import { applyFrrConfig, frrDaemonArgv, VTYSH } from './frr.js';
 import { projectRoot } from './k8s-assets.js';
 
 export const BGP_VIP = '198.18.61.100';
@@ -52,11 +51,8 @@ export async function startTor(c: Cluster): Promise<Tor> {
   await mkdir(dir, { recursive: true, mode: 0o755 });
   const id = (flag: string): number => Number(execFileSync('id', [flag, 'frr'], { encoding: 'utf8' }).trim());
   await chown(dir, id('-u'), id('-g'));
-  for (const d of ['zebra', 'bgpd', 'bfdd']) {
-    const argv = [join(FRR_DIR, d), '-u', 'frr', '-g', 'frr', '-i', join(dir, `${d}.pid`), '--vty_socket', dir, '-z', join(dir, 'zserv.api'), '-f', '/dev/null', '-P', '0', '--log', `file:${join(dir, `${d}.log`)}`];
-    if (d === 'bgpd') argv.push('-p', '179');
-    if (d === 'bfdd') argv.push('--bfdctl', join(dir, 'bfdd.sock'));
-    const cmd = inTor(argv);
+  for (const d of ['zebra', 'bgpd', 'bfdd'] as const) {
+    const cmd = inTor(frrDaemonArgv(d, dir, `file:${join(dir, `${d}.log`)}`));
     const child = spawn(cmd[0]!, cmd.slice(1), { detached: true, stdio: 'ignore' });
     child.unref();
     if (child.pid === undefined) throw new ClusterError(`${d} did not start in ${TOR_NS}`);
@@ -69,18 +65,12 @@ export async function startTor(c: Cluster): Promise<Tor> {
     if (r.code !== 0) throw new ClusterError(`vtysh on tor (${commands.join('; ')}): ${(r.stdout + r.stderr).trim()}`);
     return r.stdout;
   };
-  const config = torFrrConfig({ asn: TOR_ASN, routerId: TOR_IP, neighbors: c.info.nodes.map((n) => ({ address: n.ip, asn: NODE_ASN })) });
-  const lines = config.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('!'));
-  const r = await run([VTYSH, '--vty_socket', dir, '-c', ['configure terminal', ...lines].join('\n')], { timeoutMs: 30_000 });
-  if (r.code !== 0) throw new ClusterError(`tor's FRR rejected its configuration: ${(r.stdout + r.stderr).trim()}`);
+  await applyFrrConfig(dir, torFrrConfig({ asn: TOR_ASN, routerId: TOR_IP, neighbors: c.info.nodes.map((n) => ({ address: n.ip, asn: NODE_ASN })) }), 'tor');
   return {
     vtysh,
     async nextHops(prefix) {
       const out = await runOk([tool('ip'), '-n', TOR_NS, '-4', '-j', 'route', 'show', prefix]);
-      const routes = JSON.parse(out.stdout.trim() || '[]') as Array<{ gateway?: string; nexthops?: Array<{ gateway?: string }> }>;
-      const first = routes[0];
-      if (!first) return [];
-      return (first.nexthops ?? [first]).map((h) => h.gateway ?? '').filter((g) => g !== '').sort();
+      return nextHopsOf(out.stdout).flatMap((h) => (h.gateway !== undefined ? [h.gateway] : [])).sort();
     },
   };
 }

@@ -64,6 +64,29 @@ export function frrMissing(): string | undefined {
   return undefined;
 }
 
+/**
+ * One FRR daemon of an instance whose every path is in `dir`, in the foreground, dropping to user
+ * frr, without vty TCP ports; bgpd listens on 179 (the router and the lab's nodes peer either way).
+ */
+export function frrDaemonArgv(d: FrrDaemonName, dir: string, log: string): string[] {
+  const a = [join(FRR_DIR, d), '-u', 'frr', '-g', 'frr', '-i', join(dir, `${d}.pid`), '--vty_socket', dir, '-z', join(dir, 'zserv.api'), '-f', '/dev/null', '-P', '0', '--log', log];
+  if (d === 'bgpd') a.push('-p', '179');
+  if (d === 'bfdd') a.push('--bfdctl', join(dir, 'bfdd.sock'));
+  return a;
+}
+
+/**
+ * Applies integrated-syntax configuration to the instance whose vty sockets are in `dir`.
+ * One `configure terminal` session (-c), not `vtysh -f`: -f marks the text as a startup
+ * configuration and bgpd then holds every session for ~4 s after it ("config-pending hold").
+ * vtysh climbs to the parent node on its own; it stops at the first rejected line.
+ */
+export async function applyFrrConfig(dir: string, config: string, who: string): Promise<void> {
+  const lines = config.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('!'));
+  const r = await run([VTYSH, '--vty_socket', dir, '-c', ['configure terminal', ...lines].join('\n')], { timeoutMs: 30_000 });
+  if (r.code !== 0) throw new Error(`FRR on ${who} rejected its configuration (exit ${r.signal ?? r.code}): ${(r.stdout + r.stderr).trim()}`);
+}
+
 export async function startFrr(lab: Lab, hostRef: HostRef, opts: FrrOptions = {}): Promise<FrrInstance> {
   const missing = frrMissing();
   if (missing) {
@@ -84,12 +107,7 @@ export async function startFrr(lab: Lab, hostRef: HostRef, opts: FrrOptions = {}
   const id = (flag: string): number => Number(execFileSync('id', [flag, 'frr'], { encoding: 'utf8' }).trim());
   await chown(dir, id('-u'), id('-g'));
 
-  const argv = (d: FrrDaemonName): string[] => {
-    const a = [join(FRR_DIR, d), '-u', 'frr', '-g', 'frr', '-i', join(dir, `${d}.pid`), '--vty_socket', dir, '-z', join(dir, 'zserv.api'), '-f', '/dev/null', '-P', '0', '--log', 'stdout'];
-    if (d === 'bgpd') a.push('-p', '179');
-    if (d === 'bfdd') a.push('--bfdctl', join(dir, 'bfdd.sock'));
-    return a;
-  };
+  const argv = (d: FrrDaemonName): string[] => frrDaemonArgv(d, dir, 'stdout');
   const children = new Map<FrrDaemonName, ChildProcess>();
   const output = (): string => [...children].map(([d, c]) => `--- ${d} (${host.name}) ---\n${lab.output(c).trimEnd()}`).join('\n');
   const exited = (c: ChildProcess): Promise<void> =>
@@ -109,14 +127,7 @@ export async function startFrr(lab: Lab, hostRef: HostRef, opts: FrrOptions = {}
     name,
     dir,
     vtyDir: dir,
-    async apply(config) {
-      // One `configure terminal` session (-c), not `vtysh -f`: -f marks the text as a startup
-      // configuration and bgpd then holds every session for ~4 s after it ("config-pending
-      // hold"). vtysh climbs to the parent node on its own; it stops at the first rejected line.
-      const lines = config.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('!'));
-      const r = await run([VTYSH, '--vty_socket', dir, '-c', ['configure terminal', ...lines].join('\n')], { timeoutMs: 30_000 });
-      if (r.code !== 0) throw new Error(`FRR on ${host.name} rejected its configuration (exit ${r.signal ?? r.code}): ${(r.stdout + r.stderr).trim()}`);
-    },
+    apply: (config) => applyFrrConfig(dir, config, host.name),
     vtysh,
     async json<T>(command: string): Promise<T> {
       const text = await vtysh(command);
