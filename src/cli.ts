@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig } from './config/index.js';
 import { SETTINGS, settingDef, type SettingKey } from './config/settings.js';
-import { createLogger } from './observe/log.js';
+import { createLogger, flushLogs } from './observe/log.js';
 
 const EXIT_BAD_INPUT = 2;
 
@@ -120,10 +120,12 @@ async function main(): Promise<number> {
 }
 
 main().then(
-  (code) => {
+  async (code) => {
     process.exitCode = code;
-    // Let pino flush; sockets and timers are closed by then.
-    setTimeout(() => process.exit(code), 50).unref();
+    // Sockets and timers are closed by then; the last log lines say why we stopped. A stderr that
+    // nobody reads gets one second, not the exit.
+    await flushLogs(1000);
+    process.exit(code);
   },
   (err: unknown) => {
     process.stderr.write(`vipd: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

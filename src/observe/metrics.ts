@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { droppedLogLines } from './log.js';
 
 /**
  * One registry for the process. Modules import the metric they update; the HTTP endpoint
@@ -29,5 +30,14 @@ export const metrics = {
   bgpSessionUp: new Gauge({ name: 'vipd_bgp_session_up', help: '1 while the BGP session to the peer is Established', labelNames: ['peer'], registers: [registry] }),
   bgpAnnouncing: new Gauge({ name: 'vipd_bgp_announcing', help: '1 while the VIP is on lo and at least one BGP session is Established (the router hears it)', labelNames: ['vip'], registers: [registry] }),
   localApiHealthy: new Gauge({ name: 'vipd_local_api_healthy', help: "1 while this node's own API server passes the /livez health gate; 0 while the gate is closed and this node may not hold the VIP", registers: [registry] }),
+  logLinesDropped: new Counter({
+    name: 'vipd_log_lines_dropped_total',
+    help: 'Log lines dropped because stderr was not being read (more than 1 MiB waiting)',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(droppedLogLines());
+    },
+  }),
   apiErrors: new Counter({ name: 'vipd_api_errors_total', help: 'Kubernetes API call failures', labelNames: ['op'], registers: [registry] }),
 };
