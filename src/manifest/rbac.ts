@@ -70,6 +70,13 @@ export function rbacDocuments(config: Pick<Config, 'leaseNamespace'>, generatedB
           commented('Node names, addresses and readiness, to spread service IPs over healthy nodes.', { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] }),
           commented(
             [
+              "Migration from MetalLB: read its IPAddressPool and L2Advertisement objects as address pools. Read only;",
+              "cluster-wide because MetalLB's namespace may not exist when vipd is installed (no rule fails then).",
+            ],
+            { apiGroups: ['metallb.io'], resources: ['ipaddresspools', 'l2advertisements'], verbs: ['get', 'list', 'watch'] },
+          ),
+          commented(
+            [
               'Events on Services and the Lease: who took or dropped a VIP, address conflicts. Events live in',
               'the namespace of the object they describe, hence cluster-wide; create/patch only (patch is how',
               "a repeated event's count is bumped), never read, update or delete.",

@@ -160,3 +160,20 @@ describe('docs/bgp.md', () => {
     expect(script).toContain('echo "vipd: group frrvty is gid ${gid:-(none)} in this image, but the pod gives vipd gid 102 to reach the vty sockets: generate the manifest with --frr-vty-gid=${gid:-N}" >&2');
   });
 });
+
+describe('docs/migration-from-metallb.md', () => {
+  const md = read('docs/migration-from-metallb.md');
+  const section = md.slice(md.indexOf('## Fields and annotations, theirs'), md.indexOf('## What behaves differently'));
+  const theirs = section.split('\n').filter((l) => l.startsWith('| `')).map((l) => /`([^`]+)`/.exec(l)![1]!);
+  const crds = read('manifests/metallb-crds.yaml');
+
+  it('has a row for each field of the CRD file and names the annotations the code reads', async () => {
+    const model = await import('../../src/services/logic/model.js');
+    for (const a of [model.ANNOTATION_METALLB_LB_IPS, model.ANNOTATION_METALLB_SHARED_IP, model.ANNOTATION_METALLB_POOL]) expect(theirs).toContain(a);
+    for (const row of theirs.filter((t) => t.includes('.spec.'))) {
+      const field = row.split('.').at(-1)!;
+      expect(crds, row).toMatch(new RegExp(`\\b${field}:`));
+    }
+    expect(theirs.filter((t) => t.includes('.spec.'))).toHaveLength(11);
+  });
+});

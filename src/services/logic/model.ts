@@ -14,6 +14,12 @@ import type { IpFamilyPolicy, ServiceClaim, ServicePort } from './ipam.js';
 
 export const ANNOTATION_LB_IPS = 'kube-vip.io/loadbalancerIPs';
 export const ANNOTATION_IGNORE = 'kube-vip.io/ignore';
+/** MetalLB's spelling of the requested addresses; read after kube-vip's, before spec.loadBalancerIP. */
+export const ANNOTATION_METALLB_LB_IPS = 'metallb.io/loadBalancerIPs';
+/** MetalLB's sharing key: Services with the same value may share an address. */
+export const ANNOTATION_METALLB_SHARED_IP = 'metallb.io/allow-shared-ip';
+/** MetalLB's pool request: allocate from this IPAddressPool only (also when its autoAssign is false). */
+export const ANNOTATION_METALLB_POOL = 'metallb.io/address-pool';
 export const CONDITION_TYPE = 'vipd.io/Allocated';
 export const ALLOCATED_PREFIX = 'allocated: ';
 export const DEFAULT_LB_CLASS = 'vipd.io/lb';
@@ -118,13 +124,30 @@ export function ports(svc: ServiceLike): ServicePort[] {
   return (svc.spec?.ports ?? []).filter((p) => typeof p.port === 'number').map((p) => ({ port: p.port as number, protocol: p.protocol ?? 'TCP' }));
 }
 
-/** Requested addresses: the kube-vip annotation wins over spec.loadBalancerIP (deprecated upstream). */
+/** Requested addresses: kube-vip's annotation, else MetalLB's, else spec.loadBalancerIP (deprecated upstream). */
 export function requested(svc: ServiceLike): { ips: string[]; source?: string } {
-  const ann = svc.metadata?.annotations?.[ANNOTATION_LB_IPS];
-  if (ann !== undefined && ann.trim() !== '') return { ips: ann.split(',').map((s) => s.trim()).filter((s) => s !== ''), source: `annotation ${ANNOTATION_LB_IPS}` };
+  for (const name of [ANNOTATION_LB_IPS, ANNOTATION_METALLB_LB_IPS]) {
+    const ann = svc.metadata?.annotations?.[name];
+    if (ann !== undefined && ann.trim() !== '') return { ips: ann.split(',').map((s) => s.trim()).filter((s) => s !== ''), source: `annotation ${name}` };
+  }
   const spec = svc.spec?.loadBalancerIP;
   if (spec) return { ips: [spec.trim()], source: 'spec.loadBalancerIP' };
   return { ips: [] };
+}
+
+function annotation(svc: ServiceLike, name: string): string | undefined {
+  const v = svc.metadata?.annotations?.[name]?.trim();
+  return v === undefined || v === '' ? undefined : v;
+}
+
+/** metallb.io/allow-shared-ip's sharing key, if set. */
+export function sharingKey(svc: ServiceLike): string | undefined {
+  return annotation(svc, ANNOTATION_METALLB_SHARED_IP);
+}
+
+/** metallb.io/address-pool's pool name, if set. */
+export function askedPool(svc: ServiceLike): string | undefined {
+  return annotation(svc, ANNOTATION_METALLB_POOL);
 }
 
 export function allocatedCondition(svc: ServiceLike): ConditionLike | undefined {

@@ -80,12 +80,12 @@ function splitList(value: string): string[] {
   return value.split(',').map((s) => s.trim()).filter((s) => s !== '');
 }
 
-interface EntryResult {
+export interface EntryResult {
   ranges: AddrRange[];
   problems: PoolProblem[];
 }
 
-function parseCidrEntry(key: string, entry: string, skipEnds: boolean): EntryResult {
+export function parseCidrEntry(key: string, entry: string, skipEnds: boolean): EntryResult {
   const bad = (message: string): EntryResult => ({ ranges: [], problems: [{ key, entry, severity: 'error', message }] });
   const slash = entry.indexOf('/');
   if (slash < 0 || slash !== entry.lastIndexOf('/')) return bad(`"${entry}" is not a CIDR; ${key} takes ${CIDR_ALLOWED}`);
@@ -115,7 +115,7 @@ function parseCidrEntry(key: string, entry: string, skipEnds: boolean): EntryRes
   return { ranges: [{ family: addr.family, first, last }], problems };
 }
 
-function parseRangeEntry(key: string, entry: string): EntryResult {
+export function parseRangeEntry(key: string, entry: string): EntryResult {
   const bad = (message: string): EntryResult => ({ ranges: [], problems: [{ key, entry, severity: 'error', message }] });
   const parts = entry.split('-');
   if (parts.length !== 2) return bad(`"${entry}" is not a range; ${key} takes ${RANGE_ALLOWED}`);

@@ -1,0 +1,232 @@
+/**
+ * Address pools from MetalLB's `IPAddressPool` and `L2Advertisement` objects (metallb.io/v1beta1),
+ * so a cluster moves from MetalLB without rewriting its configuration. Pure: the objects' JSON in,
+ * pools and a list of problems out; the watching lives at the edge.
+ *
+ * What carries over (MetalLB's documented semantics, re-stated in vipd's terms):
+ *   spec.addresses            CIDRs and `a-b` ranges, IPv4 and IPv6 mixed
+ *   spec.autoAssign           false: only Services that ask for the pool or an address in it
+ *   spec.avoidBuggyIPs        IPv4 addresses ending in .0 or .255 are never handed out
+ *   spec.serviceAllocation    priority (lower first), namespaces, namespaceSelectors, serviceSelectors
+ * An IPAddressPool is announced only when an L2Advertisement selects it (by ipAddressPools names or
+ * ipAddressPoolSelectors; none of either selects every pool). MetalLB then hands out addresses of an
+ * unadvertised pool and silently announces nothing (its issues #1561, #1154); vipd still allocates
+ * from such a pool the same way but reports `unadvertised` so the edge can warn (Event, log, metric).
+ *
+ * A bad entry is a problem (object, entry and what is allowed), never fatal.
+ */
+import { normalizeRanges, type AddrRange } from './addr.js';
+import { parseCidrEntry, parseRangeEntry, type PoolProblem } from './pools.js';
+
+export interface LabelSelectorRequirement {
+  key?: string;
+  operator?: string;
+  values?: string[];
+}
+
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: LabelSelectorRequirement[];
+}
+
+interface ObjectMeta {
+  name?: string;
+  namespace?: string;
+  labels?: Record<string, string>;
+}
+
+export interface IPAddressPoolLike {
+  metadata?: ObjectMeta;
+  spec?: {
+    addresses?: string[];
+    autoAssign?: boolean;
+    avoidBuggyIPs?: boolean;
+    serviceAllocation?: {
+      priority?: number;
+      namespaces?: string[];
+      namespaceSelectors?: LabelSelector[];
+      serviceSelectors?: LabelSelector[];
+    };
+  };
+}
+
+export interface L2AdvertisementLike {
+  metadata?: ObjectMeta;
+  spec?: {
+    ipAddressPools?: string[];
+    ipAddressPoolSelectors?: LabelSelector[];
+    nodeSelectors?: LabelSelector[];
+    interfaces?: string[];
+  };
+}
+
+/** Where and on what one L2Advertisement announces a pool's addresses. */
+export interface Announcement {
+  /** The L2Advertisement's name. */
+  readonly advertisement: string;
+  /** Empty: every node. */
+  readonly nodeSelectors: readonly LabelSelector[];
+  /** Empty: vipd's configured services interface. */
+  readonly interfaces: readonly string[];
+}
+
+export interface MetallbPool {
+  /** `metallb:<name>`, so it never collides with a kubevip ConfigMap key. */
+  readonly key: string;
+  readonly name: string;
+  readonly ranges: readonly AddrRange[];
+  readonly autoAssign: boolean;
+  /** Undefined: after every pool that has one (MetalLB's rule). */
+  readonly priority: number | undefined;
+  readonly namespaces: readonly string[];
+  readonly namespaceSelectors: readonly LabelSelector[];
+  readonly serviceSelectors: readonly LabelSelector[];
+  /** Empty: no L2Advertisement selects this pool. */
+  readonly announcements: readonly Announcement[];
+}
+
+export interface MetallbConfig {
+  /** Sorted as MetalLB picks: priority ascending (unset last), then name. */
+  readonly pools: readonly MetallbPool[];
+  readonly problems: readonly PoolProblem[];
+}
+
+const ADDRESSES_ALLOWED = 'CIDRs such as 198.18.10.0/24 or ranges such as 198.18.10.10-198.18.10.50';
+
+/** Kubernetes label selector semantics; an empty selector matches everything. */
+export function selectorMatches(sel: LabelSelector, labels: Readonly<Record<string, string>>): boolean {
+  for (const [k, v] of Object.entries(sel.matchLabels ?? {})) if (labels[k] !== v) return false;
+  for (const r of sel.matchExpressions ?? []) {
+    const key = r.key ?? '';
+    const has = Object.prototype.hasOwnProperty.call(labels, key);
+    const values = r.values ?? [];
+    switch (r.operator) {
+      case 'In':
+        if (!has || !values.includes(labels[key] as string)) return false;
+        break;
+      case 'NotIn':
+        if (has && values.includes(labels[key] as string)) return false;
+        break;
+      case 'Exists':
+        if (!has) return false;
+        break;
+      case 'DoesNotExist':
+        if (has) return false;
+        break;
+      default:
+        return false; // an unknown operator selects nothing, as the API server would refuse it
+    }
+  }
+  return true;
+}
+
+/** A list of selectors selects when any one does; an empty list selects everything. */
+export function anySelectorMatches(sels: readonly LabelSelector[], labels: Readonly<Record<string, string>>): boolean {
+  return sels.length === 0 || sels.some((s) => selectorMatches(s, labels));
+}
+
+/** Drop IPv4 addresses whose last octet is 0 or 255 (avoidBuggyIPs). */
+export function withoutBuggyIps(ranges: readonly AddrRange[]): AddrRange[] {
+  const out: AddrRange[] = [];
+  for (const r of ranges) {
+    if (r.family !== 4) {
+      out.push(r);
+      continue;
+    }
+    // Walk /24 blocks; each contributes at most one range (.1–.254 clipped to r).
+    for (let block = r.first >> 8n; block <= r.last >> 8n; block++) {
+      const first = r.first > (block << 8n) + 1n ? r.first : (block << 8n) + 1n;
+      const last = r.last < (block << 8n) + 254n ? r.last : (block << 8n) + 254n;
+      if (first <= last) out.push({ family: 4, first, last });
+    }
+  }
+  return out;
+}
+
+function poolName(p: IPAddressPoolLike): string {
+  return p.metadata?.name ?? '';
+}
+
+function comparePools(a: MetallbPool, b: MetallbPool): number {
+  if (a.priority !== b.priority) {
+    if (a.priority === undefined) return 1;
+    if (b.priority === undefined) return -1;
+    return a.priority - b.priority;
+  }
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+/** Translate MetalLB objects (already limited to the namespace vipd reads them from). */
+export function parseMetallb(pools: readonly IPAddressPoolLike[], ads: readonly L2AdvertisementLike[]): MetallbConfig {
+  const problems: PoolProblem[] = [];
+  const out: MetallbPool[] = [];
+  for (const p of pools) {
+    const name = poolName(p);
+    const key = `IPAddressPool ${name}`;
+    const ranges: AddrRange[] = [];
+    const addresses = p.spec?.addresses ?? [];
+    if (addresses.length === 0) problems.push({ key, severity: 'error', message: `spec.addresses is empty, so the pool has no addresses; it takes ${ADDRESSES_ALLOWED}` });
+    for (const raw of addresses) {
+      const entry = raw.trim();
+      const r = entry.includes('/') ? parseCidrEntry(key, entry, false) : parseRangeEntry(key, entry);
+      ranges.push(...r.ranges);
+      problems.push(...r.problems);
+    }
+    const normal = normalizeRanges(ranges);
+    const alloc = p.spec?.serviceAllocation;
+    const announcements: Announcement[] = [];
+    for (const ad of ads) {
+      const names = ad.spec?.ipAddressPools ?? [];
+      const sels = ad.spec?.ipAddressPoolSelectors ?? [];
+      const selected =
+        (names.length === 0 && sels.length === 0) || names.includes(name) || sels.some((s) => selectorMatches(s, p.metadata?.labels ?? {}));
+      if (!selected) continue;
+      announcements.push({ advertisement: ad.metadata?.name ?? '', nodeSelectors: ad.spec?.nodeSelectors ?? [], interfaces: ad.spec?.interfaces ?? [] });
+    }
+    if (announcements.length === 0) {
+      problems.push({ key, severity: 'warning', message: 'no L2Advertisement selects this pool; vipd hands out its addresses and announces them on vipd\'s services interface from every node (MetalLB would announce nothing); add an L2Advertisement to say where' });
+    }
+    out.push({
+      key: `metallb:${name}`,
+      name,
+      ranges: p.spec?.avoidBuggyIPs === true ? withoutBuggyIps(normal) : normal,
+      autoAssign: p.spec?.autoAssign !== false,
+      priority: typeof alloc?.priority === 'number' ? alloc.priority : undefined,
+      namespaces: alloc?.namespaces ?? [],
+      namespaceSelectors: alloc?.namespaceSelectors ?? [],
+      serviceSelectors: alloc?.serviceSelectors ?? [],
+      announcements,
+    });
+  }
+  for (const ad of ads) {
+    for (const n of ad.spec?.ipAddressPools ?? []) {
+      if (!pools.some((p) => poolName(p) === n)) {
+        problems.push({ key: `L2Advertisement ${ad.metadata?.name ?? ''}`, severity: 'warning', message: `spec.ipAddressPools names "${n}", which is no IPAddressPool in this namespace` });
+      }
+    }
+  }
+  return { pools: out.sort(comparePools), problems };
+}
+
+export interface ServiceFacts {
+  readonly namespace: string;
+  readonly namespaceLabels: Readonly<Record<string, string>>;
+  readonly serviceLabels: Readonly<Record<string, string>>;
+}
+
+/** May this Service take addresses from the pool? (serviceAllocation's namespaces and selectors) */
+export function poolAdmits(pool: MetallbPool, svc: ServiceFacts): boolean {
+  const nsScoped = pool.namespaces.length > 0 || pool.namespaceSelectors.length > 0;
+  if (nsScoped && !pool.namespaces.includes(svc.namespace) && !pool.namespaceSelectors.some((s) => selectorMatches(s, svc.namespaceLabels))) return false;
+  return anySelectorMatches(pool.serviceSelectors, svc.serviceLabels);
+}
+
+/**
+ * Pools a Service may be given an address from, in MetalLB's order. `askedPool` is the
+ * metallb.io/address-pool annotation: only that pool, even when autoAssign is false. Without it,
+ * only autoAssign pools that admit the Service.
+ */
+export function candidatePools(cfg: MetallbConfig, svc: ServiceFacts, askedPool: string | undefined): MetallbPool[] {
+  if (askedPool !== undefined) return cfg.pools.filter((p) => p.name === askedPool && poolAdmits(p, svc));
+  return cfg.pools.filter((p) => p.autoAssign && poolAdmits(p, svc));
+}
