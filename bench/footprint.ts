@@ -2,12 +2,16 @@
  * `npm run bench:footprint -- [--systems vipd,keepalived-default,kube-vip] [--seconds 60]`
  *
  * What each agent costs at idle with leader election on, in the same lab the failover benchmark
- * uses: all three agents of a system run, one holds the VIP; after a 10 s warm-up we sample for
- * `--seconds`:
- * - rss_mb: VmRSS of the holder's agent (its process tree: keepalived's parent + VRRP child);
+ * uses: all three agents of a system run, one holds the VIP; after a 10 s warm-up we sample two
+ * windows of `--seconds` each. Idle: the probers are stopped, so no client sends anything (a
+ * quiet control plane: clients ARP for the VIP once every few minutes). Probed: the failover
+ * benchmark's 100 ARP questions and 100 TCP connections a second run, which a user-space ARP
+ * responder (vipd) answers itself and the others leave to the kernel.
+ * - rss_mb: VmRSS of the holder's agent (its process tree: keepalived's parent + VRRP child)
+ *   after the idle window; rss_mb_probed after the probed one;
  * - cpu_pct: the holder's CPU (utime+stime, plus reaped children such as keepalived's curls) as
- *   % of one core over the window;
- * - api_requests_per_min: every request the three agents made, counted at the API servers
+ *   % of one core over the idle window; cpu_pct_probed over the probed one;
+ * - api_requests_per_min: every request the three agents made in the idle window, counted at the API servers
  *   (audit logs), health checks on /livez included; the breakdown says what they were.
  * Each system runs with its defaults (vipd: 15/10/2 s Lease, health 1 s × 3, peers configured;
  * kube-vip: 5/3/1 s; keepalived: VRRP v2 1 s and the 1 s /livez check).
@@ -30,8 +34,13 @@ const ADMIN_USER = 'vipd-lab-admin';
 
 export interface FootprintRow {
   system: string;
+  /** The holder after the idle window (no client traffic). */
   rss_mb: number;
+  /** The holder over the idle window. */
   cpu_pct: number;
+  /** The holder after, and over, a second window with the probers' 100 ARP + 100 TCP a second. */
+  rss_mb_probed: number;
+  cpu_pct_probed: number;
   api_requests_per_min: number;
   /** The holder's share of api_requests_per_min (requests its agent sent to any API server). */
   api_requests_per_min_holder: number;
@@ -73,13 +82,32 @@ async function measure(bl: BenchLab, name: SystemName, seconds: number): Promise
     await sleep(WARMUP_MS);
     const holder = bl.lab.host(holderName);
     const pids = new Map(bl.nodes.map((n) => [n.name, sys.pid(n)]));
-    const before = new Map<string, Sample>();
-    for (const n of bl.nodes) before.set(n.name, await sampleTree(pids.get(n.name)!));
-    const from = wallNow();
+    const sampleAll = async (): Promise<Map<string, Sample>> => {
+      const m = new Map<string, Sample>();
+      for (const n of bl.nodes) m.set(n.name, await sampleTree(pids.get(n.name)!));
+      return m;
+    };
+    // Idle: no client traffic at all (the probers stopped), as on a quiet control plane.
+    bl.pauseProbes(true);
+    let before: Map<string, Sample>;
+    let after: Map<string, Sample>;
+    let from: number;
+    let to: number;
+    try {
+      await sleep(1000);
+      before = await sampleAll();
+      from = wallNow();
+      await sleep(seconds * 1000);
+      to = wallNow();
+      after = await sampleAll();
+    } finally {
+      bl.pauseProbes(false);
+    }
+    // Probed: the failover benchmark's 100 ARP questions and 100 TCP connections a second.
+    await sleep(1000);
+    const probedBefore = await sampleAll();
     await sleep(seconds * 1000);
-    const to = wallNow();
-    const after = new Map<string, Sample>();
-    for (const n of bl.nodes) after.set(n.name, await sampleTree(pids.get(n.name)!));
+    const probedAfter = await sampleAll();
     const stillHolder = await waitStable(bl, sys, 5000);
 
     // Per API server file, so a request can be tied to the node that sent it.
@@ -108,6 +136,8 @@ async function measure(bl: BenchLab, name: SystemName, seconds: number): Promise
       system: name,
       rss_mb: mb(ha.rssKb),
       cpu_pct: cpuPercent(hb, ha),
+      rss_mb_probed: mb(probedAfter.get(holder.name)!.rssKb),
+      cpu_pct_probed: cpuPercent(probedBefore.get(holder.name)!, probedAfter.get(holder.name)!),
       api_requests_per_min: perMinute(total.total, ms),
       api_requests_per_min_holder: perMinute(holderCount, ms),
       api_writes_per_min: perMinute(total.writes, ms),

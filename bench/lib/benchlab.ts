@@ -55,6 +55,11 @@ export interface BenchLab {
   trimBefore(t: number): void;
   /** Resolves once both probers have streamed a record newer than `t`. */
   caughtUp(t: number, timeoutMs?: number): Promise<void>;
+  /**
+   * Stops (SIGSTOP) or resumes the two probers, whose 100 ARP questions and 100 TCP connections
+   * a second are what the holder answers: footprint's idle window runs without them.
+   */
+  pauseProbes(paused: boolean): void;
   deleteLease(): Promise<void>;
   destroy(): Promise<void>;
 }
@@ -180,6 +185,11 @@ export async function startBenchLab(opts: { id?: string; log?: (s: string) => vo
         while (Date.now() < deadline) {
           if ((tcp.at(-1)?.t ?? 0) > t && (arp.at(-1)?.sentAt ?? 0) > t) return;
           await sleep(20);
+        }
+      },
+      pauseProbes(paused) {
+        for (const c of [tcpProc, arpProc]) {
+          if (c.pid !== undefined && c.exitCode === null) process.kill(-c.pid, paused ? 'SIGSTOP' : 'SIGCONT');
         }
       },
       async deleteLease() {
