@@ -40,7 +40,16 @@ export interface StatusReport {
   node: string;
   election: ElectionMode;
   vips: VipStatus[];
-  lease?: { role: 'candidate' | 'holding'; holder?: string; grantLeftMs?: number; lastSeenMsAgo?: number; healthGateOpen: boolean };
+  lease?: {
+    role: 'candidate' | 'holding';
+    holder?: string;
+    grantLeftMs?: number;
+    /** The record's renewTime as its holder wrote it (wall clock). */
+    renewTime?: string;
+    /** When this node last saw the record change. */
+    lastSeenMsAgo?: number;
+    healthGateOpen: boolean;
+  };
   peers?: {
     term: number;
     role: PeerSnapshot['role'];
@@ -74,6 +83,7 @@ export function buildStatus(i: StatusInput): StatusReport {
     report.lease = { role: l.role, healthGateOpen: l.gateHealthy };
     if (l.leader !== undefined) report.lease.holder = l.leader;
     if (l.until !== undefined) report.lease.grantLeftMs = left(l.until, now);
+    if (l.renewTime !== undefined) report.lease.renewTime = l.renewTime;
     if (l.observedAt !== undefined) report.lease.lastSeenMsAgo = ago(l.observedAt, now);
   }
   if (i.peers) {
@@ -113,7 +123,8 @@ export function renderStatus(r: StatusReport): string {
   if (r.lease) {
     const l = r.lease;
     const who = l.role === 'holding' ? `held by this node, ${secs(l.grantLeftMs ?? 0)} left` : `held by ${l.holder ?? 'nobody'}`;
-    const seen = l.lastSeenMsAgo !== undefined ? `, last seen ${secs(l.lastSeenMsAgo)} ago` : '';
+    const renewed = l.renewTime !== undefined ? `, renewed ${l.renewTime}` : '';
+    const seen = l.lastSeenMsAgo !== undefined ? `${renewed}, last seen ${secs(l.lastSeenMsAgo)} ago` : renewed;
     lines.push(`  Lease: ${who}${seen}; health gate ${l.healthGateOpen ? 'open' : 'closed'}`);
   }
   if (r.peers) {

@@ -121,6 +121,7 @@ interface LeaseView {
     expect(h).toMatchObject({ node: holder, election: 'lease', vips: [{ ip: cluster.vip, holding: true, state: 'holding' }], lease: { role: 'holding', holder } });
     const s = await agentStatus(standby);
     expect(s).toMatchObject({ node: standby, election: 'lease', vips: [{ ip: cluster.vip, holding: false }], lease: { role: 'candidate', holder } });
+    expect(s!.lease!.renewTime).toMatch(/^\d{4}-\d\d-\d\dT/);
   });
 
   it('kill -9 of the holder\'s agent and API server: the VIP moves, the Lease names the new holder, the client gets through', async () => {

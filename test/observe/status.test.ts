@@ -15,7 +15,7 @@ describe('buildStatus', () => {
         { ip: '198.18.0.12', state: { kind: 'holding', since: now - 9000, until: now - 1 } },
         { ip: '198.18.0.13', state: { kind: 'blocked', until: now + 200, owner: '02:00:00:00:00:01' } },
       ],
-      lease: { role: 'holding', until: now + 3000, leader: 'cp1', observedAt: now - 250, gateHealthy: true },
+      lease: { role: 'holding', until: now + 3000, leader: 'cp1', observedAt: now - 250, renewTime: '2026-12-03T09:00:00.000000Z', gateHealthy: true },
       peers: {
         self: 'cp1',
         term: 7,
@@ -37,7 +37,7 @@ describe('buildStatus', () => {
         { ip: '198.18.0.12', holding: false, state: 'holding', holdingForMs: 9000, grantLeftMs: 0 },
         { ip: '198.18.0.13', holding: false, state: 'blocked', grantLeftMs: 200, conflictOwner: '02:00:00:00:00:01' },
       ],
-      lease: { role: 'holding', holder: 'cp1', grantLeftMs: 3000, lastSeenMsAgo: 250, healthGateOpen: true },
+      lease: { role: 'holding', holder: 'cp1', grantLeftMs: 3000, renewTime: '2026-12-03T09:00:00.000000Z', lastSeenMsAgo: 250, healthGateOpen: true },
       peers: {
         term: 7,
         role: 'leader',
@@ -82,7 +82,7 @@ describe('renderStatus', () => {
           { ip: '198.18.0.10', state: { kind: 'idle' } },
           { ip: '198.18.0.11', state: { kind: 'holding', since: now - 2000, until: now + 5000 } },
         ],
-        lease: { role: 'candidate', leader: 'cp1', observedAt: now - 1200, gateHealthy: false },
+        lease: { role: 'candidate', leader: 'cp1', observedAt: now - 1200, renewTime: '2026-12-03T09:00:00.000000Z', gateHealthy: false },
       }),
     );
     expect(text).toBe(
@@ -90,7 +90,7 @@ describe('renderStatus', () => {
         'node cp2, election lease',
         '  VIP 198.18.0.10: standby',
         '  VIP 198.18.0.11: HOLDING for 2.0 s, grant 5.0 s left',
-        '  Lease: held by cp1, last seen 1.2 s ago; health gate closed',
+        '  Lease: held by cp1, renewed 2026-12-03T09:00:00.000000Z, last seen 1.2 s ago; health gate closed',
         '',
       ].join('\n'),
     );
