@@ -12,7 +12,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { distEntry } from '../../lab/agents.js';
 import { LAB_LEASE_ENV, startCluster, type Cluster } from '../../lab/controlplane.js';
-import type { StatusReport } from '../../src/observe/status.js';
 import type { LabHost } from '../../lab/netns.js';
 import { firstAnswerFrom } from '../../lab/twoholders.js';
 import { watchWire } from '../../lab/wirewatch.js';
@@ -46,8 +45,6 @@ interface Svc {
 function agentEnvExtra(): Record<string, string> {
   return {
     svc_enable: 'true',
-    // /status (vipd status) on loopback in each node's namespace.
-    prometheus_server: '127.0.0.1:2112',
     ...(process.env.VIPD_LAB_AGENT_LOG ? { vip_loglevel: process.env.VIPD_LAB_AGENT_LOG } : {}),
   };
 }
@@ -246,29 +243,6 @@ data:
     expect(events).toEqual([]);
     const macs = new Set(records.get(ip)!.flatMap((r) => r.answers.map((a) => a.mac)));
     expect([...macs]).toEqual([macOf(holder)]);
-  });
-
-  /** GET /status from the agent in `name`'s namespace (undefined if it does not answer). */
-  async function agentStatus(name: string): Promise<StatusReport | undefined> {
-    const r = await cluster.lab.exec(cluster.lab.host(name), [process.execPath, '-e', "fetch('http://127.0.0.1:2112/status').then((r) => r.text()).then((t) => process.stdout.write(t), () => process.exit(1))"]);
-    return r.code === 0 ? (JSON.parse(r.stdout) as StatusReport) : undefined;
-  }
-
-  it('/status: the node that binds a service IP lists it as held, the others do not', async () => {
-    await createSvc('default', 'status-web');
-    const ip = await allocated('default', 'status-web');
-    const holder = await oneHolder(ip);
-    const held = await until(`${holder}'s /status lists ${ip}`, async () => {
-      const st = await agentStatus(holder);
-      return st?.services?.holding.includes(ip) ? st : undefined;
-    });
-    expect(held.node).toBe(holder);
-    for (const n of cluster.lab.nodes.filter((x) => x.name !== holder)) {
-      const st = await agentStatus(n.name);
-      expect(st?.node).toBe(n.name);
-      expect(st?.services?.holding).not.toContain(ip);
-    }
-    await req('DELETE', '/api/v1/namespaces/default/services/status-web');
   });
 
   it('a namespace with its own pool gets its address from it', async () => {
