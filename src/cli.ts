@@ -37,6 +37,7 @@ const USAGE = `vipd ${'<command>'}
 
 Commands:
   run        Run the agent: elect a holder and hold the VIP (settings from the environment or flags)
+  status     Ask the agent on this node what it holds and why ('vipd status --help')
   manifest   Print a static pod, DaemonSet or RBAC manifest from the same settings ('vipd manifest --help')
   version    Print the version
   help       This text; 'vipd run --help' lists every setting
@@ -103,6 +104,10 @@ async function main(): Promise<number> {
       const { manifestCommand } = await import('./manifest/command.js');
       return manifestCommand(rest);
     }
+    case 'status': {
+      const { statusCommand } = await import('./observe/status-command.js');
+      return statusCommand(rest, { env: process.env, out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) });
+    }
     case 'version':
     case '--version':
       process.stdout.write(`${version()}\n`);
@@ -114,7 +119,7 @@ async function main(): Promise<number> {
       process.stdout.write(`${USAGE}\n`);
       return 0;
     default:
-      process.stderr.write(`vipd: unknown command ${JSON.stringify(command)}; expected run, manifest, version or help\n`);
+      process.stderr.write(`vipd: unknown command ${JSON.stringify(command)}; expected run, status, manifest, version or help\n`);
       return EXIT_BAD_INPUT;
   }
 }

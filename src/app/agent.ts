@@ -30,6 +30,9 @@ import { NetlinkWatcher, Rtnl } from '../net/netlink.js';
 import { ListenError, startObserveServer, type ObserveServer } from '../observe/http.js';
 import type { Logger } from '../observe/log.js';
 import { metrics, registry } from '../observe/metrics.js';
+import { buildStatus } from '../observe/status.js';
+import type { LeaseElectorStatus } from '../election/lease/elector.js';
+import type { PeerSnapshot } from '../election/peers/core.js';
 import { startServices, type ServicesCoordinator } from '../services/coordinator.js';
 import { GrantMember, GrantVoter } from '../services/grant-net.js';
 import { monotonicClock, type Clock } from '../util/clock.js';
@@ -46,9 +49,9 @@ export interface AgentHandle {
 }
 
 /** The metrics listener; a port in use or a foreign address is the setting's fault (exit 2). */
-export async function startObserve(listen: ListenAddress, o: { ready: () => boolean; log: Logger }): Promise<ObserveServer> {
+export async function startObserve(listen: ListenAddress, o: { ready: () => boolean; status?: () => unknown; log: Logger }): Promise<ObserveServer> {
   try {
-    return await startObserveServer({ listen, registry, ready: o.ready, healthy: () => true, log: o.log });
+    return await startObserveServer({ listen, registry, ready: o.ready, healthy: () => true, ...(o.status ? { status: o.status } : {}), log: o.log });
   } catch (err) {
     if (err instanceof ListenError) throw new ConfigError('prometheus_server', formatListenAddress(listen), err.message);
     throw err;
@@ -70,7 +73,15 @@ async function buildClient(o: AgentOptions, log: Logger): Promise<ApiClient | un
   }
 }
 
-function buildElector(o: AgentOptions, client: ApiClient | undefined, key: Buffer | undefined, log: Logger): { elector: Elector; run: (signal: AbortSignal) => Promise<void> } {
+/** What /status shows of the elector: read-only snapshots, taken per request. */
+type ElectorStatus = () => { lease?: LeaseElectorStatus; peers?: PeerSnapshot };
+
+function buildElector(
+  o: AgentOptions,
+  client: ApiClient | undefined,
+  key: Buffer | undefined,
+  log: Logger,
+): { elector: Elector; run: (signal: AbortSignal) => Promise<void>; status: ElectorStatus } {
   const leaseHalf = (followGate?: HealthGate) =>
     buildLeaseElection({
       client: client!,
@@ -94,19 +105,23 @@ function buildElector(o: AgentOptions, client: ApiClient | undefined, key: Buffe
       leaseDurationMs: o.lease!.timing.leaseDurationMs,
       log,
     });
-    return { elector: hybrid, run: (s) => hybrid.run(s) };
+    return {
+      elector: hybrid,
+      run: (s) => hybrid.run(s),
+      status: () => ({ peers: hybrid.peer.snapshot(), ...(hybrid.lease ? { lease: hybrid.lease.elector.status() } : {}) }),
+    };
   }
   if (o.election === 'ecmp') {
     const probe = client && o.livez !== false ? livezProbeFor(client, o.livez, log) : undefined;
     const ecmp = new EcmpElector(probe ?? alwaysHealthy, probe ? 'local API server healthy' : 'no health gate (cp_enable=false)', probe ? (s) => probe.run(s) : undefined);
-    return { elector: ecmp, run: (s) => ecmp.run(s) };
+    return { elector: ecmp, run: (s) => ecmp.run(s), status: () => ({}) };
   }
   if (o.election === 'lease') {
     const lease = leaseHalf();
-    return { elector: lease.elector, run: (s) => lease.run(s) };
+    return { elector: lease.elector, run: (s) => lease.run(s), status: () => ({ lease: lease.elector.status() }) };
   }
   const standalone = new StandaloneElector();
-  return { elector: standalone, run: (s) => standalone.run(s) };
+  return { elector: standalone, run: (s) => standalone.run(s), status: () => ({}) };
 }
 
 export async function startAgent(config: Config, log: Logger, clock: Clock = monotonicClock): Promise<AgentHandle> {
@@ -137,7 +152,17 @@ export async function startAgent(config: Config, log: Logger, clock: Clock = mon
     const lo = await rtnl.linkByName('lo');
     if (!lo) throw new Error('no loopback interface');
     if (o.observe) {
-      const observe = await startObserve(o.observe, { ready: () => running, log });
+      const elected = election;
+      const status = () =>
+        buildStatus({
+          node: o.identity,
+          election: o.election,
+          now: clock.now(),
+          vips: holders.map((h) => ({ ip: h.ip, state: h.current })),
+          ...elected.status(),
+          ...(services ? { services: services.status() } : {}),
+        });
+      const observe = await startObserve(o.observe, { ready: () => running, status, log });
       cleanups.push(() => observe.close());
     }
     if (o.host.strictArp) await ensureStrictArp(iface.name, log);

@@ -262,7 +262,7 @@ export const SETTINGS = {
   bgpWithdrawGraceMs: { env: 'bgp_withdraw_grace_ms', group: 'bgp', help: 'On SIGTERM: after FRR has sent the withdrawal, milliseconds to keep serving the VIP before removing it, so the router has reprogrammed its forwarding and no flow it still hashes here is refused.', defaultText: '200', parse: int(200, 0, 10000, ' ms') },
   bgpFrrSocketDir: { env: 'bgp_frr_socket_dir', group: 'bgp', help: 'Directory of FRR\'s vty sockets (bgpd.vty, bfdd.vty), shared with the FRR sidecar.', defaultText: '/var/run/frr', parse: str('/var/run/frr') },
   stateDir: { env: 'vip_state_dir', group: 'observe', help: 'Directory for state that must survive an API outage (known API endpoints, learned peers).', defaultText: '/var/lib/vipd', parse: str('/var/lib/vipd') },
-  metricsAddress: { env: 'prometheus_server', flags: ['prometheusHTTPServer'], group: 'observe', kubeVip: true, help: 'Listen address for /metrics, /healthz and /readyz; empty disables.', defaultText: ':2112', parse: parseListenAddress },
+  metricsAddress: { env: 'prometheus_server', flags: ['prometheusHTTPServer'], group: 'observe', kubeVip: true, help: 'Listen address for /metrics, /healthz, /readyz and /status (vipd status); empty disables.', defaultText: ':2112', parse: parseListenAddress },
   logLevel: { env: 'vip_loglevel', flags: ['log'], group: 'observe', kubeVip: true, help: 'Log level: debug, info, warn, error (kube-vip\'s numbers accepted).', defaultText: 'info', parse: logLevel },
 } satisfies Record<string, Setting<unknown>>;
 

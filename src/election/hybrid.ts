@@ -51,7 +51,7 @@ export interface HybridOptions {
   log: Logger;
 }
 
-export function buildHybridElection(o: HybridOptions): Elector & { peer: PeerElector } {
+export function buildHybridElection(o: HybridOptions): Elector & { peer: PeerElector; lease: LeaseElection | undefined } {
   const { cfg, log } = o;
   const follow = new SwitchGate();
   const lease = o.buildLease?.(follow);
@@ -71,6 +71,7 @@ export function buildHybridElection(o: HybridOptions): Elector & { peer: PeerEle
 
   return {
     peer,
+    lease,
     onVerdict: (listener) => peer.onVerdict(listener),
     async run(signal: AbortSignal): Promise<void> {
       let last = '';

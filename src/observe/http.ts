@@ -10,6 +10,7 @@
  *   persistent or repeated stall gets the container restarted. A stall is never unsafe by itself:
  *   the holder stops answering at its grant's deadline whatever the loop does.
  * - /readyz: 200 once `ready()` says the agent has started.
+ * - /status: the agent's live view as JSON (src/observe/status.ts), what `vipd status` prints.
  * `?verbose` lists each check, kube-apiserver style. Only GET and HEAD.
  */
 import * as http from 'node:http';
@@ -24,6 +25,8 @@ export interface ObserveServerOptions {
   registry: Registry;
   ready: () => boolean;
   healthy: () => boolean;
+  /** The /status object, built at each request; absent: /status is 404. */
+  status?: () => unknown;
   log: Logger;
   /** Event-loop lag that counts as a stall (default 5000 ms). */
   stallMs?: number;
@@ -159,13 +162,27 @@ export async function startObserveServer(opts: ObserveServerOptions): Promise<Ob
         );
         return;
       }
+      case '/status': {
+        if (!opts.status) break;
+        let body: string;
+        try {
+          body = `${JSON.stringify(opts.status())}\n`;
+        } catch (err) {
+          opts.log.error({ err }, 'building /status failed');
+          res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
+          res.end('building the status failed\n');
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
+        res.end(head ? undefined : body);
+        return;
+      }
       case '/readyz':
         checkReport(res, [{ name: 'agent', ok: safe(opts.ready), detail: 'not started' }], verbose, head, 'readyz');
         return;
-      default:
-        res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
-        res.end('not found: try /metrics, /healthz or /readyz\n');
     }
+    res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
+    res.end(`not found: try /metrics, /healthz, /readyz${opts.status ? ' or /status' : ''}\n`);
   });
   // Probes and scrapes are small; a client that dribbles its request must not hold a socket.
   server.headersTimeout = 10_000;
@@ -188,7 +205,7 @@ export async function startObserveServer(opts: ObserveServerOptions): Promise<Ob
   }
   server.on('error', (err) => opts.log.error({ err }, 'metrics listener failed'));
   const bound = (server.address() as AddressInfo).port;
-  opts.log.info({ host: host ?? '*', port: bound }, 'serving /metrics, /healthz and /readyz');
+  opts.log.info({ host: host ?? '*', port: bound }, opts.status ? 'serving /metrics, /healthz, /readyz and /status' : 'serving /metrics, /healthz and /readyz');
 
   let closing: Promise<void> | undefined;
   return {

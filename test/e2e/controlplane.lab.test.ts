@@ -10,6 +10,7 @@ import { startCluster, type Cluster } from '../../lab/controlplane.js';
 import { Prober } from '../../lab/prober.js';
 import { watchWire, type WireWatch } from '../../lab/wirewatch.js';
 import { describeWithApi } from '../lab/with-api.js';
+import type { StatusReport } from '../../src/observe/status.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn('test/e2e/controlplane.lab.test.ts: skipped, network namespaces need root');
@@ -25,7 +26,8 @@ interface LeaseView {
   let wire: WireWatch;
 
   beforeAll(async () => {
-    cluster = await startCluster({ nodes: 3 });
+    // /status (vipd status) on loopback in each node's namespace.
+    cluster = await startCluster({ nodes: 3, agentEnv: { prometheus_server: '127.0.0.1:2112' } });
     await waitHolder();
   }, 180_000);
   afterAll(async () => {
@@ -99,6 +101,27 @@ interface LeaseView {
     await sleep(500);
     const answering = new Set(prober.records(cluster.vip).flatMap((r) => r.answers.map((a) => a.mac)));
     expect([...answering]).toEqual([nodeOf(holder).mac]);
+  });
+
+  /** GET /status from the agent in `name`'s namespace (undefined if it does not answer). */
+  async function agentStatus(name: string): Promise<StatusReport | undefined> {
+    const r = await cluster.lab.exec(nodeOf(name), [process.execPath, '-e', "fetch('http://127.0.0.1:2112/status').then((r) => r.text()).then((t) => process.stdout.write(t), () => process.exit(1))"]);
+    return r.code === 0 ? (JSON.parse(r.stdout) as StatusReport) : undefined;
+  }
+
+  it('/status: the holder says it holds the VIP and the Lease, a standby says it does not and names the holder', async () => {
+    const holder = await waitHolder();
+    const standby = cluster.lab.nodes.find((n) => n.name !== holder)!.name;
+    let h = await agentStatus(holder);
+    // The holder's own view lags the bind by at most a renew; wait for it rather than race it.
+    for (let i = 0; i < 100 && !h?.vips[0]?.holding; i++) {
+      await sleep(100);
+      h = await agentStatus(holder);
+    }
+    expect(h).toMatchObject({ node: holder, election: 'lease', vips: [{ ip: cluster.vip, holding: true, state: 'holding' }], lease: { role: 'holding', holder } });
+    const s = await agentStatus(standby);
+    expect(s).toMatchObject({ node: standby, election: 'lease', vips: [{ ip: cluster.vip, holding: false }], lease: { role: 'candidate', holder } });
+    expect(s!.lease!.renewTime).toMatch(/^\d{4}-\d\d-\d\dT/);
   });
 
   it('kill -9 of the holder\'s agent and API server: the VIP moves, the Lease names the new holder, the client gets through', async () => {

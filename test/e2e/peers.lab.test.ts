@@ -15,6 +15,7 @@ import { describeWithApi } from '../lab/with-api.js';
 import { readFile } from 'node:fs/promises';
 import { parsePeerKey } from '../../src/config/peer-key.js';
 import { decodeMessage } from '../../src/election/peers/codec.js';
+import type { StatusReport } from '../../src/observe/status.js';
 import { ipFromBytes } from '../../src/net/ip.js';
 
 /** The UDP payload of an Ethernet + IPv4 frame, or null. */
@@ -119,6 +120,28 @@ if (!isRoot) console.warn('test/e2e/peers.lab.test.ts: skipped, network namespac
     const start = performance.now();
     while ((await leaseHolder()) !== holder && performance.now() - start < 10_000) await sleep(100);
     expect(await leaseHolder()).toBe(holder);
+  });
+
+  /** GET /status from the agent in `name`'s namespace (undefined if it does not answer). */
+  async function agentStatus(name: string): Promise<StatusReport | undefined> {
+    const r = await cluster.lab.exec(host(name), [process.execPath, '-e', "fetch('http://127.0.0.1:2112/status').then((r) => r.text()).then((t) => process.stdout.write(t), () => process.exit(1))"]);
+    return r.code === 0 ? (JSON.parse(r.stdout) as StatusReport) : undefined;
+  }
+
+  it('/status: the peer leader says it holds and leads, a follower says it does not, names the leader and has heard it', async () => {
+    const holder = await waitHolder();
+    const follower = cluster.lab.nodes.find((n) => n.name !== holder)!.name;
+    let h = await agentStatus(holder);
+    let f = await agentStatus(follower);
+    for (let i = 0; i < 100 && !(h?.vips[0]?.holding && f?.peers?.leader === holder); i++) {
+      await sleep(100);
+      h = await agentStatus(holder);
+      f = await agentStatus(follower);
+    }
+    expect(h).toMatchObject({ node: holder, election: 'hybrid', vips: [{ ip: cluster.vip, holding: true }], peers: { role: 'leader', leader: holder } });
+    expect(h!.peers!.leaderGrantLeftMs).toBeGreaterThan(0);
+    expect(f).toMatchObject({ node: follower, election: 'hybrid', vips: [{ ip: cluster.vip, holding: false }], peers: { role: 'follower', leader: holder, term: h!.peers!.term } });
+    expect(f!.peers!.heard.map((x) => x.peer)).toContain(holder);
   });
 
   it('crash of the holder: the VIP moves in well under a second (peer evidence, not a Lease duration)', async () => {

@@ -116,6 +116,24 @@ describe('observe HTTP server (loopback)', () => {
     expect((await get(s.port, '/')).status).toBe(404);
   });
 
+  it('serves /status as JSON built at each request, 404 when the agent gives none, 500 when building fails', async () => {
+    let n = 0;
+    const s = await start({ status: () => ({ node: 'cp1', n: ++n }) });
+    const a = await get(s.port, '/status');
+    expect(a).toMatchObject({ status: 200, type: 'application/json' });
+    expect(JSON.parse(a.body)).toEqual({ node: 'cp1', n: 1 });
+    expect(JSON.parse((await get(s.port, '/status')).body)).toEqual({ node: 'cp1', n: 2 });
+    const none = await start();
+    expect((await get(none.port, '/status')).status).toBe(404);
+    const broken = await start({
+      status: () => {
+        throw new Error('boom');
+      },
+    });
+    expect((await get(broken.port, '/status')).status).toBe(500);
+    expect((await get(broken.port, '/healthz')).status).toBe(200);
+  });
+
   it('listens on IPv6 loopback and on every address with ":port"', async () => {
     const v6 = await start({ listen: { host: '::1', port: 0 } });
     expect((await get(v6.port, '/healthz', 'GET', '::1')).status).toBe(200);

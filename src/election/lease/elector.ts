@@ -80,6 +80,8 @@ export interface LeaseElectorStatus {
   leader?: string;
   observedAt?: number;
   resourceVersion?: string;
+  /** The record's renewTime as its holder wrote it (wall clock, RFC 3339). */
+  renewTime?: string;
   gateHealthy: boolean;
 }
 
@@ -172,6 +174,7 @@ export class LeaseElector implements Elector {
       if (this.obs.record.holderIdentity) s.leader = this.obs.record.holderIdentity;
       s.observedAt = this.obs.observedAt;
       s.resourceVersion = this.obs.record.resourceVersion;
+      if (this.obs.record.renewTime) s.renewTime = this.obs.record.renewTime;
     }
     return s;
   }

@@ -179,6 +179,31 @@ export function isHolding(s: PeerState, now: number = s.now): boolean {
   return s.role.kind === 'leader' && now < s.role.until;
 }
 
+/** What `vipd status` shows of a peer core: read-only, times on the core's clock. */
+export interface PeerSnapshot {
+  self: string;
+  term: number;
+  role: Role['kind'];
+  leader: string | null;
+  /** Leader only: its grant's deadline. */
+  leaderUntil?: number;
+  promise: { to: string; until: number } | null;
+  lastActive: Readonly<Record<string, number>>;
+}
+
+export function peerSnapshot(s: PeerState): PeerSnapshot {
+  const snap: PeerSnapshot = {
+    self: s.cfg.self,
+    term: s.term,
+    role: s.role.kind,
+    leader: s.role.kind === 'leader' ? s.cfg.self : s.leader,
+    promise: s.promise ? { to: s.promise.to, until: s.promise.until } : null,
+    lastActive: { ...s.lastActive },
+  };
+  if (s.role.kind === 'leader') snap.leaderUntil = s.role.until;
+  return snap;
+}
+
 function bootQuiet(s: PeerState): boolean {
   return s.now < s.bootAt + s.cfg.electionTimeoutMs;
 }

@@ -20,7 +20,7 @@ import { metrics } from '../../observe/metrics.js';
 import type { LeaseObservation } from '../steering.js';
 import type { Elector, Verdict } from '../types.js';
 import { PeerCodec, ReplayGuard } from './codec.js';
-import { initPeer, nextWakeup, step, type Effect, type Input, type PeerState } from './core.js';
+import { initPeer, nextWakeup, peerSnapshot, step, type Effect, type Input, type PeerSnapshot, type PeerState } from './core.js';
 import type { PeerConfig } from './timing.js';
 
 /** Longest wait for queued datagrams (the release) to leave before the socket closes. */
@@ -93,6 +93,11 @@ export class PeerElector implements Elector {
 
   term(): number {
     return this.state.term;
+  }
+
+  /** The core's state for `vipd status`, copied. */
+  snapshot(): PeerSnapshot {
+    return peerSnapshot(this.state);
   }
 
   async run(signal: AbortSignal): Promise<void> {
