@@ -615,9 +615,11 @@ export class ApiClient {
     });
     const found = endpointsFromSlices(list.items, this.opts.excludeAddresses);
     if (found.length > 0 && found.join(',') !== this.learned.join(',')) {
-      this.log.info({ endpoints: found, before: this.learned }, 'API endpoints learned from EndpointSlices');
+      const before = this.learned;
       this.learned = found;
       await this.saveCache();
+      // After the save, so whoever reads this line (an operator, the lab) finds the cache written.
+      this.log.info({ endpoints: found, before }, 'API endpoints learned from EndpointSlices');
     }
     return found;
   }
