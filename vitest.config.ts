@@ -1,13 +1,14 @@
 import { configDefaults, defineConfig } from 'vitest/config';
+import { wireSuites } from './vitest.wire.config.js';
 
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    // Run alone afterwards (vitest.cluster.config.ts): the cluster needs both cores for minutes, and
-    // the BGP suite's BFD timers must not starve.
-    exclude: [...configDefaults.exclude, 'test/e2e/cluster.lab.test.ts', 'test/e2e/bgp.lab.test.ts'],
-    // Lab suites build namespaces and spawn real agents; two cores cannot run many at once
-    // without starving the timers the suites observe.
+    // Run alone afterwards: the suites that watch the wire one at a time (vitest.wire.config.ts),
+    // then the kubeadm cluster and BGP suites (vitest.cluster.config.ts), which need both cores
+    // for minutes and whose BFD timers must not starve.
+    exclude: [...configDefaults.exclude, ...wireSuites],
+    // Simulations and API-server suites; two cores run two at once.
     maxWorkers: 2,
     testTimeout: 60_000,
     hookTimeout: 120_000,
