@@ -19,6 +19,9 @@ const HEADER = [
   'With cp_namespace set to another namespace, `vipd manifest rbac` adds a Role `vipd-lease` there.',
 ];
 
+// Every object vipd's manifests or chart make carries this label, so `kubectl get -l` finds them all.
+const LABELS = { 'app.kubernetes.io/name': 'vipd' };
+
 const subjects = [{ kind: 'ServiceAccount', name: SERVICE_ACCOUNT.name, namespace: SERVICE_ACCOUNT.namespace }];
 
 const leaseRule = commented(
@@ -28,12 +31,12 @@ const leaseRule = commented(
 
 function roleAndBinding(name: string, namespace: string, rules: YamlDocument['body'][string]): YamlDocument[] {
   return [
-    { body: { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name, namespace }, rules: rules ?? [] } },
+    { body: { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name, namespace, labels: LABELS }, rules: rules ?? [] } },
     {
       body: {
         apiVersion: 'rbac.authorization.k8s.io/v1',
         kind: 'RoleBinding',
-        metadata: { name, namespace },
+        metadata: { name, namespace, labels: LABELS },
         roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
         subjects,
       },
@@ -49,13 +52,13 @@ export function rbacDocuments(config: Pick<Config, 'leaseNamespace'>, generatedB
   const docs: YamlDocument[] = [
     {
       comment: [...HEADER, ...(generatedBy.length ? ['', ...generatedBy] : [])],
-      body: { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: SERVICE_ACCOUNT.name, namespace: SERVICE_ACCOUNT.namespace } },
+      body: { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: SERVICE_ACCOUNT.name, namespace: SERVICE_ACCOUNT.namespace, labels: LABELS } },
     },
     {
       body: {
         apiVersion: 'rbac.authorization.k8s.io/v1',
         kind: 'ClusterRole',
-        metadata: { name: 'vipd' },
+        metadata: { name: 'vipd', labels: LABELS },
         rules: [
           commented('Services mode: watch Services of type LoadBalancer across all namespaces.', { apiGroups: [''], resources: ['services'], verbs: ['get', 'list', 'watch'] }),
           commented(
@@ -91,7 +94,7 @@ export function rbacDocuments(config: Pick<Config, 'leaseNamespace'>, generatedB
       body: {
         apiVersion: 'rbac.authorization.k8s.io/v1',
         kind: 'ClusterRoleBinding',
-        metadata: { name: 'vipd' },
+        metadata: { name: 'vipd', labels: LABELS },
         roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'vipd' },
         subjects,
       },
