@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything vipd's lab, tests and benchmarks need, from nothing, on Debian 12 as root:
 # Debian packages, npm dependencies (which builds the AF_PACKET addon), a kube-apiserver + etcd
-# built from Go modules into .cache/ (skipped when KUBEBUILDER_ASSETS already holds them), and the
+# built from Go modules into .cache/ (skipped when KUBEBUILDER_ASSETS already holds them), helm
+# (scripts/helm-assets.sh, .cache/helm/), and the
 # kubeadm cluster lab's binaries and images (scripts/cluster-assets.sh, into .cache/cluster/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,5 +53,7 @@ fi
 npm ci --no-audit --no-fund
 npm run build --silent
 npm run k8s:assets --silent
+# helm, for the chart tests (helm lint, helm template).
+npm run helm:assets --silent
 # The kubeadm cluster lab: kubelet, kubeadm, containerd, ... and the images, vipd's included.
 npm run cluster:assets --silent
