@@ -1,0 +1,244 @@
+/**
+ * The Helm chart (charts/vipd) against the generator and a real API server:
+ * - for each set of settings, `helm template` gives the same objects that `vipd manifest daemonset`
+ *   and `vipd manifest rbac` print (Helm's bookkeeping labels aside, and the environment compared
+ *   by name, because Helm ranges over a map in key order where the generator keeps table order);
+ * - `helm lint --strict` passes, and bad values fail `helm template` with one line naming the value;
+ * - every rendered object, the Prometheus Operator ones included (their CRDs from the operator's
+ *   own module), is accepted by `kubectl apply --dry-run=server --validate=strict`.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { loadAllYaml } from '@kubernetes/client-node';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { startControlPlane, type ControlPlane } from '../../lab/apiserver.js';
+import { apiAssets } from '../../lab/k8s-assets.js';
+import { helmAssets, type HelmAssets } from '../../lab/helm.js';
+import { parsePeerKey } from '../../src/config/peer-key.js';
+import { defaultManifestOptions, generateManifest, type ManifestOptions } from '../../src/manifest/generate.js';
+import { describeRequiring } from '../lab/requires.js';
+
+const exec = promisify(execFile);
+const ROOT = join(import.meta.dirname, '../..');
+const CHART = join(ROOT, 'charts/vipd');
+
+type Obj = { kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> }; [k: string]: unknown };
+
+const CP = ['--address=192.0.2.10', '--vip_leaderelection=true', '--cp_enable=true', '--vip_nodename=cp1'];
+const PEERS = ['--vip_peers=cp1=198.18.0.11:7946,cp2=198.18.0.12:7946,cp3=198.18.0.13:7946', '--vip_peer_key_file=/etc/vipd/peer.key'];
+const BGP = ['--address=192.0.2.10', '--cp_enable=true', '--vip_nodename=cp1', '--bgp_enable=true', '--bgp_peers=192.0.2.1:65000'];
+
+const VARIANTS: Array<{ name: string; args: string[]; opts?: Partial<ManifestOptions> }> = [
+  { name: 'control-plane VIP, defaults', args: CP },
+  { name: 'peer voting, key from a Secret', args: [...CP, ...PEERS], opts: { peerKeySecret: 'cp-peer-key' } },
+  { name: 'host kubeconfig instead of the ServiceAccount', args: CP, opts: { inCluster: false } },
+  { name: 'kernel responder, IPv6, metrics on loopback, Lease in another namespace', args: [...CP, '--address=2001:db8::10', '--vip_responder=kernel', '--prometheus_server=[::1]:9100', '--cp_namespace=infra'] },
+  { name: 'dual stack, named interface, metrics off, image by digest', args: [...CP, '--address=192.0.2.10,2001:db8::10', '--vip_subnet=24,64', '--vip_interface=eth0', '--prometheus_server='], opts: { image: 'registry.example/vipd@sha256:' + 'a'.repeat(64) } },
+  { name: 'no strict-ARP init container', args: CP, opts: { sysctlInit: false } },
+  { name: 'Services too', args: [...CP, '--svc_enable=true', '--vip_state_dir=/var/lib/vipd-svc'] },
+  { name: 'BGP with the FRR sidecar, own socket directory, image and gid', args: [...BGP, '--bgp_frr_socket_dir=/run/vipd-frr'], opts: { frrImage: 'registry.example/frr:8.4.4', frrVtyGid: 300 } },
+];
+
+const HELM_LABELS = ['helm.sh/chart', 'app.kubernetes.io/instance', 'app.kubernetes.io/version', 'app.kubernetes.io/managed-by'];
+
+function dropHelmLabels(labels: Record<string, string> | undefined): void {
+  if (labels) for (const k of HELM_LABELS) delete labels[k];
+}
+
+/** Helm's bookkeeping labels out, containers' env sorted by name. */
+function normalise(o: Obj): Obj {
+  const c = structuredClone(o) as Obj & { spec?: { selector?: { matchLabels?: Record<string, string> }; template?: { metadata?: { labels?: Record<string, string> }; spec?: { containers?: Array<{ env?: Array<{ name: string }> }> } } } };
+  dropHelmLabels(c.metadata.labels);
+  dropHelmLabels(c.spec?.selector?.matchLabels);
+  dropHelmLabels(c.spec?.template?.metadata?.labels);
+  for (const ct of c.spec?.template?.spec?.containers ?? []) ct.env?.sort((a, b) => a.name.localeCompare(b.name));
+  return c;
+}
+
+function byKey(objs: Obj[]): Record<string, Obj> {
+  return Object.fromEntries(objs.map((o) => [`${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`, normalise(o)]));
+}
+
+/** The chart values that say what `vipd manifest daemonset <args>` says. */
+function valuesFor(daemonSetEnv: Array<{ name: string; value?: string }>, opts: ManifestOptions): Record<string, unknown> {
+  const env: Record<string, string> = {};
+  let address = '';
+  for (const e of daemonSetEnv) {
+    if (e.value === undefined) continue; // vip_nodename: the chart always takes it from the node
+    if (e.name === 'address') address = e.value;
+    else if (e.name === 'k8s_config_file' && opts.inCluster) continue; // the chart mounts the ServiceAccount's
+    else env[e.name] = e.value;
+  }
+  const at = opts.image.indexOf('@');
+  const image = at >= 0 ? { repository: opts.image.slice(0, at), digest: opts.image.slice(at + 1) } : { repository: opts.image.slice(0, opts.image.lastIndexOf(':')), tag: opts.image.slice(opts.image.lastIndexOf(':') + 1) };
+  return {
+    image,
+    config: { address },
+    env,
+    inCluster: opts.inCluster,
+    strictArpInitContainer: opts.sysctlInit,
+    peerKey: { secretName: opts.peerKeySecret },
+    frr: { image: opts.frrImage, vtyGid: opts.frrVtyGid },
+    metrics: { service: { enabled: false } },
+  };
+}
+
+const found = helmAssets();
+describeRequiring('the Helm chart', found, { needs: 'helm and the Prometheus Operator CRDs', skipping: 'the Helm chart tests', warn: () => true, unused: { helm: '', crdDir: '' } }, (assets: HelmAssets) => {
+  let dir: string;
+  let n = 0;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'vipd-chart-'));
+  });
+  afterAll(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  async function helm(args: string[], values?: unknown): Promise<{ code: number; stdout: string; stderr: string }> {
+    const extra: string[] = [];
+    if (values !== undefined) {
+      const file = join(dir, `values-${++n}.json`);
+      await writeFile(file, JSON.stringify(values));
+      extra.push('-f', file);
+    }
+    try {
+      const r = await exec(assets.helm, [...args, ...extra], { timeout: 60_000, env: { ...process.env, HELM_CACHE_HOME: join(dir, 'cache'), HELM_CONFIG_HOME: join(dir, 'config'), HELM_DATA_HOME: join(dir, 'data') } });
+      return { code: 0, ...r };
+    } catch (err) {
+      const e = err as { code?: number; stdout?: string; stderr?: string };
+      return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? String(err) };
+    }
+  }
+
+  async function template(values: unknown): Promise<Obj[]> {
+    const r = await helm(['template', 'vipd', CHART, '--namespace', 'kube-system'], values);
+    expect(r.stderr, 'helm template stderr').toBe('');
+    expect(r.code).toBe(0);
+    return (loadAllYaml(r.stdout) as Array<Obj | null>).filter((o): o is Obj => o !== null);
+  }
+
+  it('helm lint --strict passes', async () => {
+    const r = await helm(['lint', '--strict', CHART, '--set', 'config.address=192.0.2.10']);
+    expect(r.stdout + r.stderr).toMatch(/1 chart\(s\) linted, 0 chart\(s\) failed/);
+    expect(r.code).toBe(0);
+  });
+
+  it.each(VARIANTS)('$name: the same objects as vipd manifest daemonset + rbac', async ({ args, opts: partial }) => {
+    const opts = { ...defaultManifestOptions(), ...partial };
+    const generated = [...loadAllYaml(generateManifest('daemonset', {}, args, opts).yaml), ...loadAllYaml(generateManifest('rbac', {}, args, opts).yaml)] as Obj[];
+    const ds = generated.find((o) => o.kind === 'DaemonSet') as Obj & { spec: { template: { spec: { containers: Array<{ env: Array<{ name: string; value?: string }> }> } } } };
+    const chart = await template(valuesFor(ds.spec.template.spec.containers[0]!.env, opts));
+    expect(byKey(chart)).toEqual(byKey(generated));
+  });
+
+  it('the defaults in values.yaml are settings the agent accepts, and the chart fills in the same ones the generator writes', async () => {
+    const chart = await template({ config: { address: '192.0.2.10' }, metrics: { service: { enabled: false } } });
+    const generated = [...loadAllYaml(generateManifest('daemonset', {}, CP, defaultManifestOptions()).yaml), ...loadAllYaml(generateManifest('rbac', {}, CP, defaultManifestOptions()).yaml)] as Obj[];
+    const expected = byKey(generated);
+    const got = byKey(chart);
+    // The generator also writes kubernetes_addr (kube-vip always does); unset, the agent derives the same URL.
+    type Env = Array<{ name: string; value?: string }>;
+    const envOf = (o: Obj | undefined) => (o as unknown as { spec: { template: { spec: { containers: Array<{ env: Env }> } } } }).spec.template.spec.containers[0]!.env;
+    const key = 'DaemonSet/kube-system/vipd';
+    const want = envOf(expected[key]).filter((e) => e.name !== 'kubernetes_addr' && e.name !== 'vip_subnet');
+    expect(envOf(got[key])).toEqual(want);
+    for (const k of Object.keys(expected)) if (k !== key) expect(got[k], k).toEqual(expected[k]);
+  });
+
+  it.each([
+    { values: { config: { address: '192.0.2.10' }, env: { port: 6443 } }, message: 'env.port: must be a string' },
+    { values: { config: { address: '192.0.2.10' }, env: { vip_peer_bootstrap: 'true' } }, message: 'env.vip_peer_bootstrap: cannot be used in a DaemonSet' },
+    { values: { config: { address: '192.0.2.10' }, env: { vip_leaderelection: 'false' } }, message: 'env.vip_leaderelection: must be "true" (or env.vip_peers set) for a DaemonSet' },
+    { values: { config: { address: '192.0.2.10' }, env: { prometheus_server: '2112' } }, message: 'env.prometheus_server: "2112" must be [host]:port' },
+    { values: { config: { address: '192.0.2.10' }, env: { k8s_config_file: '/etc/kubernetes/admin.conf' } }, message: 'env.k8s_config_file: leave it out while inCluster is true' },
+  ])('bad values fail with one line naming the value: $message', async ({ values, message }) => {
+    const r = await helm(['template', 'vipd', CHART, '--namespace', 'kube-system'], values);
+    expect(r.code).not.toBe(0);
+    expect(r.stdout).toBe('');
+    // Helm frames it: "Error: execution error at (<template>): <our line>", then a hint about --debug.
+    const lines = r.stderr.trim().split('\n');
+    expect(lines[0]).toMatch(/^Error: execution error at \(vipd\/templates\/[\w.-]+:\d+:\d+\): env\./);
+    expect(lines[0]).toContain(message);
+    expect(lines.slice(1).join('\n')).not.toContain('env.');
+  });
+
+  it('monitoring: the PrometheusRule and the dashboard are the files in monitoring/, and the monitors select the agents', async () => {
+    const objs = await template({
+      config: { address: '192.0.2.10' },
+      prometheus: { serviceMonitor: { enabled: true, interval: '15s' }, podMonitor: { enabled: true }, prometheusRule: { enabled: true, labels: { release: 'prom' } } },
+      grafanaDashboard: { enabled: true },
+    });
+    // The test reads a few fields of each kind; the casts below say which.
+    const get = (kind: string) => objs.find((o) => o.kind === kind) as unknown;
+    const rules = loadAllYaml(await readFile(join(ROOT, 'monitoring/prometheus/vipd-rules.yaml'), 'utf8'))[0] as { spec: unknown };
+    const rule = get('PrometheusRule') as Obj & { spec: unknown };
+    expect(rule.spec).toEqual(rules.spec);
+    expect(rule.metadata.labels?.release).toBe('prom');
+    const dashboard = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'vipd-dashboard') as Obj & { data: Record<string, string> };
+    expect(JSON.parse(dashboard.data['vipd-dashboard.json']!)).toEqual(JSON.parse(await readFile(join(ROOT, 'monitoring/grafana/vipd-dashboard.json'), 'utf8')));
+    expect(dashboard.metadata.labels?.grafana_dashboard).toBe('1');
+    const ds = get('DaemonSet') as { spec: { template: { metadata: { labels: Record<string, string> } } } };
+    const svc = get('Service') as { metadata: { labels: Record<string, string> }; spec: { selector: Record<string, string>; clusterIP: string; ports: Array<{ port: number }> } };
+    expect(svc.spec.clusterIP).toBe('None');
+    expect(svc.spec.ports[0]!.port).toBe(2112);
+    expect(ds.spec.template.metadata.labels).toMatchObject(svc.spec.selector);
+    const sm = get('ServiceMonitor') as { spec: { selector: { matchLabels: Record<string, string> }; endpoints: Array<{ interval: string }> } };
+    expect(svc.metadata.labels).toMatchObject(sm.spec.selector.matchLabels);
+    expect(sm.spec.endpoints[0]!.interval).toBe('15s');
+    const pm = get('PodMonitor') as { spec: { selector: { matchLabels: Record<string, string> } } };
+    expect(ds.spec.template.metadata.labels).toMatchObject(pm.spec.selector.matchLabels);
+  });
+
+  it('peerKey.create makes a Secret with a key the agent accepts, marked to survive uninstall and upgrade', async () => {
+    const objs = await template({ config: { address: '192.0.2.10' }, env: { vip_peers: 'cp1=198.18.0.11:7946,cp2=198.18.0.12:7946,cp3=198.18.0.13:7946', vip_peer_key_file: '/etc/vipd/peer.key' }, peerKey: { create: true } });
+    const secret = objs.find((o) => o.kind === 'Secret') as Obj & { data: { key: string }; metadata: { annotations: Record<string, string> } };
+    expect(secret.metadata.name).toBe('vipd-peer-key');
+    expect(secret.metadata.annotations['helm.sh/resource-policy']).toBe('keep');
+    expect(parsePeerKey(Buffer.from(secret.data.key, 'base64').toString('utf8')).ok).toBe(true);
+    const chosen = Buffer.from(Array.from({ length: 32 }, (_, i) => i * 7 + 1)).toString('base64');
+    const again = await template({ config: { address: '192.0.2.10' }, env: { vip_peers: 'cp1=198.18.0.11:7946', vip_peer_key_file: '/etc/vipd/peer.key' }, peerKey: { create: true, key: chosen } });
+    expect(Buffer.from((again.find((o) => o.kind === 'Secret') as unknown as { data: { key: string } }).data.key, 'base64').toString('utf8')).toBe(chosen);
+  });
+
+  const api = apiAssets();
+  describeRequiring('against a real kube-apiserver', 'dir' in api ? { ok: true, assets: true } : { ok: false, skip: api.skip }, { needs: 'kube-apiserver and etcd', skipping: 'the chart dry-run', warn: () => false, unused: true }, () => {
+    let cp: ControlPlane;
+    beforeAll(async () => {
+      cp = await startControlPlane({ rbacManifest: false });
+      const crds = (await readdir(assets.crdDir)).map((f) => join(assets.crdDir, f));
+      // Server-side apply: the CRDs' annotations are too large for client-side apply's last-applied copy.
+      for (const f of crds) await exec('kubectl', ['--kubeconfig', cp.adminKubeconfig, 'apply', '--server-side', '-f', f], { timeout: 60_000 });
+      await exec('kubectl', ['--kubeconfig', cp.adminKubeconfig, 'wait', '--for=condition=Established', '--timeout=60s', 'crd/servicemonitors.monitoring.coreos.com', 'crd/podmonitors.monitoring.coreos.com', 'crd/prometheusrules.monitoring.coreos.com'], { timeout: 90_000 });
+    });
+    afterAll(async () => {
+      await cp?.destroy();
+    });
+
+    it.each([
+      {
+        name: 'everything on: peers with a created key, Services, monitors, rule, dashboard',
+        values: {
+          config: { address: '192.0.2.10' },
+          env: { svc_enable: 'true', vip_peers: 'cp1=198.18.0.11:7946,cp2=198.18.0.12:7946,cp3=198.18.0.13:7946', vip_peer_key_file: '/etc/vipd/peer.key' },
+          peerKey: { create: true },
+          prometheus: { serviceMonitor: { enabled: true }, podMonitor: { enabled: true }, prometheusRule: { enabled: true } },
+          grafanaDashboard: { enabled: true },
+        },
+      },
+      { name: 'BGP with the FRR sidecar, host kubeconfig', values: { config: { address: '192.0.2.10' }, inCluster: false, env: { bgp_enable: 'true', bgp_peers: '192.0.2.1:65000', vip_leaderelection: 'false' } } },
+    ])('$name is accepted', async ({ values }) => {
+      const file = join(dir, `render-${++n}.yaml`);
+      const r = await helm(['template', 'vipd', CHART, '--namespace', 'kube-system'], values);
+      expect(r.code).toBe(0);
+      await writeFile(file, r.stdout);
+      const count = (loadAllYaml(r.stdout) as unknown[]).filter((o) => o !== null).length;
+      const out = await exec('kubectl', ['--kubeconfig', cp.adminKubeconfig, 'apply', '--dry-run=server', '--validate=strict', '-o', 'name', '-f', file], { timeout: 60_000 });
+      expect(out.stderr).toBe('');
+      expect(out.stdout.trim().split('\n')).toHaveLength(count);
+    });
+  });
+});
