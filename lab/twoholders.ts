@@ -13,6 +13,12 @@
  * - interleaved claims: a claim by MAC Y inside a holding span of MAC X (X claimed before and
  *   after it, at most spanGapMs apart). A clean handover X → Y never does that: X's last claim
  *   comes before Y's first. A frozen holder that thaws and claims once inside Y's span does.
+ * - With prober records, a span also ends where a request was answered by others and not by X:
+ *   X was not answering then, so it was not holding. Without that, a clean X → Y → X within
+ *   spanGapMs (a flap: X released, Y held, Y released, X won again, each in turn) looked like an
+ *   intrusion; the kubeadm lab's logs showed exactly that sequence behind such "events". A request
+ *   nobody answered does not end a span (a starved holder stays a holder), so a thawed claim in
+ *   the silence of a live holder is still caught.
  */
 import type { ParsedFrame } from '../src/net/frames.js';
 import type { Family } from '../src/net/ip.js';
@@ -82,9 +88,29 @@ export function doubleAnswers(records: readonly ProbeRecord[]): TwoHolderEvent[]
   return out;
 }
 
+/**
+ * Whether some request sent strictly between from and to was answered, but not by mac.
+ * `requests` is sorted by sentAt.
+ */
+function answeredByOthersBetween(requests: readonly ProbeRecord[], mac: string, from: number, to: number): boolean {
+  let lo = 0;
+  let hi = requests.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (requests[mid]!.sentAt <= from) lo = mid + 1;
+    else hi = mid;
+  }
+  for (let i = lo; i < requests.length && requests[i]!.sentAt < to; i++) {
+    const r = requests[i]!;
+    if (r.answers.length > 0 && !r.answers.some((a) => a.mac === mac)) return true;
+  }
+  return false;
+}
+
 /** Claims by one MAC inside another MAC's holding span (see module comment). One event per pair and intrusion run. */
-export function interleavedClaims(claims: readonly Claim[], spanGapMs: number): TwoHolderEvent[] {
+export function interleavedClaims(claims: readonly Claim[], spanGapMs: number, records: readonly ProbeRecord[] = []): TwoHolderEvent[] {
   const sorted = [...claims].sort((a, b) => a.at - b.at);
+  const requests = [...records].sort((a, b) => a.sentAt - b.sentAt);
   // Index of the previous claim of each MAC in `sorted`: the claims between it and the next one
   // of the same MAC are exactly what lies inside that MAC's span, so each span costs its length.
   const prevIdx = new Map<string, number>();
@@ -95,6 +121,7 @@ export function interleavedClaims(claims: readonly Claim[], spanGapMs: number): 
     if (p === undefined) return;
     const from = sorted[p]!.at;
     if (c.at - from > spanGapMs) return;
+    if (requests.length > 0 && answeredByOthersBetween(requests, c.mac, from, c.at)) return;
     const seen = new Set<string>();
     for (let k = p + 1; k < idx; k++) {
       const x = sorted[k]!;
@@ -130,7 +157,7 @@ export interface AnalysisInput {
 /** Every two-holder event in prober records and captured frames, in time order. */
 export function findTwoHolderEvents(input: AnalysisInput): TwoHolderEvent[] {
   const claims = [...(input.claims ?? []), ...claimsIn(input.frames ?? [], input.vip)];
-  const events = [...doubleAnswers(input.records ?? []), ...interleavedClaims(claims, input.spanGapMs ?? 4000)];
+  const events = [...doubleAnswers(input.records ?? []), ...interleavedClaims(claims, input.spanGapMs ?? 4000, input.records ?? [])];
   return events.sort((a, b) => a.at - b.at);
 }
 

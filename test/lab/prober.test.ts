@@ -49,6 +49,32 @@ describe('two-holder analysis (pure)', () => {
     expect(both[0]).toMatchObject({ kind: 'interleaved-claims', at: 50 });
   });
 
+  it('with probe records: a flap X → Y → X inside spanGapMs is not interleaving, a thawed claim inside a live span still is', () => {
+    // The prober asks every 10 ms; whoever holds answers, and each answer is also a claim.
+    const timeline = (holderAt: (t: number) => string | null, until: number) => {
+      const records: ProbeRecord[] = [];
+      const cl: Claim[] = [];
+      for (let t = 0, seq = 0; t < until; t += 10, seq++) {
+        const h = holderAt(t);
+        records.push(rec(seq, t, h ? [[h, t + 1]] : []));
+        if (h) cl.push({ at: t + 1, mac: h, kind: 'arp-reply' });
+      }
+      return { records, claims: cl };
+    };
+    // X holds to 1000, nobody to 1400, Y holds to 2000, nobody to 2300, X again (the kubeadm lab's quorum-lost flap).
+    const flap = timeline((t) => (t < 1000 ? X : t < 1400 ? null : t < 2000 ? Y : t < 2300 ? null : X), 3000);
+    expect(interleavedClaims(flap.claims, 4000)).toHaveLength(1); // claims alone cannot tell
+    expect(interleavedClaims(flap.claims, 4000, flap.records)).toEqual([]);
+    expect(findTwoHolderEvents({ vip: VIP4, records: flap.records, claims: flap.claims })).toEqual([]);
+    // Y holds throughout; a thawed X claims once at 1505 (a gARP): caught.
+    const thaw = timeline(() => Y, 3000);
+    const thawed = [...thaw.claims, { at: 1505, mac: X, kind: 'garp' as const }];
+    expect(interleavedClaims(thawed, 4000, thaw.records)).toMatchObject([{ holder: Y, intruder: X, at: 1505 }]);
+    // Y starved (nobody answers 1200..1900) and X's claim in that silence: Y still held, so still caught.
+    const starved = timeline((t) => (t >= 1200 && t < 1900 ? null : Y), 3000);
+    expect(interleavedClaims([...starved.claims, { at: 1505, mac: X, kind: 'garp' }], 4000, starved.records)).toMatchObject([{ holder: Y, intruder: X }]);
+  });
+
   it('claims come from gARP, ARP replies and NAs in captured frames', () => {
     const frames = [
       { time: 5, frame: parseFrame(garpRequest(X, VIP4)) },
