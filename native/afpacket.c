@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <node_api.h>
@@ -346,10 +347,16 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* send(handle, frame: Buffer) -> 0 or an errno (EAGAIN when the queue is full, ENETDOWN, ...) */
+/*
+ * send(handle, frame: Buffer, deadline?: bigint) -> 0 or an errno (EAGAIN when the queue is full,
+ * ENETDOWN, ...). deadline is CLOCK_MONOTONIC in ns (process.hrtime.bigint()'s clock): at or past
+ * it the frame is not sent and ETIME comes back. The caller checked its grant before calling, but a
+ * process descheduled between that check and here would otherwise send a claim after its grant
+ * ended; checking again just before send(2) leaves only the few instructions in between.
+ */
 static napi_value js_send(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2], ret;
+  size_t argc = 3;
+  napi_value argv[3], ret;
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   sock_t *s = argc >= 2 ? unwrap(env, argv[0]) : NULL;
   if (!s) return NULL;
@@ -359,15 +366,35 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "afpacket.send: frame must be a Buffer");
     return NULL;
   }
+  int has_deadline = 0;
+  uint64_t deadline = 0;
+  if (argc >= 3) {
+    napi_valuetype t;
+    CHECK(env, napi_typeof(env, argv[2], &t));
+    if (t == napi_bigint) {
+      bool lossless = false;
+      CHECK(env, napi_get_value_bigint_uint64(env, argv[2], &deadline, &lossless));
+      has_deadline = 1;
+    } else if (t != napi_undefined) {
+      napi_throw_type_error(env, NULL, "afpacket.send: deadline must be a bigint (CLOCK_MONOTONIC ns)");
+      return NULL;
+    }
+  }
   int rc = 0;
   if (s->fd < 0) {
     rc = EBADF;
   } else {
-    ssize_t n;
-    do {
-      n = send(s->fd, data, len, 0);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0) rc = errno;
+    struct timespec now;
+    if (has_deadline && clock_gettime(CLOCK_MONOTONIC, &now) == 0 &&
+        (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec >= deadline) {
+      rc = ETIME;
+    } else {
+      ssize_t n;
+      do {
+        n = send(s->fd, data, len, 0);
+      } while (n < 0 && errno == EINTR);
+      if (n < 0) rc = errno;
+    }
   }
   CHECK(env, napi_create_int32(env, rc, &ret));
   return ret;

@@ -128,7 +128,7 @@ function addressedToUs(ethDst: string, ownMac: string): boolean {
   return (first & 1) === 1;
 }
 
-type HoldState = { kind: 'idle' } | { kind: 'holding'; mayAnswer: () => boolean; n: number; timer: NodeJS.Timeout | undefined };
+type HoldState = { kind: 'idle' } | { kind: 'holding'; mayAnswer: () => boolean; answerUntil: (() => number) | undefined; n: number; timer: NodeJS.Timeout | undefined };
 
 export interface AnnouncerEvents {
   conflict: [mac: string, how: ClaimHow];
@@ -201,11 +201,16 @@ export class Announcer extends EventEmitter<AnnouncerEvents> {
     return this.state.kind === 'holding';
   }
 
-  /** Starts (or restarts, as a fresh takeover) announcing and, if configured, answering. The first frame leaves before this returns. */
-  startHolding(mayAnswer: () => boolean): void {
+  /**
+   * Starts (or restarts, as a fresh takeover) announcing and, if configured, answering. The first
+   * frame leaves before this returns. answerUntil (clock ms) is the grant's end: each frame then
+   * carries it to the addon, which refuses to send at or past it, so a process descheduled between
+   * mayAnswer() and send(2) cannot claim after its grant.
+   */
+  startHolding(mayAnswer: () => boolean, answerUntil?: () => number): void {
     if (this.closed) return;
     this.clearTimer();
-    this.state = { kind: 'holding', mayAnswer, n: 0, timer: undefined };
+    this.state = { kind: 'holding', mayAnswer, answerUntil, n: 0, timer: undefined };
     // Questions reach us before the first announcement sends clients our way.
     this.narrow();
     this.tick();
@@ -308,15 +313,23 @@ export class Announcer extends EventEmitter<AnnouncerEvents> {
   private claimFrame(kind: SentKind, frame: Buffer): boolean {
     const st = this.state;
     if (this.closed || st.kind !== 'holding' || !st.mayAnswer()) return false;
-    if (!this.transmit(kind, frame)) return false;
+    let deadlineNs: bigint | undefined;
+    if (st.answerUntil) {
+      // hrtime first: the budget read after it is the smaller one, so the deadline errs early.
+      const hr = process.hrtime.bigint();
+      const left = st.answerUntil() - this.clock.now();
+      if (!(left > 0)) return false;
+      if (Number.isFinite(left)) deadlineNs = hr + BigInt(Math.floor(left * 1e6));
+    }
+    if (!this.transmit(kind, frame, deadlineNs)) return false;
     if (kind === 'arp-reply' || kind === 'solicited-na') metrics.answers.inc({ vip: this.vip });
     else metrics.announcements.inc({ vip: this.vip, kind });
     return true;
   }
 
-  private transmit(kind: SentKind, frame: Buffer): boolean {
+  private transmit(kind: SentKind, frame: Buffer, deadlineNs?: bigint): boolean {
     try {
-      this.sock.send(frame);
+      this.sock.send(frame, deadlineNs);
     } catch (e) {
       const code = (e as { code?: string }).code ?? 'EIO';
       const now = this.clock.now();

@@ -27,7 +27,7 @@ interface NativeHandle {
 
 interface NativeAfPacket {
   open(ifname: string, netnsPath: string | null, onFrame: (frame: Buffer) => void): { handle: NativeHandle; ifindex: number; mac: Buffer };
-  send(handle: NativeHandle, frame: Buffer): number;
+  send(handle: NativeHandle, frame: Buffer, deadlineNs?: bigint): number;
   membership(handle: NativeHandle, mac: Buffer, add: boolean): void;
   setFilter(handle: NativeHandle, program: Buffer): void;
   close(handle: NativeHandle): void;
@@ -90,8 +90,12 @@ export interface PacketSocket {
   readonly index: number;
   /** The interface's MAC when the socket was opened. */
   readonly mac: string;
-  /** Sends one whole Ethernet frame; throws PacketSocketError (code ENETDOWN, EAGAIN, ...) if the kernel refuses it. */
-  send(frame: Buffer): void;
+  /**
+   * Sends one whole Ethernet frame; throws PacketSocketError (code ENETDOWN, EAGAIN, ...) if the
+   * kernel refuses it. With deadlineNs (process.hrtime.bigint()'s clock), the addon checks it again
+   * just before send(2) and refuses with ETIME once it has passed.
+   */
+  send(frame: Buffer, deadlineNs?: bigint): void;
   /** Every received ARP / NS / NA frame; returns the unsubscribe function. */
   onFrame(cb: (frame: Buffer) => void): () => void;
   /** Accept frames to this Ethernet multicast group (needed on real NICs for NS to a solicited-node group). */
@@ -220,9 +224,9 @@ export async function openPacketSocket(ifname: string, opts: OpenOptions = {}): 
     ifname,
     index: sh.index,
     mac: sh.mac,
-    send(frame: Buffer): void {
+    send(frame: Buffer, deadlineNs?: bigint): void {
       if (closed) throw new PacketSocketError(`${ifname}: socket closed`, ifname, 'EBADF');
-      const rc = addon().send(sh.handle, frame);
+      const rc = addon().send(sh.handle, frame, deadlineNs);
       if (rc !== 0) throw new PacketSocketError(`${ifname}: send failed (errno ${rc})`, ifname, errnoName(rc));
     },
     onFrame(cb: (frame: Buffer) => void): () => void {

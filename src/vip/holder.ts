@@ -31,7 +31,7 @@ import type { NetlinkEvent, NetlinkWatcher, Rtnl } from '../net/netlink.js';
 
 /** What the holder needs from the wire (src/net/announce.ts implements it). */
 export interface AnnouncerPort {
-  startHolding(mayAnswer: () => boolean): void;
+  startHolding(mayAnswer: () => boolean, answerUntil?: () => number): void;
   stopHolding(): void;
   announceNow(reason: string): void;
   probe(durationMs: number): Promise<string | null>;
@@ -209,7 +209,10 @@ export class Holder {
       if (!this.holding()) return;
       await this.bind();
       // The kernel now accepts traffic for the VIP; announce at once so clients move to us.
-      this.deps.announcer.startHolding(() => this.holding());
+      this.deps.announcer.startHolding(
+        () => this.holding(),
+        () => (this.state.kind === 'holding' ? this.state.until : Number.NEGATIVE_INFINITY),
+      );
       metrics.takeoverSeconds.observe({ vip: this.ip }, (this.deps.clock.now() - since) / 1000);
       metrics.holding.set({ vip: this.ip }, 1);
       metrics.transitions.inc({ vip: this.ip, to: 'holding', reason: short(reason) });

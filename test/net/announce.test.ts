@@ -200,6 +200,13 @@ describe.skipIf(!isRoot)('announcer on a real wire (netns + bridge + tcpdump)', 
     expect(await ask()).toEqual([]);
     may = true;
     expect(await ask()).toHaveLength(1);
+    // The grant's end also travels with each frame to the addon: one in the past stops answers
+    // even while mayAnswer() still says yes (as for a process descheduled between the two).
+    let until = performance.now() + 60_000;
+    ann.startHolding(() => true, () => until);
+    expect(await ask()).toHaveLength(1);
+    until = performance.now() - 1;
+    expect(await ask()).toEqual([]);
     ann.stopHolding();
     expect(await ask()).toEqual([]);
     closeAll();

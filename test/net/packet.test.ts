@@ -67,6 +67,24 @@ describe.skipIf(process.getuid?.() !== 0)('AF_PACKET socket on a real wire', () 
     expect(() => a2.send(garpRequest(wire.a.mac, VIP4))).toThrow(/socket closed/);
   });
 
+  it('a deadline is checked just before send(2): at or past it nothing leaves and the error is ETIME', async () => {
+    const a = await sock('a');
+    const c = await sock('c');
+    const got: Buffer[] = [];
+    a.onFrame((f) => got.push(f));
+    const frame = (): Buffer => arpRequest({ mac: wire.c.mac, senderIp: wire.c.ip4, target: VIP4 });
+    const now = process.hrtime.bigint();
+    expect(() => c.send(frame(), now)).toThrow(expect.objectContaining({ code: 'ETIME' }));
+    expect(() => c.send(frame(), now - 1_000_000_000n)).toThrow(expect.objectContaining({ code: 'ETIME' }));
+    await sleep(100);
+    const arp = (): Buffer[] => got.filter((f) => f.readUInt16BE(12) === 0x0806);
+    expect(arp()).toEqual([]);
+    c.send(frame(), process.hrtime.bigint() + 1_000_000_000n);
+    c.send(frame());
+    await sleep(100);
+    expect(arp()).toHaveLength(2);
+  });
+
   it('setInterest narrows the kernel filter to the union of its users; a user without one gets every frame', async () => {
     const x = await sock('b');
     const y = await sock('b');
