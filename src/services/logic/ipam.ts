@@ -175,9 +175,13 @@ function conflict(ctx: Ctx, claim: ServiceClaim, ip: string): string | undefined
   const first = holders[0] as Holding;
   // MetalLB's rule: every Service on the address has the same metallb.io/allow-shared-ip key.
   // Otherwise kube-vip's: one namespace with allow-share on.
+  // Symmetric, so the outcome does not depend on which Service came first: a key on any side
+  // means only the same key on every side shares.
   const keyShared = claim.sharingKey !== undefined && holders.every((h) => h.claim.sharingKey === claim.sharingKey);
   if (!keyShared) {
-    if (claim.sharingKey !== undefined) return `${ip} is used by ${others}, which ${holders.length > 1 ? 'do' : 'does'} not have metallb.io/allow-shared-ip=${claim.sharingKey}`;
+    if (claim.sharingKey !== undefined) return `${ip} is used by ${others}, without metallb.io/allow-shared-ip=${claim.sharingKey}`;
+    const keyed = holders.find((h) => h.claim.sharingKey !== undefined);
+    if (keyed) return `${ip} is used by ${others}, shared only by metallb.io/allow-shared-ip=${keyed.claim.sharingKey as string}`;
     if (first.claim.namespace !== claim.namespace) return `${ip} is used by ${others} (sharing is only within a namespace)`;
     if (!ctx.kv || !allowShareFor(ctx.kv, claim.namespace)) return `${ip} is used by ${others} (allow-share is off for namespace ${claim.namespace})`;
   }

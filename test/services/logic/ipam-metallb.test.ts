@@ -111,11 +111,11 @@ describe('allocate with MetalLB pools', () => {
       claims: [claim('team-a/s'), claim('team-b/s'), claim('other/web', { labels: { app: 'web' } }), claim('other/plain', { labels: { app: 'db' } }), claim('team-a/web', { labels: { app: 'web' } })],
     });
     expect(ips(out.get('team-a/s'))).toEqual(['198.18.20.0']);
-    expect(ips(out.get('team-b/s'))).toEqual(['198.18.20.1']);
+    expect(ips(out.get('team-b/s'))).toEqual(['198.18.20.2']);
     expect(ips(out.get('other/web'))).toEqual(['198.18.30.0']);
     expect(ips(out.get('other/plain'))).toEqual(['198.18.10.0']);
-    // Pinned by both pools at one priority: by name, team before web.
-    expect(ips(out.get('team-a/web'))).toEqual(['198.18.20.2']);
+    // Pinned by both pools at one priority: by name, team before web (and team-a/web comes before team-b/s by key).
+    expect(ips(out.get('team-a/web'))).toEqual(['198.18.20.1']);
   });
 
   it('combines with the ConfigMap: a namespace kubevip pool wins; otherwise MetalLB pools, then the global pool', () => {
