@@ -497,13 +497,15 @@ export class ServicesController {
 function recordAllocationMetrics(pools: PoolConfig | undefined, metallb: MetallbConfig | undefined, outcomes: ReadonlyMap<string, Outcome>): void {
   const pending = new Map<string, number>();
   const used: Addr[] = [];
+  const seen = new Set<string>(); // a shared address is used once
   let assigned = 0;
   for (const o of outcomes.values()) {
     if (o.kind === 'assigned') {
       assigned++;
       for (const ip of o.ips) {
         const a = parseAddr(ip);
-        if (a) used.push(a);
+        if (a && !seen.has(ip)) used.push(a);
+        seen.add(ip);
       }
     } else pending.set(o.reason, (pending.get(o.reason) ?? 0) + 1);
   }
