@@ -118,6 +118,7 @@ export function agentOptions(config: Config): AgentOptions {
         namespace: config.svcNamespace || undefined,
         classFilter: { className: config.lbClassName, classOnly: config.lbClassOnly, legacyHandling: config.lbClassLegacyHandling },
         poolConfigMap: { namespace: cmNs!, name: cmName! },
+        metallb: config.svcMetallb ? { namespace: config.svcMetallbNamespace || undefined } : undefined,
         controlPlaneVips: config.vips.map((v) => canonicalIp(v.ip)).filter((s): s is string => s !== undefined),
         // A worker never allocates: the control-plane agents do, through the VIP's Lease.
         // ecmp: every node holds the control-plane VIP, so its verdicts cannot pick one allocator.

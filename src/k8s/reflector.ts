@@ -16,6 +16,9 @@
  *   (`backoff`, default 0.5 s → 30 s) and resume from the last version seen, or list again with
  *   `relistAfterError`.
  * - `transform` keeps only what the controller reads, so the cache stays small.
+ * - With `mayBeAbsent`, a 404 (the API server does not serve the resource: a CRD that is not
+ *   installed) is a state, not an error: the cache is empty and synced, one info line says so,
+ *   and the list is tried again every `recheckMs` quietly; one more line when it appears.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { monotonicClock, type Clock } from '../util/clock.js';
@@ -56,6 +59,8 @@ export interface ReflectorOptions<T extends ObjectMeta> {
   relistAfterError?: boolean;
   /** Times the empty-watch window. */
   clock?: Clock;
+  /** The resource may not be served (an optional CRD): see the invariants above. */
+  mayBeAbsent?: { recheckMs: number };
 }
 
 /** What a listener is told: a fresh list replaced the cache, or one watch event was applied. */
@@ -71,6 +76,7 @@ export class Reflector<T extends ObjectMeta> {
   private readonly clock: Clock;
   /** Aborts the current watch when relist() is called. */
   private restart: AbortController | undefined;
+  private absentNow = false;
 
   constructor(private readonly o: ReflectorOptions<T>) {
     this.clock = o.clock ?? monotonicClock;
@@ -78,6 +84,11 @@ export class Reflector<T extends ObjectMeta> {
 
   get synced(): boolean {
     return this.everSynced;
+  }
+
+  /** mayBeAbsent: the last list found the resource not served (404). */
+  get absent(): boolean {
+    return this.absentNow;
   }
 
   list(): T[] {
@@ -152,6 +163,21 @@ export class Reflector<T extends ObjectMeta> {
       } catch (err) {
         if (signal.aborted) break;
         if (restart.signal.aborted) continue; // relist() asked for it; rv is already cleared
+        if (this.o.mayBeAbsent && httpStatus(err) === 404) {
+          if (!this.absentNow) {
+            this.o.log.info({ what: this.o.name, path: this.o.path, recheckMs: this.o.mayBeAbsent.recheckMs }, 'not served by the API server (is its CRD installed?); running without it and looking again periodically');
+          }
+          this.absentNow = true;
+          this.rv = '';
+          backoff = 0;
+          if (!this.everSynced || this.items.size > 0) {
+            this.items.clear();
+            this.everSynced = true;
+            this.changed({ kind: 'list' });
+          }
+          await sleep(this.o.mayBeAbsent.recheckMs, undefined, { signal }).catch(() => undefined);
+          continue;
+        }
         if (this.o.relistAfterError) this.rv = '';
         if (httpStatus(err) === 410) {
           // resourceVersion too old (an ERROR event or a refused watch): list again, at once.
@@ -179,6 +205,10 @@ export class Reflector<T extends ObjectMeta> {
     for (const obj of res.items) this.items.set(keyOf(obj), this.shape(obj));
     this.rv = res.metadata?.resourceVersion ?? '';
     this.everSynced = true;
+    if (this.absentNow) {
+      this.absentNow = false;
+      this.o.log.info({ what: this.o.name, path: this.o.path }, 'now served by the API server; reading it');
+    }
     this.changed({ kind: 'list' });
   }
 

@@ -24,6 +24,11 @@ export const paths = {
   /** One namespace, or all with `undefined`. */
   endpointSlices: (namespace?: string) => group('discovery.k8s.io/v1', namespace, 'endpointslices'),
   configMaps: (namespace: string) => core(namespace, 'configmaps'),
+  /** Namespaces (their labels, for MetalLB namespaceSelectors). */
+  namespaces: () => core(undefined, 'namespaces'),
+  /** MetalLB's objects (an optional CRD); one namespace, or all with `undefined`. */
+  ipAddressPools: (namespace?: string) => group('metallb.io/v1beta1', namespace, 'ipaddresspools'),
+  l2Advertisements: (namespace?: string) => group('metallb.io/v1beta1', namespace, 'l2advertisements'),
   events: (namespace: string) => group('events.k8s.io/v1', namespace, 'events'),
   /** core/v1 Events, for an API server without events.k8s.io/v1. */
   coreEvents: (namespace: string) => core(namespace, 'events'),

@@ -78,6 +78,7 @@ export function rbacDocuments(config: Pick<Config, 'leaseNamespace'>, generatedB
             ],
             { apiGroups: ['metallb.io'], resources: ['ipaddresspools', 'l2advertisements'], verbs: ['get', 'list', 'watch'] },
           ),
+          commented("Namespace labels, for MetalLB pools' serviceAllocation.namespaceSelectors. Read only.", { apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch'] }),
           commented(
             [
               'Events on Services and the Lease: who took or dropped a VIP, address conflicts. Events live in',

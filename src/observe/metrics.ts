@@ -26,6 +26,7 @@ export const metrics = {
   servicesAssigned: new Gauge({ name: 'vipd_services_assigned', help: 'LoadBalancer Services with an address (allocator node only)', registers: [registry] }),
   servicesPending: new Gauge({ name: 'vipd_services_pending', help: 'LoadBalancer Services waiting for an address, by reason (allocator node only)', labelNames: ['reason'], registers: [registry] }),
   poolAddresses: new Gauge({ name: 'vipd_pool_addresses', help: 'Addresses in a pool (capped at 2^53), and how many are used', labelNames: ['pool', 'state'], registers: [registry] }),
+  poolUnadvertised: new Gauge({ name: 'vipd_pool_unadvertised', help: '1 for a MetalLB IPAddressPool no L2Advertisement selects (MetalLB would hand out its addresses and announce nothing; vipd announces them on its services interface), 0 for one that is selected (allocator node only)', labelNames: ['pool'], registers: [registry] }),
   bgpFrrUp: new Gauge({ name: 'vipd_bgp_frr_up', help: '1 while FRR answers on its vty sockets and holds vipd\'s configuration', registers: [registry] }),
   bgpSessionUp: new Gauge({ name: 'vipd_bgp_session_up', help: '1 while the BGP session to the peer is Established', labelNames: ['peer'], registers: [registry] }),
   bgpAnnouncing: new Gauge({ name: 'vipd_bgp_announcing', help: '1 while the VIP is on lo and at least one BGP session is Established (the router hears it)', labelNames: ['vip'], registers: [registry] }),

@@ -1,5 +1,6 @@
 /**
- * The services controller: watches Services, EndpointSlices and the pool ConfigMap; on the
+ * The services controller: watches Services, EndpointSlices, the pool ConfigMap and (svc_metallb)
+ * MetalLB's IPAddressPools and L2Advertisements with the Namespaces' labels; on the
  * allocator node, allocates (pure `allocate`) and writes each Service's status; on every node,
  * computes the service IPs THIS node should hold (pure `plan`) and tells its listeners.
  *
@@ -10,7 +11,8 @@
  *   gets 409 rather than overwriting; allocation is deterministic, so two allocators with the
  *   same view write the same thing. If two ever did hand one address to two Services, the next
  *   allocation keeps it for the earlier Service and moves the other.
- * - The allocator acts only on a full view: all three caches listed at least once.
+ * - The allocator acts only on a full view: every cache listed at least once (a MetalLB CRD that
+ *   is not installed counts as listed and empty; Namespaces only while a pool has namespaceSelectors).
  * - vipd's record of what it allocated is the `vipd.io/Allocated` condition in the Service's
  *   status (see model.ts); a restart re-reads it, so nothing is reshuffled.
  * - Announcements come from that record only, never from `status.loadBalancer.ingress`.
@@ -40,7 +42,8 @@ import {
   type EndpointSliceLike,
   type ServiceLike,
 } from './logic/model.js';
-import { formatProblem, parsePools, poolContains, type PoolConfig } from './logic/pools.js';
+import { formatProblem, parsePools, poolContains, type AddressPool, type PoolConfig } from './logic/pools.js';
+import { formatMetallbProblem, metallbPoolOf, parseMetallb, type IPAddressPoolLike, type L2AdvertisementLike, type MetallbConfig } from './logic/metallb.js';
 import { parseAddr, rangeSize, type Addr } from './logic/addr.js';
 import { metrics } from '../observe/metrics.js';
 import { Reflector } from '../k8s/reflector.js';
@@ -56,6 +59,10 @@ export interface ServicesControllerOptions {
   classFilter?: ClassFilter;
   /** The kube-vip-cloud-provider ConfigMap; default kube-system/kubevip. */
   poolConfigMap?: { namespace: string; name: string };
+  /** svc_metallb: also read MetalLB's IPAddressPools/L2Advertisements, in `namespace` (undefined: all). Absent: off. */
+  metallb?: { namespace?: string | undefined };
+  /** How often to look again for MetalLB's CRDs while they are not installed. Default 60 s. */
+  metallbRecheckMs?: number;
   /** Control-plane VIPs: never handed out; a Service naming one rides on the control-plane holder. */
   controlPlaneVips?: readonly string[];
   /** Coalesces bursts of changes into one reconcile. Default 50 ms. */
@@ -79,6 +86,12 @@ interface ConfigMapLite {
   data?: Record<string, string>;
 }
 
+interface NamespaceLite {
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string; labels?: Record<string, string> };
+}
+
+type MetallbObj<T extends { metadata?: object }> = T & { metadata?: { resourceVersion?: string } };
+
 type ServiceObj = ServiceLike & { metadata?: ServiceLike['metadata'] & { managedFields?: unknown } };
 
 type AllocatorState = { kind: 'off' } | { kind: 'on'; until: number };
@@ -90,6 +103,11 @@ export class ServicesController {
   private readonly services: Reflector<ServiceObj>;
   private readonly slices: Reflector<SliceLite>;
   private readonly configMaps: Reflector<ConfigMapLite>;
+  /** svc_metallb only. */
+  private readonly metallb: { pools: Reflector<MetallbObj<IPAddressPoolLike>>; ads: Reflector<MetallbObj<L2AdvertisementLike>>; namespaces: Reflector<NamespaceLite> } | undefined;
+  private lastMetallbProblems = '';
+  /** Service key → the unadvertised pools it was last warned about. */
+  private readonly unadvertisedWarned = new Map<string, string>();
   private readonly cm: { namespace: string; name: string };
   private allocator: AllocatorState = { kind: 'off' };
   private members: readonly string[] | undefined;
@@ -154,6 +172,26 @@ export class ServicesController {
       path: paths.configMaps(this.cm.namespace),
       query: { fieldSelector },
     });
+    if (o.metallb) {
+      const mlNs = o.metallb.namespace || undefined;
+      const mayBeAbsent = { recheckMs: o.metallbRecheckMs ?? 60_000 };
+      // Only what parseMetallb reads: names, labels and spec.
+      const slim = <T extends { metadata?: { name?: string; namespace?: string; labels?: Record<string, string>; resourceVersion?: string } }>(x: T): T =>
+        ({
+          metadata: {
+            ...(x.metadata?.name !== undefined ? { name: x.metadata.name } : {}),
+            ...(x.metadata?.namespace !== undefined ? { namespace: x.metadata.namespace } : {}),
+            ...(x.metadata?.resourceVersion !== undefined ? { resourceVersion: x.metadata.resourceVersion } : {}),
+            ...(x.metadata?.labels !== undefined ? { labels: x.metadata.labels } : {}),
+          },
+          ...('spec' in x ? { spec: (x as { spec?: unknown }).spec } : {}),
+        }) as T;
+      this.metallb = {
+        pools: new Reflector<MetallbObj<IPAddressPoolLike>>({ name: 'ipaddresspools', client: o.client, log: this.log, requestTimeoutMs: listTimeoutMs, path: paths.ipAddressPools(mlNs), mayBeAbsent, transform: slim }),
+        ads: new Reflector<MetallbObj<L2AdvertisementLike>>({ name: 'l2advertisements', client: o.client, log: this.log, requestTimeoutMs: listTimeoutMs, path: paths.l2Advertisements(mlNs), mayBeAbsent, transform: slim }),
+        namespaces: new Reflector<NamespaceLite>({ name: 'namespaces', client: o.client, log: this.log, requestTimeoutMs: listTimeoutMs, path: paths.namespaces(), transform: slim }),
+      };
+    }
     const recorders = new Map<string, EventRecorder>();
     this.eventSink = (svc, ev) => {
       const ref = { apiVersion: 'v1', kind: 'Service', namespace: svc.metadata?.namespace ?? '', name: svc.metadata?.name ?? '', ...(svc.metadata?.uid ? { uid: svc.metadata.uid } : {}) };
@@ -166,6 +204,7 @@ export class ServicesController {
       if (recorders.size > 10_000) recorders.clear();
     };
     for (const r of [this.services, this.slices, this.configMaps]) r.onChange(() => this.poke());
+    if (this.metallb) for (const r of [this.metallb.pools, this.metallb.ads, this.metallb.namespaces]) r.onChange(() => this.poke());
   }
 
   /** Replace where Service Events go (tests); default: Kubernetes Events via the API. */
@@ -215,7 +254,7 @@ export class ServicesController {
   }
 
   synced(): boolean {
-    return this.services.synced && this.slices.synced && this.configMaps.synced;
+    return this.services.synced && this.slices.synced && this.configMaps.synced && (!this.metallb || (this.metallb.pools.synced && this.metallb.ads.synced));
   }
 
   private allocating(): boolean {
@@ -240,6 +279,7 @@ export class ServicesController {
 
   async run(signal: AbortSignal): Promise<void> {
     const loops = [this.services.run(signal), this.slices.run(signal), this.configMaps.run(signal), this.reconcileLoop(signal)];
+    if (this.metallb) loops.push(this.metallb.pools.run(signal), this.metallb.ads.run(signal), this.metallb.namespaces.run(signal));
     try {
       await Promise.all(loops);
     } finally {
@@ -285,6 +325,28 @@ export class ServicesController {
     return pools;
   }
 
+  /**
+   * MetalLB's pools, or undefined when svc_metallb is off or not every cache has listed yet
+   * (`ready` false). Namespaces are waited for only while some pool has namespaceSelectors.
+   */
+  private metallbPools(): { ready: boolean; cfg: MetallbConfig | undefined } {
+    const m = this.metallb;
+    if (!m) return { ready: true, cfg: undefined };
+    if (!m.pools.synced || !m.ads.synced) return { ready: false, cfg: undefined };
+    const cfg = parseMetallb(m.pools.list(), m.ads.list());
+    const problems = cfg.problems.map(formatMetallbProblem).join('\n');
+    if (problems !== this.lastMetallbProblems) {
+      this.lastMetallbProblems = problems;
+      for (const p of cfg.problems) this.log[p.severity === 'error' ? 'error' : 'warn']({ metallb: p.key }, formatMetallbProblem(p));
+    }
+    const needsNamespaces = cfg.pools.some((p) => p.namespaceSelectors.length > 0);
+    return { ready: !needsNamespaces || m.namespaces.synced, cfg };
+  }
+
+  private namespaceLabels(): Map<string, Record<string, string>> {
+    return new Map((this.metallb?.namespaces.list() ?? []).map((n) => [n.metadata?.name ?? '', n.metadata?.labels ?? {}]));
+  }
+
   /** One pass: placement on every node; allocation and status writes on the allocator. */
   private async reconcile(signal: AbortSignal): Promise<void> {
     if (!this.services.synced || !this.slices.synced) return;
@@ -298,9 +360,17 @@ export class ServicesController {
     const reserved = all
       .filter((s) => !managedKeys.has(serviceKey(s)) && s.spec?.type === 'LoadBalancer' && !allocatedCondition(s))
       .flatMap((s) => ingressIps(s));
+    const ml = this.metallbPools();
+    if (!ml.ready) return;
     const pools = this.pools();
-    const outcomes = allocate({ pools, claims: managed.map(toClaim), controlPlaneVips: this.o.controlPlaneVips ?? [], reserved });
-    recordAllocationMetrics(pools, outcomes);
+    const outcomes = allocate({
+      pools,
+      ...(ml.cfg ? { metallb: ml.cfg, namespaceLabels: this.namespaceLabels() } : {}),
+      claims: managed.map(toClaim),
+      controlPlaneVips: this.o.controlPlaneVips ?? [],
+      reserved,
+    });
+    recordAllocationMetrics(pools, ml.cfg, outcomes);
 
     const writes: Array<{ svc: ServiceObj; patch: StatusPatch; outcome?: Outcome }> = [];
     const now = new Date();
@@ -308,6 +378,7 @@ export class ServicesController {
       const outcome = outcomes.get(serviceKey(svc));
       if (!outcome) continue;
       this.report(svc, outcome);
+      if (ml.cfg) this.reportUnadvertised(svc, outcome, ml.cfg);
       const patch = statusPatch(svc, outcome, now);
       if (patch) writes.push({ svc, patch, outcome });
     }
@@ -368,6 +439,26 @@ export class ServicesController {
     if (ev) this.eventSink(svc, ev);
   }
 
+  /**
+   * MetalLB hands out an unadvertised pool's addresses and announces nothing; vipd announces them
+   * on its services interface from every node, and says so: a Warning Event on the Service and a
+   * log line, once per Service and set of such pools (the gauge is in recordAllocationMetrics).
+   */
+  private reportUnadvertised(svc: ServiceObj, outcome: Outcome, cfg: MetallbConfig): void {
+    const key = serviceKey(svc);
+    const names = outcome.kind !== 'assigned' ? [] : [...new Set(outcome.ips.map((ip) => metallbPoolOf(cfg, ip)).filter((p) => p !== undefined && p.announcements.length === 0).map((p) => p!.name))].sort();
+    const text = names.join(',');
+    if ((this.unadvertisedWarned.get(key) ?? '') === text) return;
+    if (text === '') {
+      this.unadvertisedWarned.delete(key);
+      return;
+    }
+    this.unadvertisedWarned.set(key, text);
+    const note = `address from IPAddressPool ${names.join(', ')}, which no L2Advertisement selects: MetalLB would announce nothing; vipd announces it on its services interface from any node. Add an L2Advertisement for the pool to say where.`;
+    this.log.warn({ svc: key, pools: names }, note);
+    this.eventSink(svc, { type: 'Warning', reason: 'Unadvertised', action: 'Allocate', note });
+  }
+
   private async writeAll(writes: Array<{ svc: ServiceObj; patch: StatusPatch }>, signal: AbortSignal): Promise<void> {
     const queue = writes.filter((w) => !this.inflight.has(serviceKey(w.svc)));
     const workers = Array.from({ length: Math.min(this.o.writeConcurrency ?? 4, queue.length) }, async () => {
@@ -402,17 +493,19 @@ export class ServicesController {
   }
 }
 
-/** Gauges for the allocator: Services assigned and pending (by reason), and pool usage. */
-function recordAllocationMetrics(pools: PoolConfig | undefined, outcomes: ReadonlyMap<string, Outcome>): void {
+/** Gauges for the allocator: Services assigned and pending (by reason), pool usage, unadvertised MetalLB pools. */
+function recordAllocationMetrics(pools: PoolConfig | undefined, metallb: MetallbConfig | undefined, outcomes: ReadonlyMap<string, Outcome>): void {
   const pending = new Map<string, number>();
   const used: Addr[] = [];
+  const seen = new Set<string>(); // a shared address is used once
   let assigned = 0;
   for (const o of outcomes.values()) {
     if (o.kind === 'assigned') {
       assigned++;
       for (const ip of o.ips) {
         const a = parseAddr(ip);
-        if (a) used.push(a);
+        if (a && !seen.has(ip)) used.push(a);
+        seen.add(ip);
       }
     } else pending.set(o.reason, (pending.get(o.reason) ?? 0) + 1);
   }
@@ -420,9 +513,12 @@ function recordAllocationMetrics(pools: PoolConfig | undefined, outcomes: Readon
   metrics.servicesPending.reset();
   for (const [reason, n] of pending) metrics.servicesPending.set({ reason }, n);
   metrics.poolAddresses.reset();
-  for (const [key, pool] of pools?.pools ?? []) {
+  const all: AddressPool[] = [...(pools?.pools.values() ?? []), ...(metallb?.pools ?? [])];
+  for (const pool of all) {
     const size = pool.ranges.reduce((sum, r) => sum + rangeSize(r), 0n);
-    metrics.poolAddresses.set({ pool: key, state: 'total' }, Number(size > 2n ** 53n ? 2n ** 53n : size));
-    metrics.poolAddresses.set({ pool: key, state: 'used' }, used.filter((a) => poolContains(pool, a)).length);
+    metrics.poolAddresses.set({ pool: pool.key, state: 'total' }, Number(size > 2n ** 53n ? 2n ** 53n : size));
+    metrics.poolAddresses.set({ pool: pool.key, state: 'used' }, used.filter((a) => poolContains(pool, a)).length);
   }
+  metrics.poolUnadvertised.reset();
+  for (const p of metallb?.pools ?? []) metrics.poolUnadvertised.set({ pool: p.name }, p.announcements.length === 0 ? 1 : 0);
 }

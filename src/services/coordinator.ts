@@ -48,6 +48,8 @@ export interface ServicesOptions {
   namespace: string | undefined;
   classFilter: { className: string; classOnly: boolean; legacyHandling: boolean };
   poolConfigMap: { namespace: string; name: string };
+  /** svc_metallb (undefined: off) and svc_metallb_namespace (undefined: every namespace). */
+  metallb?: { namespace: string | undefined } | undefined;
   /** Canonical control-plane VIPs: their own holder has them, never a service holder. */
   controlPlaneVips: string[];
   /**
@@ -213,6 +215,7 @@ function controllerOf(o: ServicesCoordinatorOptions, clock: Clock, log: Logger):
     ...(c.namespace ? { namespace: c.namespace } : {}),
     classFilter: c.classFilter,
     poolConfigMap: c.poolConfigMap,
+    ...(c.metallb ? { metallb: c.metallb } : {}),
     controlPlaneVips: c.controlPlaneVips,
     clock,
     log,

@@ -21,7 +21,8 @@
  */
 import { familyName, type Family } from '../../net/ip.js';
 import { canonicalAddr, formatAddr, parseAddr, type Addr, type AddrRange } from './addr.js';
-import { allowShareFor, describePool, poolContains, poolFor, poolHasFamily, poolRanges, type Pool, type PoolConfig } from './pools.js';
+import { GLOBAL, METALLB_KEY_PREFIX, allowShareFor, describePool, namespacePool, parsePools, poolContains, poolFor, poolHasFamily, poolRanges, type AddressPool, type PoolConfig } from './pools.js';
+import { candidatePools, type MetallbConfig } from './metallb.js';
 
 export type IpFamilyPolicy = 'SingleStack' | 'PreferDualStack' | 'RequireDualStack';
 
@@ -48,6 +49,12 @@ export interface ServiceClaim {
   readonly externalTrafficPolicy: 'Cluster' | 'Local';
   /** Addresses vipd recorded for this Service before (its own record, never another controller's status). */
   readonly current: readonly string[];
+  /** The Service's labels (MetalLB serviceSelectors). */
+  readonly labels?: Readonly<Record<string, string>>;
+  /** metallb.io/address-pool: only this IPAddressPool. */
+  readonly askedPool?: string;
+  /** metallb.io/allow-shared-ip: Services with the same key may share an address (any namespace). */
+  readonly sharingKey?: string;
 }
 
 export type PendingReason =
@@ -70,8 +77,15 @@ export type Outcome =
   | { readonly kind: 'pending'; readonly reason: PendingReason; readonly message: string };
 
 export interface AllocationInput {
-  /** undefined = no pool configuration at all (ConfigMap absent): current addresses are kept, nothing new is given. */
+  /**
+   * The kubevip ConfigMap's pools. undefined, with no MetalLB pools either = no pool configuration
+   * at all: current addresses are kept, nothing new is given.
+   */
   readonly pools: PoolConfig | undefined;
+  /** Pools from MetalLB IPAddressPools (logic/metallb.ts); undefined or empty: none. */
+  readonly metallb?: MetallbConfig;
+  /** Namespace name → its labels (MetalLB namespaceSelectors); a namespace not listed has none. */
+  readonly namespaceLabels?: ReadonlyMap<string, Readonly<Record<string, string>>>;
   readonly claims: readonly ServiceClaim[];
   /** Never handed out automatically; a Service that names one gets it (it rides on the control-plane holder). */
   readonly controlPlaneVips?: readonly string[];
@@ -80,6 +94,8 @@ export interface AllocationInput {
 }
 
 const DUAL: readonly Family[] = [4, 6];
+const EMPTY_POOLS: PoolConfig = parsePools(undefined);
+const NO_POOLS = 'no address pools are configured (the kubevip ConfigMap is missing and no MetalLB IPAddressPool is read)';
 
 interface Holding {
   readonly claim: ServiceClaim;
@@ -88,6 +104,8 @@ interface Holding {
 
 interface Ctx {
   readonly input: AllocationInput;
+  /** The ConfigMap's pools; an empty configuration when only MetalLB pools exist; undefined when neither does. */
+  readonly kv: PoolConfig | undefined;
   readonly cp: ReadonlySet<string>;
   readonly reserved: ReadonlySet<string>;
   readonly requestedByAnyone: ReadonlySet<string>;
@@ -95,6 +113,8 @@ interface Ctx {
   readonly held: Map<string, Holding[]>;
   /** namespace → addresses held by its Services (for sharing). */
   readonly byNamespace: Map<string, Set<string>>;
+  /** metallb.io/allow-shared-ip key → addresses held by Services with that key. */
+  readonly bySharingKey: Map<string, Set<string>>;
   /** `poolKey|family|order` → next address to try; only ever moves past used addresses. */
   readonly cursors: Map<string, bigint>;
 }
@@ -153,8 +173,18 @@ function conflict(ctx: Ctx, claim: ServiceClaim, ip: string): string | undefined
   if (holders.length === 0) return undefined;
   const others = holders.map((h) => h.claim.key).join(', ');
   const first = holders[0] as Holding;
-  if (first.claim.namespace !== claim.namespace) return `${ip} is used by ${others} (sharing is only within a namespace)`;
-  if (!ctx.input.pools || !allowShareFor(ctx.input.pools, claim.namespace)) return `${ip} is used by ${others} (allow-share is off for namespace ${claim.namespace})`;
+  // MetalLB's rule: every Service on the address has the same metallb.io/allow-shared-ip key.
+  // Otherwise kube-vip's: one namespace with allow-share on.
+  // Symmetric, so the outcome does not depend on which Service came first: a key on any side
+  // means only the same key on every side shares.
+  const keyShared = claim.sharingKey !== undefined && holders.every((h) => h.claim.sharingKey === claim.sharingKey);
+  if (!keyShared) {
+    if (claim.sharingKey !== undefined) return `${ip} is used by ${others}, without metallb.io/allow-shared-ip=${claim.sharingKey}`;
+    const keyed = holders.find((h) => h.claim.sharingKey !== undefined);
+    if (keyed) return `${ip} is used by ${others}, shared only by metallb.io/allow-shared-ip=${keyed.claim.sharingKey as string}`;
+    if (first.claim.namespace !== claim.namespace) return `${ip} is used by ${others} (sharing is only within a namespace)`;
+    if (!ctx.kv || !allowShareFor(ctx.kv, claim.namespace)) return `${ip} is used by ${others} (allow-share is off for namespace ${claim.namespace})`;
+  }
   if (first.claim.externalTrafficPolicy !== claim.externalTrafficPolicy) return `${ip} is used by ${others} with externalTrafficPolicy ${first.claim.externalTrafficPolicy}`;
   if (claim.ports.length === 0) return `${ip} is used by ${others} (a Service without ports cannot share)`;
   if (holders.some((h) => h.ports.size === 0)) return `${ip} is used by ${others}, which has no ports and cannot share`;
@@ -173,10 +203,16 @@ function hold(ctx: Ctx, claim: ServiceClaim, ip: string): void {
   let ns = ctx.byNamespace.get(claim.namespace);
   if (!ns) ctx.byNamespace.set(claim.namespace, (ns = new Set()));
   ns.add(ip);
+  if (claim.sharingKey !== undefined) {
+    let sk = ctx.bySharingKey.get(claim.sharingKey);
+    if (!sk) ctx.bySharingKey.set(claim.sharingKey, (sk = new Set()));
+    sk.add(ip);
+  }
 }
 
 function release(ctx: Ctx, claim: ServiceClaim, ip: string): void {
   const list = (ctx.held.get(ip) ?? []).filter((h) => h.claim !== claim);
+  if (claim.sharingKey !== undefined && !list.some((h) => h.claim.sharingKey === claim.sharingKey)) ctx.bySharingKey.get(claim.sharingKey)?.delete(ip);
   if (list.length > 0) {
     ctx.held.set(ip, list);
     return;
@@ -198,8 +234,9 @@ function isUsed(ctx: Ctx, family: Family, value: bigint): boolean {
 }
 
 /** Lowest (or highest) free address of `family` in `pool`. Walks only over used addresses, never the pool. */
-function findFree(ctx: Ctx, pool: Pool, family: Family): string | undefined {
-  const order = ctx.input.pools?.searchOrder ?? 'asc';
+function findFree(ctx: Ctx, pool: AddressPool, family: Family): string | undefined {
+  // search-order is the ConfigMap's setting; MetalLB hands out lowest first.
+  const order = pool.key.startsWith(METALLB_KEY_PREFIX) ? 'asc' : (ctx.kv?.searchOrder ?? 'asc');
   const ranges: AddrRange[] = poolRanges(pool, family);
   if (order === 'desc') ranges.reverse();
   const ck = `${pool.key}|${family}|${order}`;
@@ -222,19 +259,86 @@ function findFree(ctx: Ctx, pool: Pool, family: Family): string | undefined {
   return undefined;
 }
 
-/** An IPv4 address a Service of this namespace already holds that `claim` may share. */
-function findShared(ctx: Ctx, claim: ServiceClaim, pool: Pool): string | undefined {
-  if (!ctx.input.pools || !allowShareFor(ctx.input.pools, claim.namespace)) return undefined;
-  const desc = ctx.input.pools.searchOrder === 'desc';
-  let best: Addr | undefined;
-  for (const ip of ctx.byNamespace.get(claim.namespace) ?? []) {
-    const a = parseAddr(ip) as Addr;
-    if (a.family !== 4 || ctx.cp.has(ip) || ctx.reserved.has(ip) || !poolContains(pool, a)) continue;
-    if ((ctx.held.get(ip) ?? []).some((h) => h.claim === claim)) continue;
-    if (conflict(ctx, claim, ip) !== undefined) continue;
-    if (!best || (desc ? a.value > best.value : a.value < best.value)) best = a;
+/**
+ * An address of `family` in `pool` that `claim` may share: one a Service with the same
+ * metallb.io/allow-shared-ip key holds (either family, any namespace), else (kube-vip's
+ * allow-share, IPv4 only) one a Service of this namespace holds.
+ */
+function findShared(ctx: Ctx, claim: ServiceClaim, pool: AddressPool, family: Family): string | undefined {
+  const desc = !pool.key.startsWith(METALLB_KEY_PREFIX) && ctx.kv?.searchOrder === 'desc';
+  const pick = (candidates: Iterable<string>): string | undefined => {
+    let best: Addr | undefined;
+    for (const ip of candidates) {
+      const a = parseAddr(ip) as Addr;
+      if (a.family !== family || ctx.cp.has(ip) || ctx.reserved.has(ip) || !poolContains(pool, a)) continue;
+      if ((ctx.held.get(ip) ?? []).some((h) => h.claim === claim)) continue;
+      if (conflict(ctx, claim, ip) !== undefined) continue;
+      if (!best || (desc ? a.value > best.value : a.value < best.value)) best = a;
+    }
+    return best && formatAddr(best);
+  };
+  if (claim.sharingKey !== undefined) {
+    const byKey = pick(ctx.bySharingKey.get(claim.sharingKey) ?? []);
+    if (byKey !== undefined) return byKey;
   }
-  return best && formatAddr(best);
+  if (family !== 4 || !ctx.kv || !allowShareFor(ctx.kv, claim.namespace)) return undefined;
+  return pick(ctx.byNamespace.get(claim.namespace) ?? []);
+}
+
+/** The pools `claim` may take addresses from, in the order tried, or why there are none. */
+interface Candidates {
+  readonly pools: readonly AddressPool[];
+  /** Why `pools` is empty (or only pools without addresses); for the pending message. */
+  readonly none?: string;
+  /** `cidr-x (…), the pool for namespace x` or `the pools for x/web (…; …)`, for messages. */
+  readonly describe: string;
+  /** `describe` as the subject of `has`/`have`: `… x, has` or `… (…) have`. */
+  readonly has: string;
+}
+
+function describeList(c: ServiceClaim, list: readonly AddressPool[]): { describe: string; has: string } {
+  if (list.length === 1) {
+    const describe = `${describePool(list[0] as AddressPool)}, the pool for ${c.askedPool !== undefined ? c.key : `namespace ${c.namespace}`}`;
+    return { describe, has: `${describe}, has` };
+  }
+  const describe = `the pools for ${c.key} (${list.map(describePool).join('; ')})`;
+  return { describe, has: `${describe} have` };
+}
+
+/**
+ * How the two sources combine (docs/services.md): a Service naming an IPAddressPool
+ * (metallb.io/address-pool) gets only that pool. Otherwise a namespace with its own kubevip pool
+ * (cidr-<ns>/range-<ns>) uses only it, as before MetalLB pools existed. Otherwise the MetalLB pools
+ * that admit the Service, in MetalLB's order (logic/metallb.ts candidatePools), then the kubevip
+ * global pool. `explicit`: the Service asked for an address, which may lie in an autoAssign=false pool.
+ */
+function poolsFor(ctx: Ctx, c: ServiceClaim, explicit: boolean): Candidates {
+  const ml = ctx.input.metallb;
+  const facts = { namespace: c.namespace, namespaceLabels: ctx.input.namespaceLabels?.get(c.namespace) ?? {}, serviceLabels: c.labels ?? {} };
+  if (c.askedPool !== undefined) {
+    const named = ml?.pools.find((p) => p.name === c.askedPool);
+    const found = ml ? candidatePools(ml, facts, c.askedPool) : [];
+    if (found.length > 0) return { pools: found, ...describeList(c, found) };
+    const why = !named
+      ? `annotation metallb.io/address-pool names IPAddressPool ${c.askedPool}, which vipd does not know${ml ? '' : ' (no MetalLB IPAddressPools are read)'}`
+      : `annotation metallb.io/address-pool names IPAddressPool ${c.askedPool}, whose serviceAllocation does not admit ${c.key}`;
+    return { pools: [], none: why, describe: `IPAddressPool ${c.askedPool}`, has: `IPAddressPool ${c.askedPool} has` };
+  }
+  const kv = ctx.kv;
+  const own = kv && namespacePool(kv, c.namespace);
+  if (own) {
+    const d = describeList(c, [own]);
+    return own.ranges.length > 0 ? { pools: [own], ...d } : { pools: [], ...d, none: `${d.has} no valid entries` };
+  }
+  const list: AddressPool[] = ml ? candidatePools(ml, facts, undefined, explicit) : [];
+  const global = kv && poolFor(kv, GLOBAL);
+  if (global) list.push(global);
+  const usable = list.filter((p) => p.ranges.length > 0);
+  const d = describeList(c, list);
+  if (usable.length > 0) return { pools: usable, ...describeList(c, usable) };
+  if (list.length > 0) return { pools: [], ...d, none: `${d.has} no valid entries` };
+  const hint = ml && ml.pools.length > 0 ? ' in the kubevip ConfigMap, or an IPAddressPool that admits it' : ' in the kubevip ConfigMap';
+  return { pools: [], ...d, none: `no pool for namespace ${c.namespace} (set cidr-${c.namespace}, range-${c.namespace}, cidr-global or range-global${hint})` };
 }
 
 /** May `claim` hold `ip` at all (ignoring other holders)? Undefined = yes, else the reason. */
@@ -243,13 +347,11 @@ function eligibility(ctx: Ctx, claim: ServiceClaim, ip: string, requested: boole
     return requested ? undefined : { reason: 'requested-ip-in-use', message: `${ip} is the control-plane VIP; a Service gets it only by asking for it` };
   }
   if (ctx.reserved.has(ip)) return { reason: 'requested-ip-in-use', message: `${ip} is in use outside vipd` };
-  const pools = ctx.input.pools;
-  if (!pools) return requested ? { reason: 'no-pool-for-namespace', message: 'no address pools are configured (the kubevip ConfigMap is missing)' } : undefined;
-  const pool = poolFor(pools, claim.namespace);
-  if (!pool) return { reason: 'no-pool-for-namespace', message: `no pool for namespace ${claim.namespace} (set cidr-${claim.namespace}, range-${claim.namespace}, cidr-global or range-global)` };
-  if (!poolContains(pool, parseAddr(ip) as Addr)) {
-    return { reason: 'requested-ip-out-of-pool', message: `${ip} is not in ${describePool(pool)}, the pool for namespace ${claim.namespace}` };
-  }
+  if (!ctx.kv) return requested ? { reason: 'no-pool-for-namespace', message: NO_POOLS } : undefined;
+  const cands = poolsFor(ctx, claim, requested);
+  if (cands.pools.length === 0) return { reason: 'no-pool-for-namespace', message: cands.none ?? cands.describe };
+  const a = parseAddr(ip) as Addr;
+  if (!cands.pools.some((p) => poolContains(p, a))) return { reason: 'requested-ip-out-of-pool', message: `${ip} is not in ${cands.describe}` };
   return undefined;
 }
 
@@ -278,8 +380,11 @@ function allocateOnce(input: AllocationInput, ignoreCurrent: ReadonlySet<string>
   const requests = new Map<ServiceClaim, Requests>(claims.map((c) => [c, parseRequests(c)]));
   const requestedByAnyone = new Set<string>();
   for (const r of requests.values()) if (r.kind === 'ok') for (const ip of r.byFamily.values()) requestedByAnyone.add(ip);
+  const hasMetallb = (input.metallb?.pools.length ?? 0) > 0;
   const ctx: Ctx = {
     input,
+    kv: input.pools ?? (hasMetallb ? EMPTY_POOLS : undefined),
+    bySharingKey: new Map(),
     cp: canon(input.controlPlaneVips),
     reserved: canon(input.reserved),
     requestedByAnyone,
@@ -356,53 +461,49 @@ function allocateOnce(input: AllocationInput, ignoreCurrent: ReadonlySet<string>
     }
   }
 
-  // C: everything else from the namespace's pool.
+  // C: everything else from the Service's pools, in the order poolsFor gives.
   for (const c of claims) {
     if ((requests.get(c) as Requests).kind !== 'none') continue;
     const mine = kept.get(c) as Map<Family, string>;
-    const pools = input.pools;
-    const pool = pools && poolFor(pools, c.namespace);
-    if (!pools || !pool || pool.ranges.length === 0) {
-      if (mine.size > 0 && !pools) {
+    const cands = ctx.kv ? poolsFor(ctx, c, false) : undefined;
+    if (!cands || cands.pools.length === 0) {
+      if (mine.size > 0 && !ctx.kv) {
         outcomes.set(c.key, { kind: 'assigned', ips: orderIps(c, mine), missing: [] });
         continue;
       }
-      const message = !pools
-        ? 'no address pools are configured (the kubevip ConfigMap is missing)'
-        : !pool
-          ? `no pool for namespace ${c.namespace} (set cidr-${c.namespace}, range-${c.namespace}, cidr-global or range-global in the kubevip ConfigMap)`
-          : `${describePool(pool)}, the pool for namespace ${c.namespace}, has no valid entries`;
+      const message = !cands ? NO_POOLS : (cands.none ?? cands.describe);
       if (mine.size > 0) gaveBack.push(c.key);
       for (const ip of mine.values()) release(ctx, c, ip);
       outcomes.set(c.key, { kind: 'pending', reason: 'no-pool-for-namespace', message });
       continue;
     }
+    const pools = cands.pools;
+    const hasFamily = (f: Family) => pools.some((p) => poolHasFamily(p, f));
     let wanted: readonly Family[];
     if (c.policy === 'SingleStack') {
-      const first = mine.keys().next().value ?? c.families[0] ?? (poolHasFamily(pool, 4) ? 4 : 6);
+      const first = mine.keys().next().value ?? c.families[0] ?? (hasFamily(4) ? 4 : 6);
       wanted = [first];
     } else {
       wanted = allowedFamilies(c);
     }
     const missing: MissingFamily[] = [];
-    const unavailable = (f: Family): MissingFamily => ({
-      family: f,
-      reason: 'family-unavailable',
-      message: `${describePool(pool)}, the pool for namespace ${c.namespace}, has no ${familyName(f)} addresses`,
-    });
-    // RequireDualStack: a family the pool lacks fails before anything is taken, so the reason
+    const unavailable = (f: Family): MissingFamily => ({ family: f, reason: 'family-unavailable', message: `${cands.has} no ${familyName(f)} addresses` });
+    // RequireDualStack: a family no pool has fails before anything is taken, so the reason
     // does not depend on what other Services happen to hold.
-    const lacking = c.policy === 'RequireDualStack' ? wanted.filter((f) => !poolHasFamily(pool, f)) : [];
+    const lacking = c.policy === 'RequireDualStack' ? wanted.filter((f) => !hasFamily(f)) : [];
     if (lacking.length > 0) missing.push(...lacking.map(unavailable));
     for (const f of lacking.length > 0 ? [] : wanted) {
       if (mine.has(f)) continue;
-      if (!poolHasFamily(pool, f)) {
+      if (!hasFamily(f)) {
         missing.push(unavailable(f));
         continue;
       }
-      const ip = (f === 4 ? findShared(ctx, c, pool) : undefined) ?? findFree(ctx, pool, f);
+      // Sharing first (a partner's address in any of the pools), then the first pool with a free one.
+      let ip: string | undefined;
+      for (const p of pools) if (ip === undefined) ip = findShared(ctx, c, p, f);
+      for (const p of pools) if (ip === undefined) ip = findFree(ctx, p, f);
       if (ip === undefined) {
-        missing.push({ family: f, reason: 'exhausted', message: `${describePool(pool)}, the pool for namespace ${c.namespace}, has no free ${familyName(f)} address` });
+        missing.push({ family: f, reason: 'exhausted', message: `${cands.has} no free ${familyName(f)} address` });
         continue;
       }
       hold(ctx, c, ip);

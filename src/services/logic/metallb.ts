@@ -15,8 +15,8 @@
  *
  * A bad entry is a problem (object, entry and what is allowed), never fatal.
  */
-import { normalizeRanges, type AddrRange } from './addr.js';
-import { parseCidrEntry, parseRangeEntry, type PoolProblem } from './pools.js';
+import { normalizeRanges, parseAddr, type AddrRange } from './addr.js';
+import { METALLB_KEY_PREFIX, parseCidrEntry, parseRangeEntry, poolContains, type AddressPool, type PoolProblem } from './pools.js';
 
 export interface LabelSelectorRequirement {
   key?: string;
@@ -70,13 +70,13 @@ export interface Announcement {
   readonly interfaces: readonly string[];
 }
 
-export interface MetallbPool {
+export interface MetallbPool extends AddressPool {
   /** `metallb:<name>`, so it never collides with a kubevip ConfigMap key. */
   readonly key: string;
   readonly name: string;
   readonly ranges: readonly AddrRange[];
   readonly autoAssign: boolean;
-  /** Undefined: after every pool that has one (MetalLB's rule). */
+  /** Undefined (unset or 0): after every pool that has one (MetalLB's documented rule). */
   readonly priority: number | undefined;
   readonly namespaces: readonly string[];
   readonly namespaceSelectors: readonly LabelSelector[];
@@ -187,11 +187,12 @@ export function parseMetallb(pools: readonly IPAddressPoolLike[], ads: readonly 
       problems.push({ key, severity: 'warning', message: 'no L2Advertisement selects this pool; vipd hands out its addresses and announces them on vipd\'s services interface from every node (MetalLB would announce nothing); add an L2Advertisement to say where' });
     }
     out.push({
-      key: `metallb:${name}`,
+      key: `${METALLB_KEY_PREFIX}${name}`,
       name,
       ranges: p.spec?.avoidBuggyIPs === true ? withoutBuggyIps(normal) : normal,
       autoAssign: p.spec?.autoAssign !== false,
-      priority: typeof alloc?.priority === 'number' ? alloc.priority : undefined,
+      // MetalLB's docs: "unset or set to 0" is the lowest priority, used last.
+      priority: typeof alloc?.priority === 'number' && alloc.priority !== 0 ? alloc.priority : undefined,
       namespaces: alloc?.namespaces ?? [],
       namespaceSelectors: alloc?.namespaceSelectors ?? [],
       serviceSelectors: alloc?.serviceSelectors ?? [],
@@ -221,12 +222,32 @@ export function poolAdmits(pool: MetallbPool, svc: ServiceFacts): boolean {
   return anySelectorMatches(pool.serviceSelectors, svc.serviceLabels);
 }
 
+/** Is the pool limited to some namespaces or Services (MetalLB calls such a pool pinned)? */
+export function isPinned(pool: MetallbPool): boolean {
+  return pool.namespaces.length > 0 || pool.namespaceSelectors.length > 0 || pool.serviceSelectors.length > 0;
+}
+
 /**
- * Pools a Service may be given an address from, in MetalLB's order. `askedPool` is the
+ * Pools a Service may be given an address from, in the order they are tried. `askedPool` is the
  * metallb.io/address-pool annotation: only that pool, even when autoAssign is false. Without it,
- * only autoAssign pools that admit the Service.
+ * the pools that admit the Service, autoAssign ones only unless `explicit` (the Service asked for
+ * an address, which may lie in an autoAssign=false pool). Order: pools pinned to the Service by
+ * namespaces or selectors first, then the others; each group by priority, then name. That is
+ * MetalLB's allocator since its PR #1693 ("allocate from desired pools based on priority before
+ * other pools"); its docs only say the matching pools are tried by priority.
  */
-export function candidatePools(cfg: MetallbConfig, svc: ServiceFacts, askedPool: string | undefined): MetallbPool[] {
+export function candidatePools(cfg: MetallbConfig, svc: ServiceFacts, askedPool: string | undefined, explicit = false): MetallbPool[] {
   if (askedPool !== undefined) return cfg.pools.filter((p) => p.name === askedPool && poolAdmits(p, svc));
-  return cfg.pools.filter((p) => p.autoAssign && poolAdmits(p, svc));
+  const admitted = cfg.pools.filter((p) => (explicit || p.autoAssign) && poolAdmits(p, svc));
+  return [...admitted.filter(isPinned), ...admitted.filter((p) => !isPinned(p))];
+}
+
+/** The MetalLB pool an address belongs to (the first in MetalLB's order), if any. */
+export function metallbPoolOf(cfg: MetallbConfig, ip: string): MetallbPool | undefined {
+  const a = parseAddr(ip);
+  return a === undefined ? undefined : cfg.pools.find((p) => poolContains(p, a));
+}
+
+export function formatMetallbProblem(p: PoolProblem): string {
+  return `MetalLB ${p.key}${p.severity === 'warning' ? ' (warning)' : ''}: ${p.message}`;
 }

@@ -52,6 +52,7 @@ export interface ServiceLike {
     resourceVersion?: string;
     creationTimestamp?: Timestamp;
     annotations?: Record<string, string>;
+    labels?: Record<string, string>;
     deletionTimestamp?: Timestamp;
   };
   spec?: {
@@ -172,6 +173,8 @@ export function externalTrafficPolicy(svc: ServiceLike): 'Cluster' | 'Local' {
 
 export function toClaim(svc: ServiceLike): ServiceClaim {
   const req = requested(svc);
+  const pool = askedPool(svc);
+  const key = sharingKey(svc);
   return {
     key: serviceKey(svc),
     namespace: svc.metadata?.namespace ?? '',
@@ -183,6 +186,9 @@ export function toClaim(svc: ServiceLike): ServiceClaim {
     ports: ports(svc),
     externalTrafficPolicy: externalTrafficPolicy(svc),
     current: recordedIps(svc),
+    labels: svc.metadata?.labels ?? {},
+    ...(pool !== undefined ? { askedPool: pool } : {}),
+    ...(key !== undefined ? { sharingKey: key } : {}),
   };
 }
 

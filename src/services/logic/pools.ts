@@ -31,7 +31,18 @@ import { familyBits, type Family } from '../../net/ip.js';
 
 export type PoolKind = 'cidr' | 'range';
 
-export interface Pool {
+/**
+ * What allocation needs of a pool, wherever it was configured: the kubevip ConfigMap (`Pool`) or a
+ * MetalLB IPAddressPool (`MetallbPool`, logic/metallb.ts). ipam.ts only ever sees this.
+ */
+export interface AddressPool {
+  /** Unique across both sources: a ConfigMap key (`cidr-team-a`) or `metallb:<name>`. */
+  readonly key: string;
+  /** Normalised (sorted, merged), IPv4 ranges first. */
+  readonly ranges: readonly AddrRange[];
+}
+
+export interface Pool extends AddressPool {
   /** The ConfigMap key, e.g. `cidr-team-a`. */
   readonly key: string;
   /** Namespace the pool belongs to; undefined for the global pool. */
@@ -60,6 +71,8 @@ export interface PoolConfig {
 }
 
 export const GLOBAL = 'global';
+/** Keys of pools from MetalLB IPAddressPools start with this; no ConfigMap key can. */
+export const METALLB_KEY_PREFIX = 'metallb:';
 
 const CIDR_ALLOWED = 'a comma list of CIDRs such as 198.18.10.0/24 or 2001:db8:10::/112';
 const RANGE_ALLOWED = 'a comma list of ranges such as 198.18.10.10-198.18.10.50 or 2001:db8::10-2001:db8::ff';
@@ -212,27 +225,33 @@ export function poolFor(cfg: PoolConfig, namespace: string): Pool | undefined {
   return undefined;
 }
 
+/** The namespace's own pool (cidr-<ns>, else range-<ns>), never the global one. */
+export function namespacePool(cfg: PoolConfig, namespace: string): Pool | undefined {
+  return cfg.pools.get(`cidr-${namespace}`) ?? cfg.pools.get(`range-${namespace}`);
+}
+
 /** allow-share-<namespace>, else allow-share-global, else false. */
 export function allowShareFor(cfg: PoolConfig, namespace: string): boolean {
   return cfg.allowShare.get(namespace) ?? cfg.allowShare.get(GLOBAL) ?? false;
 }
 
-export function poolRanges(pool: Pool, family: Family): AddrRange[] {
+export function poolRanges(pool: AddressPool, family: Family): AddrRange[] {
   return pool.ranges.filter((r) => r.family === family);
 }
 
-export function poolHasFamily(pool: Pool, family: Family): boolean {
+export function poolHasFamily(pool: AddressPool, family: Family): boolean {
   return pool.ranges.some((r) => r.family === family);
 }
 
-export function poolContains(pool: Pool, a: Addr): boolean {
+export function poolContains(pool: AddressPool, a: Addr): boolean {
   return pool.ranges.some((r) => rangeContains(r, a));
 }
 
 /** `cidr-team-a (198.18.10.0-198.18.10.255, 2001:db8::/112 …)` for messages. */
-export function describePool(pool: Pool): string {
+export function describePool(pool: AddressPool): string {
   const shown = pool.ranges.slice(0, 4).map(formatRange).join(', ');
-  return `${pool.key} (${pool.ranges.length === 0 ? 'no valid entries' : shown}${pool.ranges.length > 4 ? ', …' : ''})`;
+  const name = pool.key.startsWith(METALLB_KEY_PREFIX) ? `IPAddressPool ${pool.key.slice(METALLB_KEY_PREFIX.length)}` : pool.key;
+  return `${name} (${pool.ranges.length === 0 ? 'no valid entries' : shown}${pool.ranges.length > 4 ? ', …' : ''})`;
 }
 
 export function formatProblem(p: PoolProblem): string {
