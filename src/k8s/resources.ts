@@ -24,6 +24,9 @@ export const paths = {
   /** One namespace, or all with `undefined`. */
   endpointSlices: (namespace?: string) => group('discovery.k8s.io/v1', namespace, 'endpointslices'),
   configMaps: (namespace: string) => core(namespace, 'configmaps'),
+  /** vipd.io ServiceAnnouncements (manifests/vipd-crds.yaml): one namespace, or all with `undefined`. */
+  serviceAnnouncements: (namespace?: string) => group('vipd.io/v1alpha1', namespace, 'serviceannouncements'),
+  serviceAnnouncement: (namespace: string, name: string) => `${paths.serviceAnnouncements(namespace)}/${seg(name)}`,
   events: (namespace: string) => group('events.k8s.io/v1', namespace, 'events'),
   /** core/v1 Events, for an API server without events.k8s.io/v1. */
   coreEvents: (namespace: string) => core(namespace, 'events'),

@@ -1,3 +1,6 @@
+import { lstatSync, readFileSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadYaml } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
@@ -151,5 +154,41 @@ describe('writes from desired vs observed', () => {
 
   it('the Event note names the address, the node and the reason', () => {
     expect(announcerChangedNote('198.18.0.130', 'n2', REASON)).toBe(`198.18.0.130 announced by n2: ${REASON}`);
+  });
+});
+
+describe('the CRD file and the code agree', () => {
+  const ROOT = join(import.meta.dirname, '../../..');
+  const chartFile = join(ROOT, 'charts/vipd/crds/vipd-crds.yaml');
+  type Crd = {
+    spec: {
+      group: string;
+      names: { kind: string; plural: string; shortNames: string[] };
+      scope: string;
+      versions: Array<{ name: string; additionalPrinterColumns: Array<{ name: string; jsonPath: string }>; schema: { openAPIV3Schema: { properties: { status: { properties: Record<string, unknown> } } } } }>;
+    };
+  };
+  const crd = loadYaml<Crd>(readFileSync(chartFile, 'utf8'));
+
+  it('manifests/vipd-crds.yaml is a link to the chart\'s crds/ file, so the two cannot drift', () => {
+    const link = join(ROOT, 'manifests/vipd-crds.yaml');
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(readlinkSync(link)).toBe('../charts/vipd/crds/vipd-crds.yaml');
+    expect(readFileSync(link, 'utf8')).toBe(readFileSync(chartFile, 'utf8'));
+  });
+
+  it('group, version, kind and short name are what the code writes; every status field is in the schema (nothing pruned)', () => {
+    const [a] = desiredAnnouncements(input());
+    expect(`${crd.spec.group}/${crd.spec.versions[0]!.name}`).toBe(a!.apiVersion);
+    expect(crd.spec.names).toMatchObject({ kind: a!.kind, plural: 'serviceannouncements', shortNames: ['svcann'] });
+    expect(crd.spec.scope).toBe('Namespaced');
+    expect(Object.keys(crd.spec.versions[0]!.schema.openAPIV3Schema.properties.status.properties).sort()).toEqual(Object.keys(a!.status).sort());
+    expect(crd.spec.versions[0]!.additionalPrinterColumns.map((c) => `${c.name}=${c.jsonPath}`)).toEqual([
+      'Service=.status.serviceName',
+      'Node=.status.node',
+      'Addresses=.status.addresses',
+      'Reason=.status.reason',
+      'Since=.status.since',
+    ]);
   });
 });
