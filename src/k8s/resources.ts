@@ -29,6 +29,9 @@ export const paths = {
   /** MetalLB's objects (an optional CRD); one namespace, or all with `undefined`. */
   ipAddressPools: (namespace?: string) => group('metallb.io/v1beta1', namespace, 'ipaddresspools'),
   l2Advertisements: (namespace?: string) => group('metallb.io/v1beta1', namespace, 'l2advertisements'),
+  /** vipd.io ServiceAnnouncements (manifests/vipd-crds.yaml): one namespace, or all with `undefined`. */
+  serviceAnnouncements: (namespace?: string) => group('vipd.io/v1alpha1', namespace, 'serviceannouncements'),
+  serviceAnnouncement: (namespace: string, name: string) => `${paths.serviceAnnouncements(namespace)}/${seg(name)}`,
   events: (namespace: string) => group('events.k8s.io/v1', namespace, 'events'),
   /** core/v1 Events, for an API server without events.k8s.io/v1. */
   coreEvents: (namespace: string) => core(namespace, 'events'),

@@ -88,6 +88,13 @@ export function rbacDocuments(config: Pick<Config, 'leaseNamespace'>, generatedB
             { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
           ),
           { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
+          commented(
+            [
+              'Services mode: the ServiceAnnouncement records (manifests/vipd-crds.yaml) of which node announces',
+              "which address: each node lists, writes and deletes its own, in the Service's namespace.",
+            ],
+            { apiGroups: ['vipd.io'], resources: ['serviceannouncements'], verbs: ['list', 'create', 'update', 'delete'] },
+          ),
         ],
       },
     },

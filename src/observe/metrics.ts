@@ -23,6 +23,12 @@ export const metrics = {
   conflicts: new Counter({ name: 'vipd_conflicts_total', help: 'Another MAC seen claiming a VIP', labelNames: ['vip'], registers: [registry] }),
   peerMessages: new Counter({ name: 'vipd_peer_messages_total', help: 'Peer messages by outcome', labelNames: ['outcome'], registers: [registry] }),
   grantMessages: new Counter({ name: 'vipd_service_grant_messages_total', help: 'Service-IP grant messages received, by role and outcome', labelNames: ['role', 'outcome'], registers: [registry] }),
+  announcementWriteFailures: new Counter({
+    name: 'vipd_service_announcement_write_failures_total',
+    help: 'ServiceAnnouncement records (kubectl get svcann) this node could not list, create, update or delete',
+    labelNames: ['op'],
+    registers: [registry],
+  }),
   servicesAssigned: new Gauge({ name: 'vipd_services_assigned', help: 'LoadBalancer Services with an address (allocator node only)', registers: [registry] }),
   servicesPending: new Gauge({ name: 'vipd_services_pending', help: 'LoadBalancer Services waiting for an address, by reason (allocator node only)', labelNames: ['reason'], registers: [registry] }),
   poolAddresses: new Gauge({ name: 'vipd_pool_addresses', help: 'Addresses in a pool (capped at 2^53), and how many are used', labelNames: ['pool', 'state'], registers: [registry] }),

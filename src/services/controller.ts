@@ -114,6 +114,7 @@ export class ServicesController {
   private desiredIps: readonly string[] = [];
   private lastPlan: Plan = { units: [], onControlPlaneVip: new Map() };
   private readonly listeners = new Set<(ips: readonly string[]) => void>();
+  private readonly planListeners = new Set<(p: Plan) => void>();
   private readonly warned = new Map<string, string>();
   private lastPoolProblems = '';
   private wake: (() => void) | undefined;
@@ -236,6 +237,23 @@ export class ServicesController {
   onDesired(fn: (ips: readonly string[]) => void): () => void {
     this.listeners.add(fn);
     return () => this.listeners.delete(fn);
+  }
+
+  /** Called after every placement (the plan may be unchanged): who is on which address. */
+  onPlan(fn: (p: Plan) => void): () => void {
+    this.planListeners.add(fn);
+    return () => this.planListeners.delete(fn);
+  }
+
+  /** A Service from the cache, by `namespace/name` (undefined until listed, or when gone). */
+  service(key: string): ServiceLike | undefined {
+    const slash = key.indexOf('/');
+    return this.services.get(key.slice(0, slash), key.slice(slash + 1));
+  }
+
+  /** An Event on a Service, through the same best-effort recorders as the allocator's. */
+  recordEvent(svc: ServiceLike, ev: EventInput): void {
+    this.eventSink(svc, ev);
   }
 
   private placedOnce = false;
@@ -398,6 +416,13 @@ export class ServicesController {
       controlPlaneVips: this.o.controlPlaneVips ?? [],
     });
     this.lastPlan = p;
+    for (const fn of this.planListeners) {
+      try {
+        fn(p);
+      } catch (err) {
+        this.log.error({ err: describeError(err) }, 'plan listener threw');
+      }
+    }
     // No membership yet: hold nothing. Who may take an IP first is the claim protocol's call
     // (logic/membership.ts), not a delay here.
     const mine = this.members === undefined ? [] : ipsForNode(p, this.o.nodeName);

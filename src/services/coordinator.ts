@@ -33,6 +33,8 @@ import type { Logger } from '../observe/log.js';
 import type { Holder, VipSpec } from '../vip/holder.js';
 import { familyBits, familyOf } from '../net/ip.js';
 import { ServicesController } from './controller.js';
+import { ServiceAnnouncer } from './announcements.js';
+import type { HoldingChange } from '../vip/holder.js';
 import { fenceMember, MemberLease, MemberView, type LeaseLike } from './member-lease.js';
 import { ClaimBook, parseClaims, type MemberObservation, CLAIMS_ANNOTATION } from './logic/membership.js';
 import type { GrantMember } from './grant-net.js';
@@ -125,6 +127,8 @@ class ServiceHolders {
     private readonly log: Logger,
     /** Called whenever a holder opened or closed (the caller reconciles). */
     private readonly changed: () => void,
+    /** Told when a holder starts or stops answering (the ServiceAnnouncement records). */
+    private readonly announcer?: ServiceAnnouncer,
   ) {}
 
   ensure(ip: string): void {
@@ -152,7 +156,11 @@ class ServiceHolders {
   open(ip: string): Promise<Holder> {
     const family = familyOf(ip) ?? 4;
     const vip: VipSpec = { ip, family, prefix: familyBits(family) };
-    return this.makeHolder(vip, this.log.child({ vip: ip, service: true }));
+    return this.makeHolder(vip, this.log.child({ vip: ip, service: true })).then((h) => {
+      const a = this.announcer;
+      if (a) h.onHolding((c: HoldingChange) => a.holding(ip, h.iface, c));
+      return h;
+    });
   }
 
   close(ip: string, e: HolderEntry): void {
@@ -207,6 +215,21 @@ function allocatorOf(o: ServicesCoordinatorOptions, ctl: ServicesController, clo
   return { elector };
 }
 
+/** This node's ServiceAnnouncement records (best effort, services/announcements.ts). */
+function announcerOf(o: ServicesCoordinatorOptions, ctl: ServicesController, log: Logger): ServiceAnnouncer {
+  return new ServiceAnnouncer({
+    client: o.client,
+    node: o.identity,
+    source: ctl,
+    ...(o.options.namespace ? { namespace: o.options.namespace } : {}),
+    requestTimeoutMs: o.options.requestTimeoutMs,
+    log: log.child({ mod: 'announcements' }),
+  });
+}
+
+/** How long shutdown waits for the records to say this node announces nothing any more. */
+const ANNOUNCEMENT_SETTLE_MS = 2_000;
+
 function controllerOf(o: ServicesCoordinatorOptions, clock: Clock, log: Logger): ServicesController {
   const c = o.options;
   return new ServicesController({
@@ -232,6 +255,7 @@ function controllerOf(o: ServicesCoordinatorOptions, clock: Clock, log: Logger):
 class GrantsCoordinator implements ServicesCoordinator {
   private readonly clock: Clock;
   private readonly ctl: ServicesController;
+  private readonly announcer: ServiceAnnouncer;
   private readonly holders: ServiceHolders;
   private readonly cpVips: Set<string>;
   private readonly allocator: { elector?: LeaseElector; unsubscribe?: () => void };
@@ -252,7 +276,8 @@ class GrantsCoordinator implements ServicesCoordinator {
     this.clock = o.clock ?? monotonicClock;
     this.cpVips = new Set(o.options.controlPlaneVips);
     this.ctl = controllerOf(o, this.clock, log);
-    this.holders = new ServiceHolders(o.makeHolder, o.log, () => this.reconcile());
+    this.announcer = announcerOf(o, this.ctl, log);
+    this.holders = new ServiceHolders(o.makeHolder, o.log, () => this.reconcile(), this.announcer);
     this.ctl.onDesired(() => this.reconcile());
     this.allocator = allocatorOf(o, this.ctl, this.clock, log);
     this.unsub.push(member.onLive(() => this.reconcile()));
@@ -316,7 +341,7 @@ class GrantsCoordinator implements ServicesCoordinator {
 
   async run(signal: AbortSignal): Promise<void> {
     if (this.closed) throw new Error('services coordinator is closed');
-    const tasks: Array<Promise<unknown>> = [this.ctl.run(this.inner.signal)];
+    const tasks: Array<Promise<unknown>> = [this.ctl.run(this.inner.signal), this.announcer.run()];
     if (this.allocator.elector) tasks.push(this.allocator.elector.run(signal));
     const allocator = this.o.options.allocator === 'none' ? 'the control-plane agents' : this.allocator.elector ? ALLOCATOR_LEASE : 'the VIP Lease holder';
     this.log.info({ node: this.o.identity, membership: 'peers', allocator }, 'services started');
@@ -327,6 +352,8 @@ class GrantsCoordinator implements ServicesCoordinator {
       this.stopping = true;
       // Holders let go first; only then does the member release its claims (after the linger).
       await Promise.race([this.holders.closeAll('shutdown'), sleep(3_000, undefined, { unref: true })]);
+      // The last record writes run alongside the release, never delaying it (tasks waits for them).
+      void this.announcer.finish(ANNOUNCEMENT_SETTLE_MS);
       await this.member.stop();
       this.inner.abort();
       for (const u of this.unsub.splice(0)) u();
@@ -341,6 +368,7 @@ class GrantsCoordinator implements ServicesCoordinator {
     if (this.closed) return;
     this.stopping = true;
     this.inner.abort();
+    void this.announcer.finish(0);
     for (const u of this.unsub.splice(0)) u();
     this.allocator.unsubscribe?.();
     await this.holders.closeAll('closed');
@@ -360,6 +388,7 @@ class GrantsCoordinator implements ServicesCoordinator {
 class EcmpCoordinator implements ServicesCoordinator {
   private readonly clock: Clock;
   private readonly ctl: ServicesController;
+  private readonly announcer: ServiceAnnouncer;
   private readonly holders: ServiceHolders;
   private readonly cpVips: Set<string>;
   private readonly allocator: { elector?: LeaseElector; unsubscribe?: () => void };
@@ -375,7 +404,8 @@ class EcmpCoordinator implements ServicesCoordinator {
     this.cpVips = new Set(o.options.controlPlaneVips);
     this.ctl = controllerOf(o, this.clock, log);
     this.ctl.setMembers([o.identity]);
-    this.holders = new ServiceHolders(o.makeHolder, o.log, () => this.reconcile());
+    this.announcer = announcerOf(o, this.ctl, log);
+    this.holders = new ServiceHolders(o.makeHolder, o.log, () => this.reconcile(), this.announcer);
     this.ctl.onDesired(() => this.reconcile());
     this.allocator = allocatorOf(o, this.ctl, this.clock, log);
   }
@@ -402,7 +432,7 @@ class EcmpCoordinator implements ServicesCoordinator {
 
   async run(signal: AbortSignal): Promise<void> {
     if (this.closed) throw new Error('services coordinator is closed');
-    const tasks: Array<Promise<unknown>> = [this.ctl.run(this.inner.signal)];
+    const tasks: Array<Promise<unknown>> = [this.ctl.run(this.inner.signal), this.announcer.run()];
     if (this.allocator.elector) tasks.push(this.allocator.elector.run(signal));
     this.log.info({ node: this.o.identity, membership: 'ecmp', allocator: this.allocator.elector ? ALLOCATOR_LEASE : 'the control-plane agents' }, 'services started');
     this.reconcile();
@@ -411,6 +441,7 @@ class EcmpCoordinator implements ServicesCoordinator {
     } finally {
       this.stopping = true;
       await Promise.race([this.holders.closeAll('shutdown'), sleep(3_000, undefined, { unref: true })]);
+      void this.announcer.finish(ANNOUNCEMENT_SETTLE_MS);
       this.inner.abort();
       this.allocator.unsubscribe?.();
       await Promise.allSettled(tasks);
@@ -423,6 +454,7 @@ class EcmpCoordinator implements ServicesCoordinator {
     if (this.closed) return;
     this.stopping = true;
     this.inner.abort();
+    void this.announcer.finish(0);
     this.allocator.unsubscribe?.();
     await this.holders.closeAll('closed');
     this.closed = true;
@@ -435,6 +467,7 @@ class Coordinator implements ServicesCoordinator {
   private readonly lease: MemberLease;
   private readonly view: MemberView;
   private readonly ctl: ServicesController;
+  private readonly announcer: ServiceAnnouncer;
   private readonly book = new ClaimBook();
   private readonly holderSet: ServiceHolders;
   private readonly cpVips: Set<string>;
@@ -465,7 +498,8 @@ class Coordinator implements ServicesCoordinator {
     this.lease = new MemberLease({ client, namespace: c.leaseNamespace, node: this.me, timing, requestTimeoutMs, clock: this.clock, log });
     this.view = new MemberView({ client, namespace: c.leaseNamespace, leaseDurationMs: timing.leaseDurationMs, retryPeriodMs: timing.retryPeriodMs, requestTimeoutMs, clock: this.clock, log });
     this.ctl = controllerOf(o, this.clock, log);
-    this.holderSet = new ServiceHolders(o.makeHolder, o.log, () => this.reconcile());
+    this.announcer = announcerOf(o, this.ctl, log);
+    this.holderSet = new ServiceHolders(o.makeHolder, o.log, () => this.reconcile(), this.announcer);
     this.ctl.onDesired(() => this.reconcile());
     this.lease.onGrant((g) => {
       if (g.kind === 'lost') this.log.warn({ reason: g.reason }, 'member grant lost; letting go of every service IP until it is back');
@@ -646,7 +680,7 @@ class Coordinator implements ServicesCoordinator {
   async run(signal: AbortSignal): Promise<void> {
     if (this.closed) throw new Error('services coordinator is closed');
     const inner = this.inner.signal;
-    const tasks: Array<Promise<unknown>> = [this.view.run(inner), this.ctl.run(inner)];
+    const tasks: Array<Promise<unknown>> = [this.view.run(inner), this.ctl.run(inner), this.announcer.run()];
     if (this.allocator) tasks.push(this.allocator.run(signal));
     const writer = (async () => {
       // What an earlier run of this agent claimed, before any claim of ours is written.
@@ -675,6 +709,8 @@ class Coordinator implements ServicesCoordinator {
     if (this.changeTimer) clearTimeout(this.changeTimer);
     // Holders let go first; only then may the other nodes be told (release) that our IPs are free.
     await Promise.race([this.holderSet.closeAll('shutdown'), sleep(3_000, undefined, { unref: true })]);
+    // The last record writes run alongside the release, never delaying it (tasks waits for them).
+    void this.announcer.finish(ANNOUNCEMENT_SETTLE_MS);
     this.inner.abort();
     await writer.catch(() => undefined);
     await this.lease.release(Math.min(this.opts.timing.renewDeadlineMs, 5_000));
@@ -688,6 +724,7 @@ class Coordinator implements ServicesCoordinator {
     if (this.closed) return;
     this.stopping = true;
     this.inner.abort();
+    void this.announcer.finish(0);
     this.unsubAllocator?.();
     await this.holderSet.closeAll('closed');
     this.closed = true;

@@ -81,6 +81,13 @@ export type HolderState =
   | { kind: 'blocked'; until: number; owner: string }
   | { kind: 'holding'; until: number; since: number };
 
+/** A holder started answering for its VIP (after the bind) or stopped (`holding: false`). */
+export interface HoldingChange {
+  holding: boolean;
+  /** The verdict's reason: why it holds, or why it let go. */
+  reason: string;
+}
+
 export class Holder {
   private state: HolderState = { kind: 'idle' };
   private claimedOnce = false;
@@ -93,6 +100,7 @@ export class Holder {
   /** Serialises kernel changes so a bind and an unbind never interleave. */
   private queue: Promise<void> = Promise.resolve();
   private readonly onNetlink = (ev: NetlinkEvent): void => this.handleNetlink(ev);
+  private readonly holdingListeners = new Set<(c: HoldingChange) => void>();
   readonly ip: string;
 
   constructor(
@@ -106,6 +114,30 @@ export class Holder {
 
   get current(): HolderState {
     return this.state;
+  }
+
+  /** The uplink the VIP is announced on. */
+  get iface(): string {
+    return this.opts.ifname;
+  }
+
+  /**
+   * Tells `fn` when this holder starts answering (the address is bound and announced) and when
+   * it stops. For records (ServiceAnnouncements), never for decisions; a throwing listener is logged.
+   */
+  onHolding(fn: (c: HoldingChange) => void): () => void {
+    this.holdingListeners.add(fn);
+    return () => this.holdingListeners.delete(fn);
+  }
+
+  private tell(c: HoldingChange): void {
+    for (const fn of this.holdingListeners) {
+      try {
+        fn(c);
+      } catch (err) {
+        this.log().error({ err }, 'holding listener threw');
+      }
+    }
   }
 
   /** True while this node answers for the VIP. */
@@ -218,6 +250,7 @@ export class Holder {
       metrics.transitions.inc({ vip: this.ip, to: 'holding', reason: short(reason) });
       this.log().info({ iface: this.opts.ifname, responder: this.opts.responder, reason }, 'holding VIP');
       this.scheduleRefresh();
+      this.tell({ holding: true, reason });
     });
   }
 
@@ -228,6 +261,7 @@ export class Holder {
     // Stop answering synchronously: the deadline may be now.
     this.deps.announcer.stopHolding();
     if (was !== 'holding') return;
+    this.tell({ holding: false, reason });
     this.enqueue(async () => {
       if (this.state.kind === 'holding') return; // re-claimed meanwhile; bind() already ran again
       await this.unbind();

@@ -69,7 +69,7 @@ describeWithApi('generated manifests against a real kube-apiserver', () => {
     return (loadAllYaml(yaml) as Array<{ kind: string; metadata: { name: string } }>).map((o) => `${o.kind.toLowerCase()}/${o.metadata.name}`);
   }
 
-  it.each(['pod', 'daemonset', 'rbac', 'pod-bgp', 'metallb-crds'])('checked-in manifests/%s.yaml is accepted', async (kind) => {
+  it.each(['pod', 'daemonset', 'rbac', 'pod-bgp', 'metallb-crds', 'vipd-crds'])('checked-in manifests/%s.yaml is accepted', async (kind) => {
     const yaml = await readFile(join(ROOT, 'manifests', `${kind}.yaml`), 'utf8');
     const r = await dryRun(yaml);
     expect(r.stderr).toBe('');

@@ -212,7 +212,17 @@ describeRequiring('the Helm chart', found, { needs: 'helm and the Prometheus Ope
       const crds = (await readdir(assets.crdDir)).map((f) => join(assets.crdDir, f));
       // Server-side apply: the CRDs' annotations are too large for client-side apply's last-applied copy.
       for (const f of crds) await exec('kubectl', ['--kubeconfig', cp.adminKubeconfig, 'apply', '--server-side', '-f', f], { timeout: 60_000 });
-      await exec('kubectl', ['--kubeconfig', cp.adminKubeconfig, 'wait', '--for=condition=Established', '--timeout=60s', 'crd/servicemonitors.monitoring.coreos.com', 'crd/podmonitors.monitoring.coreos.com', 'crd/prometheusrules.monitoring.coreos.com'], { timeout: 90_000 });
+      // `kubectl wait` fails at once on a CRD with no status yet (".status.conditions accessor error"),
+      // so ask until each says Established.
+      for (const crd of ['servicemonitors', 'podmonitors', 'prometheusrules']) {
+        const deadline = Date.now() + 60_000;
+        for (;;) {
+          const r = await exec('kubectl', ['--kubeconfig', cp.adminKubeconfig, 'get', `crd/${crd}.monitoring.coreos.com`, '-o', 'jsonpath={.status.conditions[?(@.type=="Established")].status}'], { timeout: 30_000 }).catch(() => ({ stdout: '' }));
+          if (r.stdout.trim() === 'True') break;
+          if (Date.now() > deadline) throw new Error(`crd/${crd}.monitoring.coreos.com not Established within 60 s`);
+          await new Promise((res) => setTimeout(res, 200));
+        }
+      }
     });
     afterAll(async () => {
       await cp?.destroy();
