@@ -118,12 +118,13 @@ describeWithApi('control plane: one kube-apiserver + etcd', () => {
     await core.listNamespacedConfigMap({ namespace: 'kube-system' });
     await discovery.listNamespacedEndpointSlice({ namespace: 'default' });
     await coord.listNamespacedLease({ namespace: 'kube-system' });
+    await core.listNamespace(); // MetalLB's namespaceSelectors need Namespace labels
 
     // Refused with 403 Forbidden.
     expect(await statusOf(core.listNamespacedSecret({ namespace: 'kube-system' }))).toBe(403);
     expect(await statusOf(coord.createNamespacedLease({ namespace: 'default', body: { ...lease('x', 'n1'), metadata: { name: 'x', namespace: 'default' } } }))).toBe(403);
     expect(await statusOf(core.createNamespacedConfigMap({ namespace: 'kube-system', body: { metadata: { name: 'kubevip' } } }))).toBe(403);
-    expect(await statusOf(core.listNamespace())).toBe(403);
+    expect(await statusOf(core.listPodForAllNamespaces())).toBe(403);
   });
 
   it('refuses a stale Lease update with 409 Conflict', async () => {
