@@ -9,27 +9,12 @@ import { allocate, type AllocationInput, type Outcome, type ServiceClaim } from 
 import { parsePools } from '../../../src/services/logic/pools.js';
 import { parseMetallb, type IPAddressPoolLike, type MetallbConfig } from '../../../src/services/logic/metallb.js';
 import type { Family } from '../../../src/net/ip.js';
+import { claimFrom, ips } from './claims.js';
 
-function claim(key: string, over: Partial<ServiceClaim> = {}): ServiceClaim {
-  const [namespace = 'default'] = key.split('/');
-  return {
-    key,
-    namespace,
-    priority: '2026-01-01T00:00:00Z',
-    families: [4],
-    policy: 'SingleStack',
-    requested: [],
-    requestSource: 'annotation metallb.io/loadBalancerIPs',
-    ports: [{ port: 80, protocol: 'TCP' }],
-    externalTrafficPolicy: 'Cluster',
-    current: [],
-    ...over,
-  };
-}
+const claim = claimFrom('annotation metallb.io/loadBalancerIPs');
 
 const pool = (name: string, spec: IPAddressPoolLike['spec']): IPAddressPoolLike => ({ metadata: { name }, spec });
 const ml = (...pools: IPAddressPoolLike[]): MetallbConfig => parseMetallb(pools, [{ metadata: { name: 'all' } }]);
-const ips = (o: Outcome | undefined) => (o?.kind === 'assigned' ? o.ips : undefined);
 const pending = (o: Outcome | undefined) => (o?.kind === 'pending' ? [o.reason, o.message] : undefined);
 
 describe('allocate with MetalLB pools', () => {

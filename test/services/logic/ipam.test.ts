@@ -4,25 +4,10 @@ import { allocate, type AllocationInput, type IpFamilyPolicy, type Outcome, type
 import { allowShareFor, parsePools, poolContains, poolFor, type PoolConfig } from '../../../src/services/logic/pools.js';
 import { canonicalAddr, parseAddr } from '../../../src/services/logic/addr.js';
 import type { Family } from '../../../src/net/ip.js';
+import { claimFrom, ips } from './claims.js';
 
-function claim(key: string, over: Partial<ServiceClaim> = {}): ServiceClaim {
-  const [namespace = 'default'] = key.split('/');
-  return {
-    key,
-    namespace,
-    priority: '2026-01-01T00:00:00Z',
-    families: [4],
-    policy: 'SingleStack',
-    requested: [],
-    requestSource: 'annotation kube-vip.io/loadbalancerIPs',
-    ports: [{ port: 80, protocol: 'TCP' }],
-    externalTrafficPolicy: 'Cluster',
-    current: [],
-    ...over,
-  };
-}
+const claim = claimFrom('annotation kube-vip.io/loadbalancerIPs');
 
-const ips = (o: Outcome | undefined) => (o?.kind === 'assigned' ? o.ips : undefined);
 const pending = (o: Outcome | undefined) => (o?.kind === 'pending' ? o.reason : undefined);
 
 describe('allocate: examples', () => {
