@@ -2,9 +2,9 @@
  * Where the chart tests find helm and the Prometheus Operator CRDs (scripts/helm-assets.sh puts
  * both in .cache/helm). The versions are read from that script, the single place they are named.
  */
-import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { projectRoot } from './k8s-assets.js';
+import { isExecutable, projectRoot } from './k8s-assets.js';
 
 export interface HelmAssets {
   helm: string;
@@ -14,15 +14,6 @@ export interface HelmAssets {
 
 export const HELM_ASSETS_HINT = 'run `npm run helm:assets` (a one-time Go build of helm, a few minutes) or set VIPD_HELM to a helm binary';
 
-function executable(file: string): boolean {
-  try {
-    accessSync(file, constants.X_OK);
-    return statSync(file).isFile();
-  } catch {
-    return false;
-  }
-}
-
 export function helmAssets(env: NodeJS.ProcessEnv = process.env, root: string = projectRoot()): { ok: true; assets: HelmAssets } | { ok: false; skip: string } {
   const script = readFileSync(join(root, 'scripts/helm-assets.sh'), 'utf8');
   const helmVersion = /^\s*HELM_VERSION=(v[\d.]+)$/m.exec(script)?.[1];
@@ -31,7 +22,7 @@ export function helmAssets(env: NodeJS.ProcessEnv = process.env, root: string = 
   const cache = env.VIPD_HELM_CACHE ?? join(root, '.cache/helm');
   const helm = env.VIPD_HELM ?? join(cache, helmVersion, 'helm');
   const crdDir = join(cache, `prometheus-operator-crds-${operatorVersion}`);
-  if (!executable(helm)) return { ok: false, skip: `no helm at ${helm}: ${HELM_ASSETS_HINT}` };
+  if (!isExecutable(helm)) return { ok: false, skip: `no helm at ${helm}: ${HELM_ASSETS_HINT}` };
   try {
     statSync(join(crdDir, 'monitoring.coreos.com_prometheusrules.yaml'));
   } catch {

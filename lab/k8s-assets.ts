@@ -22,7 +22,7 @@ export const API_ASSETS_HINT =
 
 const STAMP = '.complete';
 
-function isExecutable(file: string): boolean {
+export function isExecutable(file: string): boolean {
   try {
     accessSync(file, constants.X_OK);
     return statSync(file).isFile();
