@@ -561,6 +561,10 @@ async function vipdManifest(nodes: ClusterNode[], assets: ClusterAssets, first: 
     '--vip_leaderelection=true',
     `--vip_peers=${nodes.map((n) => `${n.name}=${n.ip}:${PEER_PORT}`).join(',')}`,
     '--vip_peer_key_file=/etc/vipd/peer.key',
+    // Three control planes share this machine's two cores: in the minutes after up every agent's
+    // event loop stalled up to 470 ms (vipd_process_nodejs_eventloop_lag_max_seconds), past the
+    // default E of 200 ms, and the holder lost its majority in steady state (docs/cluster-lab.md).
+    '--vip_peer_election_timeout_ms=1000',
     `--vip_nodename=${nodes[0]!.name}`,
     `--image=${image}`,
   ];

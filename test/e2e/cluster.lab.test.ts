@@ -35,6 +35,7 @@ import {
   type ClusterNode,
 } from '../../lab/cluster.js';
 import type { ProbeSummary } from '../../lab/tcpprobe.js';
+import { summarize } from '../../lab/twoholders.js';
 import { watchWire } from '../../lab/wirewatch.js';
 import { describeWithCluster } from '../lab/with-cluster.js';
 import { addBgpPod, BGP_VIP, removeBgpPod, startTor } from '../../lab/cluster-bgp.js';
@@ -101,8 +102,16 @@ function suite(assets: ClusterAssets): void {
       await sleep(2000);
     } finally {
       summary = await api.stop();
-      const { events } = await wire.stop();
-      console.log(JSON.stringify({ system: 'vipd-kubeadm', scenario: name, api_longest_outage_ms: summary.longestGapMs, api_failed: summary.failed, api_ok: summary.ok, two_holder_events: events.length }));
+      const { events, records } = await wire.stop();
+      const arp = summarize(records.get(VIP) ?? []);
+      // Which side failed: ARP answered by one MAC throughout while the API erred points at the
+      // API servers; a MAC change or an unanswered stretch points at vipd.
+      console.log(JSON.stringify({
+        system: 'vipd-kubeadm', scenario: name, api_longest_outage_ms: summary.longestGapMs, api_failed: summary.failed, api_ok: summary.ok,
+        api_errors: summary.errors, api_outages: summary.windows.filter((w) => !w.leading).map((w) => ({ ms: Math.round(w.ms), failed: w.failed })),
+        arp_macs: Object.keys(arp.macs).length, arp_unanswered: arp.unanswered, arp_longest_outage_ms: Math.round(arp.longestOutageMs),
+        two_holder_events: events.length,
+      }));
       expect(events, 'two holders seen on the wire').toEqual([]);
     }
     return summary;
