@@ -10,19 +10,15 @@ import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { ApiClient } from '../../src/k8s/client.js';
-import { startControlPlane, type ControlPlane } from '../../lab/apiserver.js';
-import { createLogger } from '../../src/observe/log.js';
+import { beforeAll, expect, it } from 'vitest';
 import { ServicesController } from '../../src/services/controller.js';
 import { ServiceAnnouncer } from '../../src/services/announcements.js';
 import { registry } from '../../src/observe/metrics.js';
 import { describeWithApi } from '../lab/with-api.js';
-import { until as untilShared } from '../lab/until.js';
+import { log, useServicesApi } from './with-services-api.js';
 
 const exec = promisify(execFile);
 const ROOT = join(import.meta.dirname, '../..');
-const log = createLogger(process.env.VIPD_TEST_LOG ?? 'silent');
 const REASON = 'service IP granted by a majority of the voters';
 const ANN = '/apis/vipd.io/v1alpha1';
 
@@ -32,60 +28,32 @@ interface Ann {
 }
 
 describeWithApi('ServiceAnnouncement records against kube-apiserver', (assetsDir) => {
-  let cp: ControlPlane;
-  let client: ApiClient;
+  const api = useServicesApi({ assetsDir, namespaces: ['x', 'y'] });
+  const { req, until, createSvc, getSvc } = api;
   let ctl: ServicesController;
-  const stop = new AbortController();
-  const running: Array<Promise<void>> = [];
 
-  const req = async (method: string, path: string, body?: unknown) => {
-    const r = await cp.request(method, path, body);
-    if (r.status >= 300) throw new Error(`${method} ${path}: HTTP ${r.status}: ${r.body.slice(0, 300)}`);
-    return r.body ? (JSON.parse(r.body) as unknown) : undefined;
-  };
-  const until = <T,>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 15_000) => untilShared(what, fn, timeoutMs, 100);
   const anns = async (ns: string) => ((await req('GET', `${ANN}/namespaces/${ns}/serviceannouncements`)) as { items: Ann[] }).items;
-  const ingress = async (ns: string, name: string) => {
-    const s = (await req('GET', `/api/v1/namespaces/${ns}/services/${name}`)) as { status?: { loadBalancer?: { ingress?: Array<{ ip: string }> } } };
-    return (s.status?.loadBalancer?.ingress ?? []).map((i) => i.ip);
-  };
-  const createSvc = (ns: string, name: string) =>
-    req('POST', `/api/v1/namespaces/${ns}/services`, {
-      apiVersion: 'v1',
-      kind: 'Service',
-      metadata: { name, namespace: ns },
-      spec: { type: 'LoadBalancer', ports: [{ port: 80, protocol: 'TCP' }], selector: { app: name } },
-    }) as Promise<{ metadata: { uid: string } }>;
+  const ingress = async (ns: string, name: string) => api.ingress(await getSvc(ns, name));
 
   function announcer(node = 'n1'): ServiceAnnouncer {
-    const a = new ServiceAnnouncer({ client, node, source: ctl, log, retryMs: 100, requestTimeoutMs: 5_000 });
-    running.push(a.run(stop.signal));
+    const a = new ServiceAnnouncer({ client: api.client, node, source: ctl, log, retryMs: 100, requestTimeoutMs: 5_000 });
+    api.start(a);
     return a;
   }
 
   beforeAll(async () => {
-    cp = await startControlPlane({ assetsDir, servers: [{}], serviceCidr: '198.19.240.0/20', apiServerArgs: ['--endpoint-reconciler-type=none'] });
-    for (const ns of ['x', 'y']) await req('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
-    await cp.apply(`
+    await api.cp.apply(`
 apiVersion: v1
 kind: ConfigMap
 metadata: { name: kubevip, namespace: kube-system }
 data:
   cidr-global: 198.18.0.128/29
 `);
-    client = await ApiClient.create({ kubeconfigPath: await cp.serviceAccountKubeconfig(), localEndpoint: cp.servers[0]!.url, discoverEndpoints: false, log });
-    ctl = new ServicesController({ client, nodeName: 'n1', log, debounceMs: 20 });
+    ctl = new ServicesController({ client: api.client, nodeName: 'n1', log, debounceMs: 20 });
     ctl.setMembers(['n1']);
     ctl.setAllocator(true);
-    running.push(ctl.run(stop.signal));
-  }, 240_000);
-
-  afterAll(async () => {
-    stop.abort();
-    await Promise.allSettled(running);
-    client?.close();
-    await cp?.destroy();
-  }, 60_000);
+    api.start(ctl);
+  }, 120_000);
 
   it('without the CRD: a failed write is counted and logged, never thrown', async () => {
     await createSvc('x', 'early');
@@ -101,13 +69,13 @@ data:
 
   it('the CRD is accepted and established', async () => {
     const yaml = await readFile(join(ROOT, 'manifests', 'vipd-crds.yaml'), 'utf8');
-    await exec('kubectl', ['--kubeconfig', cp.adminKubeconfig, 'apply', '-f', join(ROOT, 'manifests', 'vipd-crds.yaml')], { timeout: 60_000 });
+    await exec('kubectl', ['--kubeconfig', api.cp.adminKubeconfig, 'apply', '-f', join(ROOT, 'manifests', 'vipd-crds.yaml')], { timeout: 60_000 });
     expect(yaml).toMatch(/serviceannouncements\.vipd\.io/);
     await until('CRD established', async () => {
       const crd = (await req('GET', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/serviceannouncements.vipd.io')) as { status?: { conditions?: Array<{ type: string; status: string }> } };
       return crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True');
     });
-    await until('served', async () => (await cp.request('GET', `${ANN}/serviceannouncements`)).status === 200);
+    await until('served', async () => (await api.cp.request('GET', `${ANN}/serviceannouncements`)).status === 200);
   });
 
   it('holding an address creates the record, kubectl shows who, why and since when, and an Event says so', async () => {
@@ -123,7 +91,7 @@ data:
     expect(obj.status).toMatchObject({ node: 'n1', serviceName: 'web', serviceNamespace: 'x', addresses: [ip], reason: REASON, interfaces: [{ name: 'eth0' }] });
     expect(Date.parse(obj.status?.since ?? '')).toBeGreaterThan(Date.now() - 600_000);
 
-    const { stdout } = await exec('kubectl', ['--kubeconfig', cp.adminKubeconfig, 'get', 'svcann', '-A'], { timeout: 60_000 });
+    const { stdout } = await exec('kubectl', ['--kubeconfig', api.cp.adminKubeconfig, 'get', 'svcann', '-A'], { timeout: 60_000 });
     const [header, ...rows] = stdout.trim().split('\n');
     expect(header!.split(/\s{2,}/)).toEqual(['NAMESPACE', 'NAME', 'SERVICE', 'NODE', 'ADDRESSES', 'REASON', 'SINCE']);
     const row = rows.find((r) => r.startsWith('x '))!;
@@ -132,10 +100,7 @@ data:
     expect(row).toContain(`["${ip}"]`);
     expect(row).toContain(REASON);
 
-    const ev = await until('event', async () => {
-      const list = (await req('GET', '/apis/events.k8s.io/v1/namespaces/x/events')) as { items: Array<{ type: string; reason: string; note: string; regarding: { name: string } }> };
-      return list.items.find((e) => e.regarding.name === 'web' && e.reason === 'AnnouncerChanged');
-    });
+    const ev = await until('event', async () => (await api.events('x', 'web')).find((e) => e.reason === 'AnnouncerChanged'));
     expect(ev).toMatchObject({ type: 'Normal', note: `${ip} announced by n1: ${REASON}` });
 
     // Letting go removes the record.

@@ -5,76 +5,31 @@
  * type change, dual-stack, an address another controller wrote never reused, restart without
  * reshuffling.
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ApiClient } from '../../src/k8s/client.js';
-import { startControlPlane, type ControlPlane } from '../../lab/apiserver.js';
-import { createLogger } from '../../src/observe/log.js';
 import { ServicesController } from '../../src/services/controller.js';
 import { registry } from '../../src/observe/metrics.js';
 import { describeWithApi } from '../lab/with-api.js';
-import { until as untilShared } from '../lab/until.js';
-
-const log = createLogger(process.env.VIPD_TEST_LOG ?? 'silent');
-
-interface Svc {
-  metadata: { name: string; namespace: string; resourceVersion: string; uid: string; annotations?: Record<string, string> };
-  spec: Record<string, unknown>;
-  status?: {
-    loadBalancer?: { ingress?: Array<{ ip?: string; ipMode?: string }> };
-    conditions?: Array<{ type: string; status: string; reason: string; message: string }>;
-  };
-}
+import { log, useServicesApi, type Svc } from './with-services-api.js';
 
 describeWithApi('services controller against kube-apiserver', (assetsDir) => {
-  let cp: ControlPlane;
-  let client: ApiClient;
+  const api = useServicesApi({ assetsDir, serviceCidr: '198.19.240.0/20,2001:db8:ffff:ffff::/112', namespaces: ['x', 'team-a', 'team-b'] });
+  const { req, getSvc, createSvc, ingress, cond, until, statusIs, events: warnings } = api;
   let ctl: ServicesController;
   let stop: AbortController;
   let running: Promise<void>;
   const desiredSeen: Array<readonly string[]> = [];
 
-  const req = async (method: string, path: string, body?: unknown) => {
-    const r = await cp.request(method, path, body);
-    if (r.status >= 300) throw new Error(`${method} ${path}: HTTP ${r.status}: ${r.body.slice(0, 300)}`);
-    return r.body ? (JSON.parse(r.body) as unknown) : undefined;
-  };
-  const getSvc = (ns: string, name: string) => req('GET', `/api/v1/namespaces/${ns}/services/${name}`) as Promise<Svc>;
-  const createSvc = (ns: string, name: string, spec: Record<string, unknown> = {}, annotations?: Record<string, string>) =>
-    req('POST', `/api/v1/namespaces/${ns}/services`, {
-      apiVersion: 'v1',
-      kind: 'Service',
-      metadata: { name, namespace: ns, ...(annotations ? { annotations } : {}) },
-      spec: { type: 'LoadBalancer', ports: [{ port: 80, protocol: 'TCP' }], selector: { app: name }, ...spec },
-    }) as Promise<Svc>;
-  const ingress = (s: Svc) => (s.status?.loadBalancer?.ingress ?? []).map((i) => i.ip);
-  const cond = (s: Svc) => s.status?.conditions?.find((c) => c.type === 'vipd.io/Allocated');
-
-  const until = <T,>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 15_000, stepMs = 100): Promise<T> => untilShared(what, fn, timeoutMs, stepMs);
-  const statusIs = (ns: string, name: string, pred: (s: Svc) => boolean) => until(`${ns}/${name} status`, async () => {
-    const s = await getSvc(ns, name);
-    return pred(s) ? s : undefined;
-  });
-  const warnings = async (ns: string, name: string) => {
-    const list = (await req('GET', `/apis/events.k8s.io/v1/namespaces/${ns}/events`)) as {
-      items: Array<{ type: string; reason: string; note: string; regarding: { name: string; kind: string }; reportingController: string }>;
-    };
-    return list.items.filter((e) => e.regarding.kind === 'Service' && e.regarding.name === name);
-  };
-
   function startController(): void {
-    stop = new AbortController();
-    ctl = new ServicesController({ client, nodeName: 'n1', controlPlaneVips: ['198.18.100.200'], log, debounceMs: 20 });
+    ctl = new ServicesController({ client: api.client, nodeName: 'n1', controlPlaneVips: ['198.18.100.200'], log, debounceMs: 20 });
     ctl.onDesired((ips) => desiredSeen.push(ips));
     ctl.setMembers(['n1']);
     ctl.setAllocator(true);
-    running = ctl.run(stop.signal);
+    ({ stop, done: running } = api.start(ctl));
   }
 
   beforeAll(async () => {
-    cp = await startControlPlane({ assetsDir, servers: [{}], serviceCidr: '198.19.240.0/20,2001:db8:ffff:ffff::/112', apiServerArgs: ['--endpoint-reconciler-type=none'] });
-    for (const ns of ['x', 'team-a', 'team-b']) await req('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
-    await cp.apply(`
+    await api.cp.apply(`
 apiVersion: v1
 kind: ConfigMap
 metadata: { name: kubevip, namespace: kube-system }
@@ -87,16 +42,8 @@ data:
     await createSvc('x', 'foreign', { loadBalancerClass: 'other.io/lb' });
     const f = await getSvc('x', 'foreign');
     await req('PUT', '/api/v1/namespaces/x/services/foreign/status', { ...f, status: { loadBalancer: { ingress: [{ ip: '198.18.100.1' }] } } });
-    client = await ApiClient.create({ kubeconfigPath: await cp.serviceAccountKubeconfig(), localEndpoint: cp.servers[0]!.url, discoverEndpoints: false, log });
     startController();
-  }, 240_000);
-
-  afterAll(async () => {
-    stop?.abort();
-    await running?.catch(() => undefined);
-    client?.close();
-    await cp?.destroy();
-  }, 60_000);
+  }, 120_000);
 
   it('a new Service gets the lowest free address of the global pool; status, ipMode and record say so; this node holds it', async () => {
     await createSvc('x', 'web');
@@ -166,7 +113,7 @@ data:
   });
 
   it('allow-share: two Services of one namespace with disjoint ports share an IPv4 address; one holder', async () => {
-    await cp.apply(`
+    await api.cp.apply(`
 apiVersion: v1
 kind: ConfigMap
 metadata: { name: kubevip, namespace: kube-system }
@@ -209,7 +156,7 @@ data:
   }, 20_000);
 
   it('a non-allocator node announces from the record but never writes; the allocator role moves', async () => {
-    const other = new ServicesController({ client, nodeName: 'n2', log, debounceMs: 20 });
+    const other = new ServicesController({ client: api.client, nodeName: 'n2', log, debounceMs: 20 });
     const ac = new AbortController();
     const r = other.run(ac.signal);
     try {

@@ -3,55 +3,27 @@
  * buy grants, claims are written and seen in resourceVersion order, an expired member is fenced
  * by compare-and-swap and its next write finds out, a release clears the holder.
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { validateLeaseTiming } from '../../src/election/lease/state.js';
-import { ApiClient } from '../../src/k8s/client.js';
-import { startControlPlane, type ControlPlane } from '../../lab/apiserver.js';
-import { createLogger } from '../../src/observe/log.js';
 import { fenceMember, MemberLease, MemberView, type GrantChange } from '../../src/services/member-lease.js';
 import { CLAIMS_ANNOTATION, ClaimBook } from '../../src/services/logic/membership.js';
 import { describeWithApi } from '../lab/with-api.js';
+import { log, useServicesApi, type Runner } from './with-services-api.js';
 
-const log = createLogger(process.env.VIPD_TEST_LOG ?? 'silent');
 const timing = validateLeaseTiming({ leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 500 });
 
-async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
 describeWithApi('member Leases against kube-apiserver', (assetsDir) => {
-  let cp: ControlPlane;
-  let client: ApiClient;
-  const stops: AbortController[] = [];
+  const api = useServicesApi({ assetsDir, untilMs: 10_000, stepMs: 20 });
+  const { until } = api;
 
-  beforeAll(async () => {
-    cp = await startControlPlane({ assetsDir, servers: [{}], apiServerArgs: ['--endpoint-reconciler-type=none'] });
-    client = await ApiClient.create({ kubeconfigPath: await cp.serviceAccountKubeconfig(), localEndpoint: cp.servers[0]!.url, discoverEndpoints: false, log });
-  }, 240_000);
-
-  afterAll(async () => {
-    for (const s of stops) s.abort();
-    await sleep(100);
-    client?.close();
-    await cp?.destroy();
-  }, 60_000);
-
-  function start<T extends { run(s: AbortSignal): Promise<void> }>(x: T): { x: T; stop: AbortController; done: Promise<void> } {
-    const stop = new AbortController();
-    stops.push(stop);
-    return { x, stop, done: x.run(stop.signal) };
+  function start<T extends Runner>(x: T): { x: T; stop: AbortController; done: Promise<void> } {
+    return { x, ...api.start(x) };
   }
 
   it('a member renews its Lease, claims are written at once and confirmed when its own write comes back on the watch', async () => {
-    const view = start(new MemberView({ client, namespace: 'kube-system', leaseDurationMs: timing.leaseDurationMs, retryPeriodMs: timing.retryPeriodMs, log }));
-    const lease = new MemberLease({ client, namespace: 'kube-system', node: 'n1', timing, log });
+    const view = start(new MemberView({ client: api.client, namespace: 'kube-system', leaseDurationMs: timing.leaseDurationMs, retryPeriodMs: timing.retryPeriodMs, log }));
+    const lease = new MemberLease({ client: api.client, namespace: 'kube-system', node: 'n1', timing, log });
     const grants: GrantChange[] = [];
     lease.onGrant((g) => grants.push(g));
     const book = new ClaimBook();
@@ -70,7 +42,7 @@ describeWithApi('member Leases against kube-apiserver', (assetsDir) => {
     book.setWanted(new Set(['198.18.0.130']), () => true);
     lease.setClaims(book.published());
     await until('confirmed', () => book.confirmed().includes('198.18.0.130'));
-    const r = await cp.request('GET', '/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/vipd-member-n1');
+    const r = await api.cp.request('GET', '/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/vipd-member-n1');
     const obj = JSON.parse(r.body) as { metadata: { labels: Record<string, string>; annotations: Record<string, string> }; spec: { holderIdentity: string } };
     expect(obj.metadata.labels['vipd.io/member']).toBe('true');
     expect(obj.metadata.annotations[CLAIMS_ANNOTATION]).toBe('198.18.0.130');
@@ -91,8 +63,8 @@ describeWithApi('member Leases against kube-apiserver', (assetsDir) => {
   });
 
   it('a member that stops writing expires; a fence (CAS) voids its claims; its next write finds out and it starts over', async () => {
-    const view = start(new MemberView({ client, namespace: 'kube-system', leaseDurationMs: timing.leaseDurationMs, retryPeriodMs: timing.retryPeriodMs, log }));
-    const lease = new MemberLease({ client, namespace: 'kube-system', node: 'n2', timing, log });
+    const view = start(new MemberView({ client: api.client, namespace: 'kube-system', leaseDurationMs: timing.leaseDurationMs, retryPeriodMs: timing.retryPeriodMs, log }));
+    const lease = new MemberLease({ client: api.client, namespace: 'kube-system', node: 'n2', timing, log });
     const fenced: string[] = [];
     lease.onFenced((why) => fenced.push(why));
     await lease.read(new AbortController().signal);
@@ -106,8 +78,8 @@ describeWithApi('member Leases against kube-apiserver', (assetsDir) => {
     expect(view.x.table.claimant('198.18.0.140', 'n1', performance.now())).toBe('n2'); // still counts until fenced
 
     // A stale copy cannot fence: CAS on an older version.
-    expect(await fenceMember(client, 'kube-system', { ...seen, metadata: { ...seen.metadata, resourceVersion: '1' } }, new AbortController().signal)).toBe('changed');
-    expect(await fenceMember(client, 'kube-system', seen, new AbortController().signal)).toBe('fenced');
+    expect(await fenceMember(api.client, 'kube-system', { ...seen, metadata: { ...seen.metadata, resourceVersion: '1' } }, new AbortController().signal)).toBe('changed');
+    expect(await fenceMember(api.client, 'kube-system', seen, new AbortController().signal)).toBe('fenced');
     await until('fence seen', () => view.x.table.get('n2')?.record.holderIdentity === '');
     expect(view.x.table.claimant('198.18.0.140', 'n1', performance.now())).toBeUndefined();
 
