@@ -76,7 +76,9 @@ names, or flags; flags win; 'vipd run --help' lists them). The settings are vali
   pod         Static pod for ${STATIC_POD_PATH} on each control-plane node (hostNetwork,
               NET_ADMIN + NET_RAW only, kubeconfig mounted from ${KUBEADM_ADMIN_CONF}).
   daemonset   DaemonSet on control-plane nodes, API access as ServiceAccount kube-system/vipd
-              (kubeconfig from ConfigMap vipd-kubeconfig at ${SA_KUBECONFIG_PATH}).
+              (kubeconfig from ConfigMap vipd-kubeconfig at ${SA_KUBECONFIG_PATH}). A worker
+              configuration (Services only, outside vip_peers) gives vipd-workers on the other
+              nodes, with ConfigMap vipd-workers-kubeconfig.
               With bgp_enable=true, pod and daemonset add an FRR sidecar (docs/bgp.md).
   rbac        ServiceAccount, ClusterRole, Role and bindings for the DaemonSet.
 

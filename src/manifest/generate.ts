@@ -44,7 +44,7 @@ export interface ManifestOptions {
 export const KUBEADM_ADMIN_CONF = '/etc/kubernetes/admin.conf';
 export const KUBEADM_SUPER_ADMIN_CONF = '/etc/kubernetes/super-admin.conf';
 export const STATIC_POD_PATH = '/etc/kubernetes/manifests/vipd.yaml';
-/** Where the DaemonSet's ServiceAccount kubeconfig (ConfigMap vipd-kubeconfig) is mounted. */
+/** Where the DaemonSet's ServiceAccount kubeconfig (ConfigMap vipd-kubeconfig, vipd-workers-kubeconfig for workers) is mounted. */
 export const SA_KUBECONFIG_PATH = '/etc/vipd/kubeconfig';
 const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 const NAME = 'vipd';
@@ -429,21 +429,29 @@ export function daemonSetDocuments(config: Config, opts: ManifestOptions, argv: 
   const fallback = config.fallbackKubeconfig;
   if (fallback) throw new ConfigError('k8s_fallback_config_file', fallback, 'is for the static pod of the first kubeadm init node, not for a DaemonSet');
 
+  // A worker configuration (Services only, outside vip_peers) is its own DaemonSet on the nodes
+  // without the control-plane role, with its own name and labels so neither selects the other's pods.
+  const workers = config.serviceMemberOnly === true;
+  const name = workers ? `${NAME}-workers` : NAME;
+  const labels = workers ? { 'app.kubernetes.io/name': name } : LABELS;
   const runConfig: Config = opts.inCluster ? { ...config, kubeconfig: SA_KUBECONFIG_PATH } : config;
   const volumes: Volume[] = [];
   const docs: YamlDocument[] = [];
   if (opts.inCluster) {
+    // Its own ConfigMap for the workers: their server is one they can reach (kubernetes_addr), not
+    // the control-plane nodes' local API server, and one name for both would overwrite the other.
+    const kubeconfigMap = `${name}-kubeconfig`;
     docs.push({
       comment: [...generatedBy('daemonset', argv), `Needs the ServiceAccount ${SERVICE_ACCOUNT.namespace}/${SERVICE_ACCOUNT.name} and its RBAC: vipd manifest rbac.`],
       body: {
         apiVersion: 'v1',
         kind: 'ConfigMap',
-        metadata: { name: 'vipd-kubeconfig', namespace: NAMESPACE, labels: LABELS },
+        metadata: { name: kubeconfigMap, namespace: NAMESPACE, labels },
         data: { kubeconfig: serviceAccountKubeconfig(config) },
       },
     });
     volumes.push({
-      volume: { name: 'kubeconfig', configMap: { name: 'vipd-kubeconfig' } },
+      volume: { name: 'kubeconfig', configMap: { name: kubeconfigMap } },
       mount: { name: 'kubeconfig', mountPath: SA_KUBECONFIG_PATH, subPath: 'kubeconfig', readOnly: true },
     });
   } else {
@@ -456,11 +464,6 @@ export function daemonSetDocuments(config: Config, opts: ManifestOptions, argv: 
       mount: { name: 'peer-key', mountPath: config.peerKeyFile, subPath: 'key', readOnly: true },
     });
   }
-  // A worker configuration (Services only, outside vip_peers) is its own DaemonSet on the nodes
-  // without the control-plane role, with its own name and labels so neither selects the other's pods.
-  const workers = config.serviceMemberOnly === true;
-  const name = workers ? `${NAME}-workers` : NAME;
-  const labels = workers ? { 'app.kubernetes.io/name': name } : LABELS;
   const placement = workers
     ? { affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: CONTROL_PLANE_LABEL, operator: 'DoesNotExist' }] }] } } } }
     : { nodeSelector: { [CONTROL_PLANE_LABEL]: '' }, tolerations: [{ key: CONTROL_PLANE_LABEL, operator: 'Exists', effect: 'NoSchedule' }] };

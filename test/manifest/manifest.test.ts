@@ -239,6 +239,10 @@ describe('worker DaemonSet', () => {
     expect(ds.spec.template.spec.tolerations).toBeUndefined();
     expect(JSON.stringify(ds.spec.template.spec.affinity)).toContain('"operator":"DoesNotExist"');
     expect(loadConfig(podEnv(podSpec(objs), 'w7'), []).serviceMemberOnly).toBe(true);
+    // Its kubeconfig names another server than the control plane's, so it must not share a name.
+    const cm = objs.find((o) => (o as { kind?: string }).kind === 'ConfigMap') as unknown as { metadata: { name: string } };
+    expect(cm.metadata.name).toBe('vipd-workers-kubeconfig');
+    expect(JSON.stringify(ds.spec.template.spec.volumes)).toContain('"configMap":{"name":"vipd-workers-kubeconfig"}');
   });
 });
 
