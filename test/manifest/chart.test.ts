@@ -3,6 +3,8 @@
  * - for each set of settings, `helm template` gives the same objects that `vipd manifest daemonset`
  *   and `vipd manifest rbac` print (Helm's bookkeeping labels aside, and the environment compared
  *   by name, because Helm ranges over a map in key order where the generator keeps table order);
+ * - with workers.enabled, the control-plane objects plus the worker DaemonSet (and its kubeconfig)
+ *   that `vipd manifest daemonset` prints for a worker configuration;
  * - `helm lint --strict` passes, and bad values fail `helm template` with one line naming the value;
  * - every rendered object, the Prometheus Operator ones included (their CRDs from the operator's
  *   own module), is accepted by `kubectl apply --dry-run=server --validate=strict`.
@@ -30,6 +32,15 @@ type Obj = { kind: string; metadata: { name: string; namespace?: string; labels?
 const CP = ['--address=192.0.2.10', '--vip_leaderelection=true', '--cp_enable=true', '--vip_nodename=cp1'];
 const PEERS = ['--vip_peers=cp1=198.18.0.11:7946,cp2=198.18.0.12:7946,cp3=198.18.0.13:7946', '--vip_peer_key_file=/etc/vipd/peer.key'];
 const BGP = ['--address=192.0.2.10', '--cp_enable=true', '--vip_nodename=cp1', '--bgp_enable=true', '--bgp_peers=192.0.2.1:65000'];
+// Services with workers: the control plane votes and allocates, a worker (w1, outside vip_peers) is a member.
+const CP_SVC = [...CP, ...PEERS, '--svc_enable=true', '--vip_interface=eth0'];
+const WORKER = ['--vip_nodename=w1', '--svc_enable=true', '--cp_enable=false', '--vip_interface=eth0', ...PEERS, '--kubernetes_addr=https://192.0.2.10:6443'];
+/** The least the chart needs for workers.enabled. */
+const WORKER_VALUES = {
+  config: { address: '192.0.2.10' },
+  env: { svc_enable: 'true', vip_interface: 'eth0', vip_peers: 'cp1=198.18.0.11:7946,cp2=198.18.0.12:7946,cp3=198.18.0.13:7946', vip_peer_key_file: '/etc/vipd/peer.key' },
+  workers: { enabled: true },
+};
 
 const VARIANTS: Array<{ name: string; args: string[]; opts?: Partial<ManifestOptions> }> = [
   { name: 'control-plane VIP, defaults', args: CP },
@@ -60,6 +71,25 @@ function normalise(o: Obj): Obj {
 
 function byKey(objs: Obj[]): Record<string, Obj> {
   return Object.fromEntries(objs.map((o) => [`${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`, normalise(o)]));
+}
+
+type LabelSelector = { matchLabels?: Record<string, string>; matchExpressions?: Array<{ key: string; operator: string; values?: string[] }> };
+
+/** Whether a label selector (matchLabels, and In expressions) selects these labels. */
+function selects(sel: LabelSelector, labels: Record<string, string>): boolean {
+  const byLabels = Object.entries(sel.matchLabels ?? {}).every(([k, v]) => labels[k] === v);
+  const byExpressions = (sel.matchExpressions ?? []).every((e) => e.operator === 'In' && labels[e.key] !== undefined && (e.values ?? []).includes(labels[e.key]!));
+  return byLabels && byExpressions;
+}
+
+/** Values with overrides merged in, maps deeply (as Helm merges -f files over values.yaml). */
+function withValues(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out = structuredClone(base);
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    out[k] = v && typeof v === 'object' && !Array.isArray(v) && b && typeof b === 'object' && !Array.isArray(b) ? withValues(b as Record<string, unknown>, v as Record<string, unknown>) : v;
+  }
+  return out;
 }
 
 /** The chart values that say what `vipd manifest daemonset <args>` says. */
@@ -127,12 +157,77 @@ describeRequiring('the Helm chart', found, { needs: 'helm and the Prometheus Ope
     expect(r.code).toBe(0);
   });
 
+  it('helm lint --strict passes with the workers DaemonSet and the monitors', async () => {
+    const r = await helm(['lint', '--strict', CHART], withValues(WORKER_VALUES, { prometheus: { serviceMonitor: { enabled: true }, podMonitor: { enabled: true } } }));
+    expect(r.stdout + r.stderr).toMatch(/1 chart\(s\) linted, 0 chart\(s\) failed/);
+    expect(r.code).toBe(0);
+  });
+
   it.each(VARIANTS)('$name: the same objects as vipd manifest daemonset + rbac', async ({ args, opts: partial }) => {
     const opts = { ...defaultManifestOptions(), ...partial };
     const generated = [...loadAllYaml(generateManifest('daemonset', {}, args, opts).yaml), ...loadAllYaml(generateManifest('rbac', {}, args, opts).yaml)] as Obj[];
     const ds = generated.find((o) => o.kind === 'DaemonSet') as Obj & { spec: { template: { spec: { containers: Array<{ env: Array<{ name: string; value?: string }> }> } } } };
     const chart = await template(valuesFor(ds.spec.template.spec.containers[0]!.env, opts));
     expect(byKey(chart)).toEqual(byKey(generated));
+  });
+
+  it('workers.enabled: the control-plane objects and the worker DaemonSet of vipd manifest daemonset for a worker configuration', async () => {
+    const opts = defaultManifestOptions();
+    const cp = [...loadAllYaml(generateManifest('daemonset', {}, CP_SVC, opts).yaml), ...loadAllYaml(generateManifest('rbac', {}, CP_SVC, opts).yaml)] as Obj[];
+    const worker = loadAllYaml(generateManifest('daemonset', {}, WORKER, opts).yaml) as Obj[];
+    // The RBAC is one for both: the generator gives the worker configuration the same.
+    expect(byKey(loadAllYaml(generateManifest('rbac', {}, WORKER, opts).yaml) as Obj[])).toEqual(byKey(cp.filter((o) => o.kind !== 'DaemonSet' && o.kind !== 'ConfigMap')));
+    type Env = Array<{ name: string; value?: string }>;
+    const envOf = (o: Obj) => (o as unknown as { spec: { template: { spec: { containers: Array<{ env: Env }> } } } }).spec.template.spec.containers[0]!.env;
+    const expected = byKey([...cp, ...worker]);
+    // The generator writes a worker's empty address and vip_subnet; the chart leaves them out, which means the same.
+    const workerDs = expected['DaemonSet/kube-system/vipd-workers']!;
+    const workerEnv = envOf(workerDs);
+    workerEnv.splice(0, workerEnv.length, ...workerEnv.filter((e) => !((e.name === 'address' || e.name === 'vip_subnet') && e.value === '')));
+
+    const cpDs = cp.find((o) => o.kind === 'DaemonSet')!;
+    const chart = await template({ ...valuesFor(envOf(cpDs), opts), workers: { enabled: true } });
+    const got = byKey(chart);
+    expect(Object.keys(got).sort()).toEqual(Object.keys(expected).sort());
+    expect(got).toEqual(expected);
+    // The worker's kubeconfig names the VIP: a worker has no API server of its own.
+    const cm = got['ConfigMap/kube-system/vipd-workers-kubeconfig'] as unknown as { data: { kubeconfig: string } };
+    expect(cm.data.kubeconfig).toContain('server: https://192.0.2.10:6443');
+  });
+
+  it('workers: an IPv6 VIP is the API address in brackets; placement, resources and pod labels are the workers\' own; the monitors select both DaemonSets', async () => {
+    const objs = await template(
+      withValues(WORKER_VALUES, {
+        config: { address: '2001:db8::10,192.0.2.10' },
+        workers: { tolerations: [{ key: 'dedicated', operator: 'Exists' }], resources: { requests: { cpu: '50m' } }, podLabels: { tier: 'edge' } },
+        podLabels: { team: 'net' },
+        prometheus: { serviceMonitor: { enabled: true }, podMonitor: { enabled: true } },
+      }),
+    );
+    type Ds = Obj & { spec: { selector: LabelSelector; template: { metadata: { labels: Record<string, string> }; spec: { tolerations?: unknown[]; nodeSelector?: unknown; containers: Array<{ env: Array<{ name: string; value?: string }>; resources: unknown }> } } } };
+    const ds = (name: string) => objs.find((o) => o.kind === 'DaemonSet' && o.metadata.name === name) as Ds;
+    const [cp, w] = [ds('vipd'), ds('vipd-workers')];
+    expect(w.spec.template.spec.containers[0]!.env.find((e) => e.name === 'kubernetes_addr')?.value).toBe('https://[2001:db8::10]:6443');
+    expect(w.spec.template.spec.containers[0]!.env.map((e) => e.name)).not.toContain('address');
+    expect(w.spec.template.spec.tolerations).toEqual([{ key: 'dedicated', operator: 'Exists' }]);
+    expect(w.spec.template.spec.nodeSelector).toBeUndefined();
+    expect(w.spec.template.spec.containers[0]!.resources).toEqual({ requests: { cpu: '50m' } });
+    expect(cp.spec.template.spec.containers[0]!.resources).toEqual({ requests: { cpu: '100m', memory: '128Mi' } });
+    expect(w.spec.template.metadata.labels).toMatchObject({ team: 'net', tier: 'edge' });
+    expect(cp.spec.template.metadata.labels.tier).toBeUndefined();
+    // Neither DaemonSet selects the other's pods.
+    expect(selects(cp.spec.selector, w.spec.template.metadata.labels)).toBe(false);
+    expect(selects(w.spec.selector, cp.spec.template.metadata.labels)).toBe(false);
+    const pm = objs.find((o) => o.kind === 'PodMonitor') as unknown as { spec: { selector: LabelSelector } };
+    const sm = objs.find((o) => o.kind === 'ServiceMonitor') as unknown as { spec: { selector: LabelSelector } };
+    const services = objs.filter((o) => o.kind === 'Service') as Array<Obj & { spec: { selector: Record<string, string> } }>;
+    expect(services.map((o) => o.metadata.name).sort()).toEqual(['vipd-metrics', 'vipd-workers-metrics']);
+    for (const d of [cp, w]) {
+      expect(selects(pm.spec.selector, d.spec.template.metadata.labels), d.metadata.name).toBe(true);
+      const svc = services.filter((o) => selects({ matchLabels: o.spec.selector }, d.spec.template.metadata.labels));
+      expect(svc, d.metadata.name).toHaveLength(1);
+      expect(selects(sm.spec.selector, svc[0]!.metadata.labels ?? {}), svc[0]!.metadata.name).toBe(true);
+    }
   });
 
   it('the defaults in values.yaml are settings the agent accepts, and the chart fills in the same ones the generator writes', async () => {
@@ -162,6 +257,31 @@ describeRequiring('the Helm chart', found, { needs: 'helm and the Prometheus Ope
     // Helm frames it: "Error: execution error at (<template>): <our line>", then a hint about --debug.
     const lines = r.stderr.trim().split('\n');
     expect(lines[0]).toMatch(/^Error: execution error at \(vipd\/templates\/[\w.-]+:\d+:\d+\): env\./);
+    expect(lines[0]).toContain(message);
+    expect(lines.slice(1).join('\n')).not.toContain('env.');
+  });
+
+  it.each([
+    { values: { env: { svc_enable: 'false' } }, message: 'env.svc_enable: must be "true" with workers.enabled' },
+    { values: { env: { vip_peers: '' } }, message: 'env.vip_peers: must be set with workers.enabled' },
+    { values: { env: { vip_peer_key_file: '' } }, message: 'env.vip_peer_key_file: must be set with workers.enabled' },
+    { values: { workers: { env: { svc_enable: 'false' } } }, message: 'workers.env.svc_enable: must be "true" for workers' },
+    { values: { workers: { env: { address: '192.0.2.20' } } }, message: 'workers.env.address: leave it out: a worker holds no VIP' },
+    { values: { workers: { env: { vip_subnet: '24' } } }, message: 'workers.env.vip_subnet: leave it out' },
+    { values: { workers: { env: { vip_peers: 'w1=198.18.0.21:7946' } } }, message: 'workers.env.vip_peers: leave it out' },
+    { values: { workers: { env: { cp_enable: 'true' } } }, message: 'workers.env.cp_enable: must be "false" for workers' },
+    { values: { workers: { env: { vip_leaderelection: 'true' } } }, message: 'workers.env.vip_leaderelection: must be "false" for workers' },
+    { values: { workers: { env: { svc_membership: 'lease' } } }, message: 'workers.env.svc_membership: must not be "lease"' },
+    { values: { config: { address: '' } }, message: 'workers.env.kubernetes_addr: must be set when config.address is empty' },
+    { values: { workers: { env: { port: 6443 } } }, message: 'workers.env.port: must be a string' },
+    { values: { workers: { env: { vip_nodename: 'w1' } } }, message: 'workers.env.vip_nodename: leave it out' },
+    { values: { workers: { env: { prometheus_server: '2112' } } }, message: 'workers.env.prometheus_server: "2112" must be [host]:port' },
+  ])('bad worker values fail with one line naming the value: $message', async ({ values, message }) => {
+    const r = await helm(['template', 'vipd', CHART, '--namespace', 'kube-system'], withValues(WORKER_VALUES, values));
+    expect(r.code).not.toBe(0);
+    expect(r.stdout).toBe('');
+    const lines = r.stderr.trim().split('\n');
+    expect(lines[0]).toMatch(/^Error: execution error at \(vipd\/templates\/[\w.-]+:\d+:\d+\): (workers\.)?env\./);
     expect(lines[0]).toContain(message);
     expect(lines.slice(1).join('\n')).not.toContain('env.');
   });
@@ -238,6 +358,10 @@ describeRequiring('the Helm chart', found, { needs: 'helm and the Prometheus Ope
           prometheus: { serviceMonitor: { enabled: true }, podMonitor: { enabled: true }, prometheusRule: { enabled: true } },
           grafanaDashboard: { enabled: true },
         },
+      },
+      {
+        name: 'workers: a second DaemonSet for Services on the worker nodes, with its metrics Service and the monitors',
+        values: withValues(WORKER_VALUES, { peerKey: { create: true }, prometheus: { serviceMonitor: { enabled: true }, podMonitor: { enabled: true } } }),
       },
       { name: 'BGP with the FRR sidecar, host kubeconfig', values: { config: { address: '192.0.2.10' }, inCluster: false, env: { bgp_enable: 'true', bgp_peers: '192.0.2.1:65000', vip_leaderelection: 'false' } } },
     ])('$name is accepted', async ({ values }) => {
