@@ -13,6 +13,10 @@
  * unadvertised pool and silently announces nothing (its issues #1561, #1154); vipd still allocates
  * from such a pool the same way but reports `unadvertised` so the edge can warn (Event, log, metric).
  *
+ * Where a pool's addresses are announced: from the nodes whose labels match a nodeSelector of an
+ * L2Advertisement that selects the pool (union over those advertisements); one of them without
+ * nodeSelectors, or none at all (unadvertised), lets every node (`announcingNodes`).
+ *
  * A bad entry is a problem (object, entry and what is allowed), never fatal.
  */
 import { normalizeRanges, parseAddr, type AddrRange } from './addr.js';
@@ -250,4 +254,51 @@ export function metallbPoolOf(cfg: MetallbConfig, ip: string): MetallbPool | und
 
 export function formatMetallbProblem(p: PoolProblem): string {
   return `MetalLB ${p.key}${p.severity === 'warning' ? ' (warning)' : ''}: ${p.message}`;
+}
+
+/** Does the pool limit which nodes announce it (every advertisement selecting it has nodeSelectors)? */
+export function limitsNodes(pool: MetallbPool): boolean {
+  return pool.announcements.length > 0 && pool.announcements.every((a) => a.nodeSelectors.length > 0);
+}
+
+/**
+ * The nodes that may announce the pool's addresses, out of `nodeLabels` (Node name → labels), or
+ * undefined when any node may: an advertisement without nodeSelectors selects every node, and an
+ * unadvertised pool is announced from every node (see the header).
+ */
+export function announcingNodes(pool: MetallbPool, nodeLabels: ReadonlyMap<string, Readonly<Record<string, string>>>): ReadonlySet<string> | undefined {
+  if (!limitsNodes(pool)) return undefined;
+  const out = new Set<string>();
+  for (const [node, labels] of nodeLabels) if (pool.announcements.some((a) => a.nodeSelectors.some((s) => selectorMatches(s, labels)))) out.add(node);
+  return out;
+}
+
+/** Why an address may be announced only from some nodes, and from which. */
+export interface NodeLimit {
+  readonly pool: string;
+  /** The L2Advertisements whose nodeSelectors apply, sorted. */
+  readonly advertisements: readonly string[];
+  /** The Nodes that match, whether or not vipd runs on them. */
+  readonly nodes: ReadonlySet<string>;
+}
+
+/**
+ * For each of `ips` in a MetalLB pool that limits its nodes (the pool `metallbPoolOf` names, as for
+ * the unadvertised warning), which nodes may announce it. An address outside such pools is absent:
+ * any node may.
+ */
+export function nodeLimits(cfg: MetallbConfig, ips: Iterable<string>, nodeLabels: ReadonlyMap<string, Readonly<Record<string, string>>>): Map<string, NodeLimit> {
+  const out = new Map<string, NodeLimit>();
+  const byPool = new Map<string, NodeLimit>();
+  for (const ip of ips) {
+    const pool = metallbPoolOf(cfg, ip);
+    if (!pool || !limitsNodes(pool)) continue;
+    let limit = byPool.get(pool.name);
+    if (!limit) {
+      limit = { pool: pool.name, advertisements: [...new Set(pool.announcements.map((a) => a.advertisement))].sort(), nodes: announcingNodes(pool, nodeLabels)! };
+      byPool.set(pool.name, limit);
+    }
+    out.set(ip, limit);
+  }
+  return out;
 }

@@ -8,9 +8,10 @@
  *   already holds it, and a second holder for it would be a second lifecycle for one IP.
  * - Only addresses in vipd's own record (`ServiceView.ips`) appear; what another controller
  *   wrote into status never does.
- * - Owner: rendezvous hashing over the candidates. Candidates are the live members; for a unit
- *   with externalTrafficPolicy Local Services, the members with a ready local endpoint of every
- *   such Service on the address (or, if no member has all of them, of any of them).
+ * - Owner: rendezvous hashing over the candidates. Candidates are the live members, less those
+ *   not eligible for the address (`eligibleNodes`: MetalLB L2Advertisement nodeSelectors); for a
+ *   unit with externalTrafficPolicy Local Services, of those the members with a ready local
+ *   endpoint of every such Service on the address (or, if no member has all of them, of any).
  *   No candidate → no owner, and the address is announced nowhere.
  */
 import type { Family } from '../../net/ip.js';
@@ -30,6 +31,8 @@ export interface PlanInput {
   readonly readyEndpointNodes: ReadonlyMap<string, ReadonlySet<string>>;
   /** Live, healthy members that may announce. */
   readonly members: readonly string[];
+  /** Address → the only nodes that may announce it; an address not in the map: any member. */
+  readonly eligibleNodes?: ReadonlyMap<string, ReadonlySet<string>>;
   readonly controlPlaneVips?: readonly string[];
 }
 
@@ -76,15 +79,19 @@ export function plan(input: PlanInput): Plan {
       continue;
     }
     const local = svcs.filter((s) => s.externalTrafficPolicy === 'Local');
-    let candidates = members;
+    const eligible = input.eligibleNodes?.get(ip);
+    const allowed = eligible ? members.filter((m) => eligible.has(m)) : members;
+    let candidates = allowed;
     let note: string | undefined;
-    if (local.length > 0) {
+    if (members.length > 0 && allowed.length === 0) {
+      note = 'no live member is eligible for this address (L2Advertisement nodeSelectors)';
+    } else if (local.length > 0) {
       const sets = local.map((s) => input.readyEndpointNodes.get(s.key) ?? new Set<string>());
-      const all = members.filter((m) => sets.every((set) => set.has(m)));
+      const all = allowed.filter((m) => sets.every((set) => set.has(m)));
       if (all.length > 0 || local.length === 1) {
         candidates = all;
       } else {
-        candidates = members.filter((m) => sets.some((set) => set.has(m)));
+        candidates = allowed.filter((m) => sets.some((set) => set.has(m)));
         if (candidates.length > 0) note = 'no member has a ready endpoint of every Local Service on this address; using members with any';
       }
       if (candidates.length === 0) note = 'no live member has a ready local endpoint (externalTrafficPolicy: Local)';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { candidatePools, parseMetallb, selectorMatches, withoutBuggyIps, type IPAddressPoolLike } from '../../../src/services/logic/metallb.js';
+import { announcingNodes, candidatePools, nodeLimits, parseMetallb, selectorMatches, withoutBuggyIps, type IPAddressPoolLike, type L2AdvertisementLike, type LabelSelector } from '../../../src/services/logic/metallb.js';
 import { formatRange, parseAddr, rangeContains } from '../../../src/services/logic/addr.js';
 
 const pool = (name: string, spec: IPAddressPoolLike['spec'], labels?: Record<string, string>): IPAddressPoolLike => ({ metadata: { name, ...(labels ? { labels } : {}) }, spec });
@@ -85,5 +85,93 @@ describe('withoutBuggyIps', () => {
   it('leaves IPv6 alone', () => {
     const r = { family: 6 as const, first: parseAddr('2001:db8::')!.value, last: parseAddr('2001:db8::ff')!.value };
     expect(withoutBuggyIps([r])).toEqual([r]);
+  });
+});
+
+describe('announcingNodes (L2Advertisement nodeSelectors)', () => {
+  const nodes = new Map<string, Record<string, string>>([
+    ['a1', { zone: 'a', role: 'edge' }],
+    ['a2', { zone: 'a' }],
+    ['b1', { zone: 'b', role: 'edge' }],
+    ['c1', {}],
+  ]);
+  const ad = (name: string, spec: L2AdvertisementLike['spec']): L2AdvertisementLike => ({ metadata: { name }, spec });
+  const gold = pool('gold', { addresses: ['198.18.30.0/29'] }, { tier: 'gold' });
+  const eligible = (ads: L2AdvertisementLike[], p: IPAddressPoolLike = gold) => {
+    const s = announcingNodes(parseMetallb([p], ads).pools[0]!, nodes);
+    return s === undefined ? 'any' : [...s].sort();
+  };
+
+  it('a selecting advertisement with nodeSelectors: only matching nodes; several selectors or advertisements: the union', () => {
+    expect(eligible([ad('za', { ipAddressPools: ['gold'], nodeSelectors: [{ matchLabels: { zone: 'a' } }] })])).toEqual(['a1', 'a2']);
+    expect(eligible([ad('x', { ipAddressPools: ['gold'], nodeSelectors: [{ matchLabels: { zone: 'b' } }, { matchExpressions: [{ key: 'role', operator: 'DoesNotExist' }] }] })])).toEqual(['a2', 'b1', 'c1']);
+    expect(eligible([
+      ad('za', { ipAddressPoolSelectors: [{ matchLabels: { tier: 'gold' } }], nodeSelectors: [{ matchLabels: { zone: 'a', role: 'edge' } }] }),
+      ad('zb', { ipAddressPools: ['gold'], nodeSelectors: [{ matchLabels: { zone: 'b' } }] }),
+    ])).toEqual(['a1', 'b1']);
+    expect(eligible([ad('none', { ipAddressPools: ['gold'], nodeSelectors: [{ matchLabels: { zone: 'z' } }] })])).toEqual([]);
+  });
+
+  it('an advertisement without nodeSelectors, or no advertisement at all: any node', () => {
+    expect(eligible([ad('za', { ipAddressPools: ['gold'], nodeSelectors: [{ matchLabels: { zone: 'a' } }] }), ad('all', { ipAddressPools: ['gold'] })])).toBe('any');
+    expect(eligible([])).toBe('any');
+    // An advertisement for another pool neither limits nor widens this one.
+    expect(eligible([ad('other', { ipAddressPools: ['silver'], nodeSelectors: [{ matchLabels: { zone: 'a' } }] })])).toBe('any');
+    expect(eligible([ad('za', { ipAddressPools: ['gold'], nodeSelectors: [{ matchLabels: { zone: 'a' } }] }), ad('other', { ipAddressPools: ['silver'] })])).toEqual(['a1', 'a2']);
+  });
+
+  it('nodeLimits: each address of a limiting pool names its pool, advertisements and nodes; other addresses are absent', () => {
+    const cfg = parseMetallb([gold, pool('open', { addresses: ['198.18.31.0/30'] })], [
+      ad('zb', { ipAddressPools: ['gold'], nodeSelectors: [{ matchLabels: { zone: 'b' } }] }),
+      ad('za', { ipAddressPools: ['gold'], nodeSelectors: [{ matchLabels: { zone: 'a', role: 'edge' } }] }),
+      ad('open', { ipAddressPools: ['open'] }),
+    ]);
+    const limits = nodeLimits(cfg, ['198.18.30.1', '198.18.30.2', '198.18.31.1', '198.18.99.1'], nodes);
+    expect([...limits.keys()]).toEqual(['198.18.30.1', '198.18.30.2']);
+    expect(limits.get('198.18.30.1')).toEqual({ pool: 'gold', advertisements: ['za', 'zb'], nodes: new Set(['a1', 'b1']) });
+  });
+
+  // Small label and selector spaces, so that matches, misses and overlaps all happen.
+  const labelsArb = fc.dictionary(fc.constantFrom('zone', 'role', 'rack'), fc.constantFrom('a', 'b'), { maxKeys: 3 });
+  const selectorArb: fc.Arbitrary<LabelSelector> = fc.oneof(
+    fc.record({ matchLabels: labelsArb }),
+    fc.record({ matchExpressions: fc.array(fc.record({ key: fc.constantFrom('zone', 'role', 'rack'), operator: fc.constantFrom('In', 'NotIn', 'Exists', 'DoesNotExist'), values: fc.subarray(['a', 'b']) }), { maxLength: 2 }) }),
+  );
+  const adArb = (i: number) =>
+    fc.record({ pools: fc.constantFrom<string[]>(['gold'], ['silver'], []), nodeSelectors: fc.array(selectorArb, { maxLength: 2 }) }).map((r) => ad(`ad${i}`, { ipAddressPools: r.pools, nodeSelectors: r.nodeSelectors }));
+  const adsArb = fc.integer({ min: 0, max: 4 }).chain((n) => fc.tuple(...Array.from({ length: n }, (_, i) => adArb(i))));
+  const nodesArb = fc.array(labelsArb, { maxLength: 6 }).map((ls) => new Map<string, Record<string, string>>(ls.map((l, i) => [`n${i}`, l])));
+
+  it('property: a node is eligible iff some selecting advertisement has a selector it matches; any node when one has none', () => {
+    fc.assert(
+      fc.property(adsArb, nodesArb, (ads, nodeMap) => {
+        const p = parseMetallb([pool('gold', { addresses: ['198.18.30.0/29'] })], ads).pools[0]!;
+        const got = announcingNodes(p, nodeMap);
+        const selecting = ads.filter((a) => (a.spec?.ipAddressPools ?? []).length === 0 || a.spec!.ipAddressPools!.includes('gold'));
+        if (selecting.length === 0 || selecting.some((a) => (a.spec?.nodeSelectors ?? []).length === 0)) {
+          expect(got).toBeUndefined();
+          return;
+        }
+        for (const [n, labels] of nodeMap) expect(got!.has(n)).toBe(selecting.some((a) => a.spec!.nodeSelectors!.some((s) => selectorMatches(s, labels))));
+        for (const n of got!) expect(nodeMap.has(n)).toBe(true);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('property: the union over advertisements, whatever their order; adding one never takes a node away', () => {
+    fc.assert(
+      fc.property(adsArb, adArb(9), nodesArb, (ads, extra, nodeMap) => {
+        const of = (list: L2AdvertisementLike[]) => announcingNodes(parseMetallb([pool('gold', { addresses: ['198.18.30.0/29'] })], list).pools[0]!, nodeMap);
+        const before = of(ads);
+        expect(of([...ads].reverse())).toEqual(before);
+        const after = of([...ads, extra]);
+        if (after === undefined) return;
+        // Undefined before with a set after: the pool was unadvertised (any node) and now has its first
+        // advertisement, which may narrow it; MetalLB announced it nowhere before.
+        if (before !== undefined) for (const n of before) expect(after.has(n)).toBe(true);
+      }),
+      { numRuns: 300 },
+    );
   });
 });

@@ -69,6 +69,56 @@ describe('announce plan', () => {
   });
 });
 
+describe('announce plan with eligible nodes (L2Advertisement nodeSelectors)', () => {
+  it('only eligible members are candidates; none eligible → nowhere, with a note; Local endpoints only among the eligible', () => {
+    const eligibleNodes = new Map([
+      ['198.18.0.1', new Set(['n2', 'n3', 'not-a-member'])],
+      ['198.18.0.2', new Set(['not-a-member'])],
+      ['198.18.0.3', new Set(['n1'])],
+    ]);
+    const eps = new Map([['a/l', new Set(['n2', 'n3'])]]);
+    const p = plan({ services: [svc('a/x', ['198.18.0.1']), svc('a/y', ['198.18.0.2']), svc('a/l', ['198.18.0.3'], 'Local'), svc('a/free', ['198.18.0.4'])], readyEndpointNodes: eps, members: nodes, eligibleNodes });
+    const unit = (ip: string) => p.units.find((u) => u.ip === ip)!;
+    expect([...unit('198.18.0.1').candidates].sort()).toEqual(['n2', 'n3']);
+    expect(unit('198.18.0.2')).toMatchObject({ owner: undefined, candidates: [], note: 'no live member is eligible for this address (L2Advertisement nodeSelectors)' });
+    expect(unit('198.18.0.3')).toMatchObject({ owner: undefined, note: 'no live member has a ready local endpoint (externalTrafficPolicy: Local)' });
+    expect([...unit('198.18.0.4').candidates].sort()).toEqual(nodes);
+  });
+
+  it('property: owners are eligible members; addresses without a limit are placed as if there were none; a node leaving an address\'s set moves only addresses it owned', () => {
+    const ipArb = fc.integer({ min: 0, max: 511 }).map((i) => `198.18.${i >> 8}.${i & 255}`);
+    const members = ['n1', 'n2', 'n3', 'n4'];
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(fc.tuple(ipArb, fc.option(fc.subarray([...members, 'other']), { nil: undefined })), { selector: ([ip]) => ip, minLength: 1, maxLength: 40 }),
+        fc.constantFrom(...members),
+        (rows, leaving) => {
+          const services = rows.map(([ip], i) => svc(`ns/s${i}`, [ip]));
+          const eligibleNodes = new Map(rows.filter(([, e]) => e !== undefined).map(([ip, e]) => [ip, new Set(e)] as const));
+          const p = plan({ services, readyEndpointNodes: new Map(), members, eligibleNodes });
+          const free = plan({ services, readyEndpointNodes: new Map(), members });
+          for (const u of p.units) {
+            const e = eligibleNodes.get(u.ip);
+            if (e === undefined) expect(u).toEqual(free.units.find((f) => f.ip === u.ip));
+            else if (u.owner === undefined) expect(members.some((m) => e.has(m))).toBe(false);
+            else expect(e.has(u.owner) && members.includes(u.owner)).toBe(true);
+          }
+          // `leaving`'s labels change: it is eligible nowhere any more, like a member that left.
+          const narrowed = new Map([...eligibleNodes].map(([ip, e]) => [ip, new Set([...e].filter((n) => n !== leaving))] as const));
+          for (const [ip] of rows) if (!narrowed.has(ip)) narrowed.set(ip, new Set(members.filter((m) => m !== leaving)));
+          const q = plan({ services, readyEndpointNodes: new Map(), members, eligibleNodes: narrowed });
+          const before = new Map(p.units.map((u) => [u.ip, u.owner]));
+          for (const u of q.units) {
+            expect(u.owner).not.toBe(leaving);
+            if (before.get(u.ip) !== leaving) expect(u.owner).toBe(before.get(u.ip));
+          }
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+});
+
 describe('model', () => {
   const base = (over: ServiceLike = {}): ServiceLike => ({
     metadata: { name: 's', namespace: 'a', creationTimestamp: new Date('2026-01-01T00:00:00Z'), ...over.metadata },
