@@ -263,6 +263,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
       if (!serviceMemberOnly) {
         throw new ConfigError('vip_peers', r.peers.map((p) => p.name).join(','), `must include this node (vip_nodename=${r.nodeName}), unless it only announces Services (svc_enable=true, cp_enable=false, no address)`);
       }
+      // The control plane's Lease steers the VIP and names the allocator; a worker holding it would take both from the peers.
+      if (r.leaderElection) {
+        throw new ConfigError('vip_leaderelection', 'true', `must be false on a Services-only member outside vip_peers (vip_nodename=${r.nodeName}): the control-plane Lease is for the peers, and its holder allocates the Service addresses`);
+      }
     }
     if (!r.peerKeyFile) throw new ConfigError('vip_peer_key_file', undefined, 'is required when vip_peers is set: peer messages are authenticated with a shared key');
     peerConfig = peerConfigOf(r);

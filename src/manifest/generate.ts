@@ -434,6 +434,10 @@ export function daemonSetDocuments(config: Config, opts: ManifestOptions, argv: 
   const workers = config.serviceMemberOnly === true;
   const name = workers ? `${NAME}-workers` : NAME;
   const labels = workers ? { 'app.kubernetes.io/name': name } : LABELS;
+  // A worker has no API server of its own: the ServiceAccount kubeconfig must name the control plane's.
+  if (config.serviceMemberOnly === true && opts.inCluster && isLoopbackUrl(config.apiEndpoint)) {
+    throw new ConfigError('kubernetes_addr', config.apiEndpoint, 'must name the control plane (for example https://<VIP>:6443) for a worker DaemonSet: a worker has no API server of its own on 127.0.0.1');
+  }
   const runConfig: Config = opts.inCluster ? { ...config, kubeconfig: SA_KUBECONFIG_PATH } : config;
   const volumes: Volume[] = [];
   const docs: YamlDocument[] = [];
@@ -571,4 +575,9 @@ export function generateManifest(
     );
   }
   return { yaml: toYaml(docs), warnings };
+}
+
+function isLoopbackUrl(url: string): boolean {
+  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }

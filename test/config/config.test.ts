@@ -38,6 +38,7 @@ describe('config', () => {
     // With a VIP of its own, or the member Leases asked for, it must be one of the peers.
     expect(error({ ...env, address: '198.18.0.100', cp_enable: 'true' }).message).toMatch(/vip_peers="cp1,cp2,cp3": must include this node \(vip_nodename=w1\), unless it only announces Services/);
     expect(error({ ...env, svc_membership: 'lease' }).message).toMatch(/must include this node/);
+    expect(error({ ...env, vip_leaderelection: 'true' }).message).toBe('invalid setting vip_leaderelection="true": must be false on a Services-only member outside vip_peers (vip_nodename=w1): the control-plane Lease is for the peers, and its holder allocates the Service addresses');
   });
 
   it('gives /32 and /128 by default and honours vip_cidr / vip_subnet per address', () => {

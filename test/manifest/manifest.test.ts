@@ -231,7 +231,7 @@ describe('manifest round trip: settings → manifest → the env the pod gets �
 
 describe('worker DaemonSet', () => {
   it('a Services-only member configuration runs on the nodes without the control-plane role, as its own DaemonSet', () => {
-    const objs = docs(generateManifest('daemonset', { vip_nodename: 'w1', svc_enable: 'true', cp_enable: 'false', vip_interface: 'eth0', vip_peers: 'cp1=192.0.2.11:7946,cp2=192.0.2.12:7946,cp3=192.0.2.13:7946', vip_peer_key_file: '/etc/vipd/peer.key' }, [], defaultManifestOptions()).yaml);
+    const objs = docs(generateManifest('daemonset', { vip_nodename: 'w1', svc_enable: 'true', cp_enable: 'false', vip_interface: 'eth0', vip_peers: 'cp1=192.0.2.11:7946,cp2=192.0.2.12:7946,cp3=192.0.2.13:7946', vip_peer_key_file: '/etc/vipd/peer.key', kubernetes_addr: 'https://192.0.2.10:6443' }, [], defaultManifestOptions()).yaml);
     const ds = objs.find((o) => (o as { kind?: string }).kind === 'DaemonSet') as unknown as { metadata: { name: string }; spec: { selector: { matchLabels: Record<string, string> }; template: { spec: Record<string, unknown> } } };
     expect(ds.metadata.name).toBe('vipd-workers');
     expect(ds.spec.selector.matchLabels).toEqual({ 'app.kubernetes.io/name': 'vipd-workers' });
@@ -243,6 +243,13 @@ describe('worker DaemonSet', () => {
     const cm = objs.find((o) => (o as { kind?: string }).kind === 'ConfigMap') as unknown as { metadata: { name: string } };
     expect(cm.metadata.name).toBe('vipd-workers-kubeconfig');
     expect(JSON.stringify(ds.spec.template.spec.volumes)).toContain('"configMap":{"name":"vipd-workers-kubeconfig"}');
+  });
+
+  it('refuses a worker whose ServiceAccount kubeconfig would name 127.0.0.1, where a worker has no API server', () => {
+    const env = { vip_nodename: 'w1', svc_enable: 'true', cp_enable: 'false', vip_interface: 'eth0', vip_peers: 'cp1=192.0.2.11:7946', vip_peer_key_file: '/etc/vipd/peer.key' };
+    expect(() => generateManifest('daemonset', env, [], defaultManifestOptions())).toThrow('invalid setting kubernetes_addr="https://127.0.0.1:6443": must name the control plane (for example https://<VIP>:6443) for a worker DaemonSet: a worker has no API server of its own on 127.0.0.1');
+    // With the host's kubeconfig the server is whatever that file names.
+    expect(() => generateManifest('daemonset', env, [], { ...defaultManifestOptions(), inCluster: false })).not.toThrow();
   });
 });
 
