@@ -502,6 +502,7 @@ const RESOURCE_PATHS: Record<string, { prefix: string; plural: string; namespace
   'v1/ConfigMap': { prefix: '/api/v1', plural: 'configmaps', namespaced: true },
   'v1/Secret': { prefix: '/api/v1', plural: 'secrets', namespaced: true },
   'v1/Service': { prefix: '/api/v1', plural: 'services', namespaced: true },
+  'v1/Node': { prefix: '/api/v1', plural: 'nodes', namespaced: false },
   'rbac.authorization.k8s.io/v1/ClusterRole': { prefix: '/apis/rbac.authorization.k8s.io/v1', plural: 'clusterroles', namespaced: false },
   'rbac.authorization.k8s.io/v1/ClusterRoleBinding': { prefix: '/apis/rbac.authorization.k8s.io/v1', plural: 'clusterrolebindings', namespaced: false },
   'rbac.authorization.k8s.io/v1/Role': { prefix: '/apis/rbac.authorization.k8s.io/v1', plural: 'roles', namespaced: true },

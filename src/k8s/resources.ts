@@ -26,6 +26,8 @@ export const paths = {
   configMaps: (namespace: string) => core(namespace, 'configmaps'),
   /** Namespaces (their labels, for MetalLB namespaceSelectors). */
   namespaces: () => core(undefined, 'namespaces'),
+  /** Nodes (their labels, for MetalLB L2Advertisement nodeSelectors). */
+  nodes: () => core(undefined, 'nodes'),
   /** MetalLB's objects (an optional CRD); one namespace, or all with `undefined`. */
   ipAddressPools: (namespace?: string) => group('metallb.io/v1beta1', namespace, 'ipaddresspools'),
   l2Advertisements: (namespace?: string) => group('metallb.io/v1beta1', namespace, 'l2advertisements'),

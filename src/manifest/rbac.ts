@@ -70,7 +70,7 @@ export function rbacDocuments(config: Pick<Config, 'leaseNamespace'>, generatedB
             { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] },
           ),
           commented('Same information for clusters or tools that still read the legacy Endpoints object.', { apiGroups: [''], resources: ['endpoints'], verbs: ['get', 'list', 'watch'] }),
-          commented('Node names, addresses and readiness, to spread service IPs over healthy nodes.', { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] }),
+          commented("Node labels, for MetalLB L2Advertisements' nodeSelectors (which nodes may announce a pool's addresses). Read only.", { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] }),
           commented(
             [
               "Migration from MetalLB: read its IPAddressPool and L2Advertisement objects as address pools. Read only;",

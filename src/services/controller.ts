@@ -1,8 +1,9 @@
 /**
  * The services controller: watches Services, EndpointSlices, the pool ConfigMap and (svc_metallb)
- * MetalLB's IPAddressPools and L2Advertisements with the Namespaces' labels; on the
- * allocator node, allocates (pure `allocate`) and writes each Service's status; on every node,
- * computes the service IPs THIS node should hold (pure `plan`) and tells its listeners.
+ * MetalLB's IPAddressPools and L2Advertisements with the Namespaces' labels (and the Nodes'
+ * labels once an L2Advertisement limits a pool to some nodes); on the allocator node, allocates
+ * (pure `allocate`) and writes each Service's status; on every node, computes the service IPs
+ * THIS node should hold (pure `plan`) and tells its listeners.
  *
  * Invariants and assumptions:
  * - One allocator at a time: only a node told so by setAllocator() writes (the agent wires it
@@ -13,6 +14,8 @@
  *   allocation keeps it for the earlier Service and moves the other.
  * - The allocator acts only on a full view: every cache listed at least once (a MetalLB CRD that
  *   is not installed counts as listed and empty; Namespaces only while a pool has namespaceSelectors).
+ *   Placement too, with svc_metallb: the MetalLB objects, and the Nodes while a pool's
+ *   advertisements limit its nodes, so an address is never placed on a node it may not be on.
  * - vipd's record of what it allocated is the `vipd.io/Allocated` condition in the Service's
  *   status (see model.ts); a restart re-reads it, so nothing is reshuffled.
  * - Announcements come from that record only, never from `status.loadBalancer.ingress`.
@@ -43,7 +46,7 @@ import {
   type ServiceLike,
 } from './logic/model.js';
 import { formatProblem, parsePools, poolContains, type AddressPool, type PoolConfig } from './logic/pools.js';
-import { formatMetallbProblem, metallbPoolOf, parseMetallb, type IPAddressPoolLike, type L2AdvertisementLike, type MetallbConfig } from './logic/metallb.js';
+import { formatMetallbProblem, limitsNodes, metallbPoolOf, nodeLimits, parseMetallb, type IPAddressPoolLike, type L2AdvertisementLike, type MetallbConfig, type NodeLimit } from './logic/metallb.js';
 import { parseAddr, rangeSize, type Addr } from './logic/addr.js';
 import { metrics } from '../observe/metrics.js';
 import { Reflector } from '../k8s/reflector.js';
@@ -90,6 +93,8 @@ interface NamespaceLite {
   metadata?: { name?: string; namespace?: string; resourceVersion?: string; labels?: Record<string, string> };
 }
 
+type NodeLite = NamespaceLite;
+
 type MetallbObj<T extends { metadata?: object }> = T & { metadata?: { resourceVersion?: string } };
 
 type ServiceObj = ServiceLike & { metadata?: ServiceLike['metadata'] & { managedFields?: unknown } };
@@ -104,10 +109,20 @@ export class ServicesController {
   private readonly slices: Reflector<SliceLite>;
   private readonly configMaps: Reflector<ConfigMapLite>;
   /** svc_metallb only. */
-  private readonly metallb: { pools: Reflector<MetallbObj<IPAddressPoolLike>>; ads: Reflector<MetallbObj<L2AdvertisementLike>>; namespaces: Reflector<NamespaceLite> } | undefined;
+  private readonly metallb: { pools: Reflector<MetallbObj<IPAddressPoolLike>>; ads: Reflector<MetallbObj<L2AdvertisementLike>>; namespaces: Reflector<NamespaceLite>; nodes: Reflector<NodeLite> } | undefined;
   private lastMetallbProblems = '';
   /** Service key → the unadvertised pools it was last warned about. */
   private readonly unadvertisedWarned = new Map<string, string>();
+  /** Service key → the addresses without an eligible member it was last warned about. */
+  private readonly unannouncedWarned = new Map<string, string>();
+  /** Node name → its labels as last seen: a Node's status updates are no reason to reconcile. */
+  private readonly nodeLabelsSeen = new Map<string, string>();
+  /**
+   * The Nodes watch starts the first time a pool's advertisements limit its nodes, not before:
+   * every agent watching every Node would cost a cluster that never needs it.
+   */
+  private nodesRun: Promise<void> | undefined;
+  private runSignal: AbortSignal | undefined;
   private readonly cm: { namespace: string; name: string };
   private allocator: AllocatorState = { kind: 'off' };
   private members: readonly string[] | undefined;
@@ -191,7 +206,22 @@ export class ServicesController {
         pools: new Reflector<MetallbObj<IPAddressPoolLike>>({ name: 'ipaddresspools', client: o.client, log: this.log, requestTimeoutMs: listTimeoutMs, path: paths.ipAddressPools(mlNs), mayBeAbsent, transform: slim }),
         ads: new Reflector<MetallbObj<L2AdvertisementLike>>({ name: 'l2advertisements', client: o.client, log: this.log, requestTimeoutMs: listTimeoutMs, path: paths.l2Advertisements(mlNs), mayBeAbsent, transform: slim }),
         namespaces: new Reflector<NamespaceLite>({ name: 'namespaces', client: o.client, log: this.log, requestTimeoutMs: listTimeoutMs, path: paths.namespaces(), transform: slim }),
+        nodes: new Reflector<NodeLite>({ name: 'nodes', client: o.client, log: this.log, requestTimeoutMs: listTimeoutMs, path: paths.nodes(), transform: (n) => slim({ metadata: n.metadata }) }),
       };
+      this.metallb.nodes.onChange((e) => {
+        if (e.kind === 'list') {
+          this.nodeLabelsSeen.clear();
+          for (const n of this.metallb!.nodes.list()) this.nodeLabelsSeen.set(n.metadata?.name ?? '', JSON.stringify(n.metadata?.labels ?? {}));
+          this.poke();
+          return;
+        }
+        const name = e.object.metadata?.name ?? '';
+        const labels = e.kind === 'deleted' ? undefined : JSON.stringify(e.object.metadata?.labels ?? {});
+        if (this.nodeLabelsSeen.get(name) === labels) return;
+        if (labels === undefined) this.nodeLabelsSeen.delete(name);
+        else this.nodeLabelsSeen.set(name, labels);
+        this.poke();
+      });
     }
     const recorders = new Map<string, EventRecorder>();
     this.eventSink = (svc, ev) => {
@@ -296,10 +326,12 @@ export class ServicesController {
   }
 
   async run(signal: AbortSignal): Promise<void> {
+    this.runSignal = signal;
     const loops = [this.services.run(signal), this.slices.run(signal), this.configMaps.run(signal), this.reconcileLoop(signal)];
     if (this.metallb) loops.push(this.metallb.pools.run(signal), this.metallb.ads.run(signal), this.metallb.namespaces.run(signal));
     try {
       await Promise.all(loops);
+      await this.nodesRun;
     } finally {
       if (this.retryTimer) clearTimeout(this.retryTimer);
       this.retryTimer = undefined;
@@ -365,12 +397,35 @@ export class ServicesController {
     return new Map((this.metallb?.namespaces.list() ?? []).map((n) => [n.metadata?.name ?? '', n.metadata?.labels ?? {}]));
   }
 
+  /**
+   * Address → the nodes that may announce it (L2Advertisement nodeSelectors), or undefined while
+   * that cannot be known yet: svc_metallb is on and its objects, or the Nodes a limiting pool
+   * needs, have not listed. Starts the Nodes watch the first time a pool needs it.
+   */
+  private announcerLimits(managed: readonly ServiceObj[], cfg: MetallbConfig | undefined): Map<string, NodeLimit> | undefined {
+    const m = this.metallb;
+    if (!m) return new Map();
+    if (!cfg) return undefined;
+    if (!cfg.pools.some(limitsNodes)) return new Map();
+    if (!this.nodesRun && this.runSignal && !this.runSignal.aborted) {
+      this.log.info('an L2Advertisement limits a pool to some nodes (nodeSelectors); watching the Nodes\' labels');
+      this.nodesRun = m.nodes.run(this.runSignal);
+    }
+    if (!m.nodes.synced) return undefined;
+    const labels = new Map(m.nodes.list().map((n) => [n.metadata?.name ?? '', n.metadata?.labels ?? {}]));
+    return nodeLimits(cfg, managed.flatMap(recordedIps), labels);
+  }
+
   /** One pass: placement on every node; allocation and status writes on the allocator. */
   private async reconcile(signal: AbortSignal): Promise<void> {
     if (!this.services.synced || !this.slices.synced) return;
     const all = this.services.list();
     const managed = all.filter((s) => (this.o.namespace ? s.metadata?.namespace === this.o.namespace : true) && isManaged(s, this.filter));
-    this.place(managed);
+    const ml = this.metallbPools();
+    const limits = this.announcerLimits(managed, ml.cfg);
+    // Not knowable yet: keep the last plan (before the first one this node holds nothing and is
+    // nobody's candidate, placementReady()).
+    if (limits) this.place(managed, limits);
     if (!this.allocating() || !this.configMaps.synced) return;
 
     const managedKeys = new Set(managed.map(serviceKey));
@@ -378,7 +433,6 @@ export class ServicesController {
     const reserved = all
       .filter((s) => !managedKeys.has(serviceKey(s)) && s.spec?.type === 'LoadBalancer' && !allocatedCondition(s))
       .flatMap((s) => ingressIps(s));
-    const ml = this.metallbPools();
     if (!ml.ready) return;
     const pools = this.pools();
     const outcomes = allocate({
@@ -397,6 +451,7 @@ export class ServicesController {
       if (!outcome) continue;
       this.report(svc, outcome);
       if (ml.cfg) this.reportUnadvertised(svc, outcome, ml.cfg);
+      if (limits) this.reportUnannounced(svc, limits);
       const patch = statusPatch(svc, outcome, now);
       if (patch) writes.push({ svc, patch, outcome });
     }
@@ -408,11 +463,12 @@ export class ServicesController {
     await this.writeAll(writes, signal);
   }
 
-  private place(managed: readonly ServiceObj[]): void {
+  private place(managed: readonly ServiceObj[], limits: ReadonlyMap<string, NodeLimit>): void {
     const p = plan({
       services: managed.map((s) => ({ key: serviceKey(s), ips: recordedIps(s), externalTrafficPolicy: externalTrafficPolicy(s) })),
       readyEndpointNodes: readyEndpointNodes(this.slices.list()),
       members: this.members ?? [],
+      eligibleNodes: new Map([...limits].map(([ip, l]) => [ip, l.nodes])),
       controlPlaneVips: this.o.controlPlaneVips ?? [],
     });
     this.lastPlan = p;
@@ -482,6 +538,38 @@ export class ServicesController {
     const note = `address from IPAddressPool ${names.join(', ')}, which no L2Advertisement selects: MetalLB would announce nothing; vipd announces it on its services interface from any node. Add an L2Advertisement for the pool to say where.`;
     this.log.warn({ svc: key, pools: names }, note);
     this.eventSink(svc, { type: 'Warning', reason: 'Unadvertised', action: 'Allocate', note });
+  }
+
+  /**
+   * An address whose pool's L2Advertisements select no live member is announced by no node, and
+   * the Service keeps it (moving it would break what clients were told; a matching node that
+   * starts vipd takes it). The allocator says so once per Service and set of such addresses: a
+   * Warning Event `NoEligibleNode` and a log line naming the pool, advertisements and nodes.
+   */
+  private reportUnannounced(svc: ServiceObj, limits: ReadonlyMap<string, NodeLimit>): void {
+    const key = serviceKey(svc);
+    if (this.members === undefined) return;
+    const members = this.members;
+    const dark = recordedIps(svc).flatMap((ip) => {
+      const l = limits.get(ip);
+      return l && !members.some((m) => l.nodes.has(m)) ? [{ ip, ...l }] : [];
+    });
+    const text = dark.map((d) => `${d.ip}|${d.pool}|${[...d.nodes].sort().join(',')}`).join(';');
+    if ((this.unannouncedWarned.get(key) ?? '') === text) return;
+    if (text === '') {
+      this.unannouncedWarned.delete(key);
+      return;
+    }
+    this.unannouncedWarned.set(key, text);
+    const parts = dark.map((d) => {
+      const nodes = [...d.nodes].sort();
+      const shown = nodes.length > 10 ? `${nodes.slice(0, 10).join(', ')} and ${nodes.length - 10} more` : nodes.join(', ');
+      const ads = `L2Advertisement${d.advertisements.length > 1 ? 's' : ''} ${d.advertisements.join(', ')}`;
+      return `${d.ip} (IPAddressPool ${d.pool}): the nodeSelectors of ${ads} ${nodes.length === 0 ? 'match no Node' : `match only ${shown}, where no live vipd member runs`}`;
+    });
+    const note = `announced by no node: ${parts.join('; ')}. The Service keeps its address; a matching node running vipd takes it. Label a node or change the nodeSelectors.`;
+    this.log.warn({ svc: key, ips: dark.map((d) => d.ip), pools: [...new Set(dark.map((d) => d.pool))] }, note);
+    this.eventSink(svc, { type: 'Warning', reason: 'NoEligibleNode', action: 'Announce', note });
   }
 
   private async writeAll(writes: Array<{ svc: ServiceObj; patch: StatusPatch }>, signal: AbortSignal): Promise<void> {

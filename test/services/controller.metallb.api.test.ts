@@ -3,7 +3,8 @@
  * kube-apiserver + etcd, with the vipd ServiceAccount (manifests/rbac.yaml) as its only
  * credentials: runs while the CRDs are absent, finds them once manifests/metallb-crds.yaml is
  * applied, allocates from a pool into status, warns about an unadvertised pool (Event + gauge),
- * shares by metallb.io/allow-shared-ip, honours namespaceSelectors, and lets go when the pool goes.
+ * shares by metallb.io/allow-shared-ip, honours namespaceSelectors, lets go when the pool goes,
+ * and places an address only on a member whose Node an L2Advertisement's nodeSelectors match.
  */
 import { beforeAll, expect, it } from 'vitest';
 import { readFile } from 'node:fs/promises';
@@ -20,11 +21,12 @@ const ML = '/apis/metallb.io/v1beta1/namespaces/metallb-system';
 describeWithApi('services controller with MetalLB objects against kube-apiserver', (assetsDir) => {
   const api = useServicesApi({ assetsDir, namespaces: ['x', 'metallb-system', { name: 'tenant', labels: { tier: 'gold' } }], untilMs: 30_000 });
   const { req, createSvc, ingress, cond, until, statusIs, events } = api;
+  let ctl: ServicesController;
   const createPool = (name: string, spec: Record<string, unknown>) => req('POST', `${ML}/ipaddresspools`, { apiVersion: 'metallb.io/v1beta1', kind: 'IPAddressPool', metadata: { name, namespace: 'metallb-system' }, spec });
 
   beforeAll(async () => {
     // No kubevip ConfigMap at all: every address below comes from an IPAddressPool.
-    const ctl = new ServicesController({ client: api.client, nodeName: 'n1', log, debounceMs: 20, metallb: { namespace: 'metallb-system' }, metallbRecheckMs: 300 });
+    ctl = new ServicesController({ client: api.client, nodeName: 'n1', log, debounceMs: 20, metallb: { namespace: 'metallb-system' }, metallbRecheckMs: 300 });
     ctl.setMembers(['n1']);
     ctl.setAllocator(true);
     api.start(ctl);
@@ -82,5 +84,39 @@ describeWithApi('services controller with MetalLB objects against kube-apiserver
     const s = await statusIs('x', 'early', (s) => cond(s)?.status === 'False');
     expect(ingress(s)).toEqual([]);
     expect(cond(s)?.reason).toBe('NoPoolForNamespace');
+  });
+
+  it('L2Advertisement nodeSelectors: only a member whose Node matches announces; a label change moves the address; none matching: it keeps its address, nobody announces, a Warning says why', async () => {
+    const nodes = async (zones: Record<string, string>) => {
+      for (const [name, zone] of Object.entries(zones)) await api.cp.apply(`{ apiVersion: v1, kind: Node, metadata: { name: ${name}, labels: { zone: ${zone} } } }`);
+    };
+    await nodes({ n1: 'a', n2: 'b', n3: 'a' });
+    ctl.setMembers(['n1', 'n2', 'n3']);
+    await createPool('zoned', { addresses: ['198.18.123.0/30'], autoAssign: false });
+    await req('POST', `${ML}/l2advertisements`, { apiVersion: 'metallb.io/v1beta1', kind: 'L2Advertisement', metadata: { name: 'zone-b', namespace: 'metallb-system' }, spec: { ipAddressPools: ['zoned'], nodeSelectors: [{ matchLabels: { zone: 'b' } }] } });
+    await createSvc('x', 'zoned', {}, { 'metallb.io/address-pool': 'zoned' });
+    const ip = ingress(await statusIs('x', 'zoned', (s) => ingress(s).length > 0))[0]!;
+    expect(ip).toBe('198.18.123.0');
+    const unit = () => ctl.plan().units.find((u) => u.ip === ip);
+    await until('only n2 may announce', async () => unit()?.candidates.join() === 'n2');
+    expect(ctl.desired()).not.toContain(ip);
+
+    // Labels swap: the address moves to n1, this node, the way it moves off a member that left.
+    await nodes({ n1: 'b', n2: 'a' });
+    await until('n1 holds it', async () => ctl.desired().includes(ip));
+    expect(unit()?.candidates).toEqual(['n1']);
+
+    // No member matches any more: the Service keeps its address and nobody announces it.
+    await nodes({ n1: 'a' });
+    await until('withdrawn', async () => !ctl.desired().includes(ip));
+    expect(unit()).toMatchObject({ owner: undefined, note: 'no live member is eligible for this address (L2Advertisement nodeSelectors)' });
+    const ev = await until('NoEligibleNode event', async () => (await events('x', 'zoned')).find((e) => e.reason === 'NoEligibleNode'));
+    expect(ev.type).toBe('Warning');
+    expect(ev.note).toContain(`${ip} (IPAddressPool zoned): the nodeSelectors of L2Advertisement zone-b match no Node`);
+    expect(ingress(await api.getSvc('x', 'zoned'))).toEqual([ip]);
+
+    // An advertisement without nodeSelectors for the pool: every member may again.
+    await req('POST', `${ML}/l2advertisements`, { apiVersion: 'metallb.io/v1beta1', kind: 'L2Advertisement', metadata: { name: 'anywhere', namespace: 'metallb-system' }, spec: { ipAddressPools: ['zoned'] } });
+    await until('every member a candidate', async () => unit()?.candidates.length === 3);
   });
 });
