@@ -41,9 +41,6 @@ import { describeWithCluster } from '../lab/with-cluster.js';
 import { addBgpPod, BGP_VIP, removeBgpPod, startTor } from '../../lab/cluster-bgp.js';
 
 const isRoot = process.getuid?.() === 0;
-// The image-tag upgrade and all-API-servers-stopped scenarios have not passed reliably yet (the
-// wire watch reports interleaved claims when the health gate flaps, docs/cluster-lab.md): opt-in.
-const more = process.env.VIPD_CLUSTER_MORE === '1';
 if (!isRoot) console.warn('test/e2e/cluster.lab.test.ts: skipped, the cluster lab needs root');
 
 const TITLE = 'kubeadm cluster: vipd as the static pod of three control-plane nodes';
@@ -239,7 +236,7 @@ function suite(assets: ClusterAssets): void {
     await holder();
   }, 600_000);
 
-  it.runIf(more)('changing the image tag node by node never leaves the VIP unanswered for more than one failover per node', async () => {
+  it('changing the image tag node by node never leaves the VIP unanswered for more than one failover per node', async () => {
     const next = `${assets.vipdImage}-next`;
     for (const n of nodes) {
       const r = await nodeExec(n, ['ctr', '-n', 'k8s.io', 'images', 'tag', '--force', assets.vipdImage, next], assets);
@@ -277,7 +274,7 @@ function suite(assets: ClusterAssets): void {
     for (const ch of changes) expect(ch).toBeLessThanOrEqual(1);
   }, 600_000);
 
-  it.runIf(more)('all three API servers stopped: the VIP stays on one node', async () => {
+  it('all three API servers stopped: the VIP stays on one node', async () => {
     const h = await holder();
     const moved = nodes.map((n) => ({ from: join(nodePath(n, '/etc/kubernetes'), 'manifests', 'kube-apiserver.yaml'), to: join(nodePath(n, '/etc/kubernetes'), 'kube-apiserver.yaml.aside') }));
     const wire = await watchWire(watchedLab(), [VIP], 10);
