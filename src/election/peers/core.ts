@@ -402,7 +402,13 @@ function drive(s: PeerState, fx: Effect[]): void {
     recomputeUntil(s);
     broadcast(s, fx, s.term, { type: 'heartbeat', round, bootstrap: s.bootstrap === 'active' });
   }
-  if (s.role.kind === 'follower' && s.now >= nextCampaignAt(s)) startPrevote(s, fx);
+  if (s.role.kind === 'follower' && s.now >= nextCampaignAt(s)) {
+    // A successor named in a release asks for votes at once (Raft's TimeoutNow): the pre-vote only
+    // keeps a node that lost touch from disrupting a live leader, and the leader has just left.
+    // Safety still rests on the promises, so this saves a round trip and nothing else.
+    if (s.now < s.handedOverUntil && s.bootstrap !== 'active') startVote(s, fx);
+    else startPrevote(s, fx);
+  }
 }
 
 function startPrevote(s: PeerState, fx: Effect[]): void {
