@@ -10,7 +10,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { distEntry } from '../../lab/agents.js';
+import { readFile } from 'node:fs/promises';
+import { loadAllYaml } from '@kubernetes/client-node';
+import { distEntry, projectRoot } from '../../lab/agents.js';
 import { LAB_LEASE_ENV, startCluster, type Cluster } from '../../lab/controlplane.js';
 import type { LabHost } from '../../lab/netns.js';
 import { firstAnswerFrom } from '../../lab/twoholders.js';
@@ -36,6 +38,9 @@ const MODES = [
   { membership: 'lease', peers: false, failoverBoundMs: LEASE_MS + 2000, memberLeases: 3 },
   { membership: 'peers', peers: true, failoverBoundMs: 2000, memberLeases: 0 },
 ] as const;
+
+/** MetalLB's objects (manifests/metallb-crds.yaml); the agents read every namespace (svc_metallb_namespace unset). */
+const METALLB = '/apis/metallb.io/v1beta1';
 
 interface Svc {
   metadata: { name: string; namespace: string; resourceVersion: string };
@@ -203,6 +208,17 @@ const FAILOVER_BOUND_MS = mode.failoverBoundMs;
     cluster = await startCluster({ nodes: 3, peers: mode.peers, startAgents: false, ...(mode.peers ? { workers: ['w1'] } : {}) });
     extra = agentEnvExtra();
     for (const ns of ['team-a', 'tiny', 'spread']) await req('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
+    if (mode.peers) {
+      // The MetalLB CRDs before any agent starts: an agent that finds them not served looks again
+      // only after a minute (svc_metallb). Served means served by every API server (each learns of
+      // a CRD on its own), since an agent talks to whichever holds the VIP.
+      for (const crd of loadAllYaml(await readFile(`${projectRoot()}/manifests/metallb-crds.yaml`, 'utf8'))) await req('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd);
+      await req('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'metallb-system' } });
+      await until('the MetalLB CRDs served by every API server', async () => {
+        for (const via of cluster.cp.servers) for (const r of ['ipaddresspools', 'l2advertisements']) if ((await cluster.cp.request('GET', `${METALLB}/${r}`, undefined, via)).status !== 200) return false;
+        return true;
+      }, 30_000);
+    }
     await cluster.cp.apply(`
 apiVersion: v1
 kind: ConfigMap
@@ -378,6 +394,61 @@ data:
     const { events } = await wire.stop();
     expect(events, 'two holders on the wire').toEqual([]);
   });
+  if (mode.membership === 'peers') {
+    it('MetalLB L2Advertisement nodeSelectors: only the node whose Node labels match answers for the address; relabelled, it moves to the new match, never two holders; none matching: the Service keeps it, nobody answers, a NoEligibleNode Warning', async () => {
+      const KEY = 'example.com/l2-announce';
+      // Node objects named as vip_nodename (the lab's host names); no kubelet runs, so these are all there is.
+      // One Node at a time, as `kubectl label node` would: the label goes on the new node before it
+      // comes off the old one, so some Node matches throughout the move.
+      const label = (node: string, on: boolean) => cluster.cp.apply(JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: node, labels: on ? { [KEY]: 'yes' } : {} } }));
+      for (const n of cluster.lab.nodes) await label(n.name, n.name === 'n2');
+      // The advertisement first, so the pool is never unadvertised (an Unadvertised warning).
+      await req('POST', `${METALLB}/namespaces/metallb-system/l2advertisements`, { apiVersion: 'metallb.io/v1beta1', kind: 'L2Advertisement', metadata: { name: 'edge-l2', namespace: 'metallb-system' }, spec: { ipAddressPools: ['edge'], nodeSelectors: [{ matchLabels: { [KEY]: 'yes' } }] } });
+      await req('POST', `${METALLB}/namespaces/metallb-system/ipaddresspools`, { apiVersion: 'metallb.io/v1beta1', kind: 'IPAddressPool', metadata: { name: 'edge', namespace: 'metallb-system' }, spec: { addresses: ['198.18.0.240/30'], autoAssign: false } });
+      await createSvc('default', 'edge', {}, { 'metallb.io/address-pool': 'edge' });
+      const ip = await allocated('default', 'edge');
+      expect(ip).toBe('198.18.0.240');
+      await oneHolder(ip, 20_000, 'n2');
+      expect(await until('TCP to n2', () => tagVia(ip).then((t) => (t === 'n2' ? t : undefined)))).toBe('n2');
+
+      const wire = await watch([ip], 20);
+      await until('the prober answered', async () => wire.prober.records(ip).some((r) => r.answers.length > 0), 5000, 20);
+      await sleep(500);
+      const macsBefore = new Set(wire.prober.records(ip).flatMap((r) => r.answers.map((a) => a.mac)));
+      expect([...macsBefore], 'answered by n2 alone').toEqual([macOf('n2')]);
+
+      // The label moves to n3: so does the address, handed over (n2 lets go as a member leaving would).
+      const relabelledAt = performance.timeOrigin + performance.now();
+      await label('n3', true);
+      await label('n2', false);
+      const taken = await until('answered by n3', async () => wire.prober.records(ip).flatMap((r) => r.answers).find((a) => a.at > relabelledAt && a.mac === macOf('n3')), 20_000, 20);
+      await oneHolder(ip, 20_000, 'n3');
+      expect(await until('TCP to n3', () => tagVia(ip).then((t) => (t === 'n3' ? t : undefined)))).toBe('n3');
+      console.log(`[services.lab ${mode.membership}] nodeSelectors relabel n2 → n3: ${ip} answered by n3 ${Math.round(taken.at - relabelledAt)} ms after the label change`);
+      // Past a whole announcement refresh, so an n2 that still announced would show.
+      await sleep(AFTER_HANDBACK_MS);
+      const { events, records } = await wire.stop();
+      expect(events, 'two holders on the wire').toEqual([]);
+      const answers = records.get(ip)!.flatMap((r) => r.answers);
+      expect(answers.filter((a) => a.mac !== macOf('n2') && a.mac !== macOf('n3')), 'answered only by n2, then n3').toEqual([]);
+      expect(answers.filter((a) => a.at > taken.at && a.mac !== macOf('n3')), 'nothing but n3 after n3 took it').toEqual([]);
+      expect((await warnings('default', 'edge')).filter((e) => e.reason === 'NoEligibleNode'), 'a Node matched throughout the move').toEqual([]);
+
+      // No Node matches: the Service keeps its address, nothing answers for it, a Warning says why.
+      await label('n3', false);
+      await until(`${ip} unbound everywhere`, async () => (await holdersOf(ip)).length === 0, 20_000);
+      const ev = await until('a NoEligibleNode Warning', async () => (await warnings('default', 'edge')).find((e) => e.reason === 'NoEligibleNode'));
+      expect(ev.note).toContain(`${ip} (IPAddressPool edge): the nodeSelectors of L2Advertisement edge-l2 match no Node`);
+      expect(ipOf(await getSvc('default', 'edge'))).toBe(ip);
+      const quiet = await watch([ip], 20);
+      await sleep(500);
+      const after = await quiet.stop();
+      expect(after.records.get(ip)!.every((r) => r.answers.length === 0), 'nobody answers').toBe(true);
+
+      await req('DELETE', '/api/v1/namespaces/default/services/edge');
+    }, 60_000);
+  }
+
   it('SIGSTOP of an agent: it goes silent at once, its addresses move within the bound; on SIGCONT it finds its claims void and takes them back only through the hand-over', async () => {
     const owner = await owners(spreadIps);
     const victim = 'n1';
