@@ -16,9 +16,18 @@ export interface WireWatch {
 /** What the watch needs of a lab: the client and a capture on the bridge (the kubeadm cluster lab has the same). */
 export type WatchedLab = Pick<Lab, 'capture' | 'ipv6Enabled'> & { client: Pick<LabHost, 'ns' | 'ipv4' | 'ipv6'> };
 
-export async function watchWire(lab: WatchedLab, ips: readonly string[], intervalMs = 10): Promise<WireWatch> {
-  const capture = await lab.capture({ filter: 'arp' });
-  const prober = await Prober.open({ ifname: 'eth0', vips: ips, intervalMs, netns: lab.client.ns, srcIp4: lab.client.ipv4, ...(lab.ipv6Enabled ? { srcIp6: lab.client.ipv6 } : {}) });
+/** Another segment than the lab's own: the client's interface on it, its address there, and the bridge (switch namespace). IPv4 only. */
+export interface Segment {
+  ifname: string;
+  srcIp4: string;
+  bridge: string;
+}
+
+export async function watchWire(lab: WatchedLab, ips: readonly string[], intervalMs = 10, segment?: Segment): Promise<WireWatch> {
+  const capture = await lab.capture({ filter: 'arp', ...(segment ? { iface: segment.bridge } : {}) });
+  const prober = segment
+    ? await Prober.open({ ifname: segment.ifname, vips: ips, intervalMs, netns: lab.client.ns, srcIp4: segment.srcIp4 })
+    : await Prober.open({ ifname: 'eth0', vips: ips, intervalMs, netns: lab.client.ns, srcIp4: lab.client.ipv4, ...(lab.ipv6Enabled ? { srcIp6: lab.client.ipv6 } : {}) });
   prober.start();
   return {
     prober,

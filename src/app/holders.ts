@@ -4,15 +4,15 @@
  * VIPs and every service IP go through the same factory, so they bind, announce and release the
  * same way. In BGP mode the announcer is the one part that differs.
  */
-import type { ResolvedInterface } from '../config/host.js';
+import { ensureStrictArp, type ResolvedInterface } from '../config/host.js';
 import { Announcer } from '../net/announce.js';
 import type { NetlinkWatcher, Rtnl } from '../net/netlink.js';
 import type { Logger } from '../observe/log.js';
 import type { Clock } from '../util/clock.js';
-import { Holder, type AnnouncerPort, type VipSpec } from '../vip/holder.js';
+import { Holder, NoAnnounceInterfaceError, type AnnouncerPort, type MakeHolder, type VipSpec } from '../vip/holder.js';
 import type { HolderSettings } from './options.js';
 
-export type MakeHolder = (vip: VipSpec, log: Logger) => Promise<Holder>;
+export type { MakeHolder } from '../vip/holder.js';
 
 export interface HolderFactoryDeps {
   settings: HolderSettings;
@@ -27,13 +27,18 @@ export interface HolderFactoryDeps {
 
 export function holderFactory(d: HolderFactoryDeps): MakeHolder {
   const s = d.settings;
-  return async (vip, log) => {
-    const announcer = d.announcer ? await d.announcer(vip) : await Announcer.open({ ifname: d.iface.name, vip: vip.ip, refreshMs: s.refreshMs, answer: s.responder === 'agent', log, clock: d.clock });
+  return async (vip, log, interfaces) => {
+    // BGP announces routes, not frames on a segment: the interfaces do not apply there.
+    const iface = interfaces && !d.announcer ? await firstPresent(d.rtnl, vip.ip, interfaces) : d.iface;
+    // The agent's own interface was made ARP-strict at start; another one must be too, or its
+    // kernel would answer for the address on lo as well (and keep answering after a kill).
+    if (iface.name !== d.iface.name && s.responder === 'agent' && vip.family === 4) await ensureStrictArp(iface.name, log);
+    const announcer = d.announcer ? await d.announcer(vip) : await Announcer.open({ ifname: iface.name, vip: vip.ip, refreshMs: s.refreshMs, answer: s.responder === 'agent', log, clock: d.clock });
     const holder = new Holder(
       {
         vip,
-        ifname: d.iface.name,
-        ifindex: d.iface.index,
+        ifname: iface.name,
+        ifindex: iface.index,
         loIndex: d.loIndex,
         responder: s.responder,
         lifetimeSec: s.lifetimeSec,
@@ -51,4 +56,14 @@ export function holderFactory(d: HolderFactoryDeps): MakeHolder {
     }
     return holder;
   };
+}
+
+/** The first of `wanted` this node has, in that order. */
+async function firstPresent(rtnl: Rtnl, ip: string, wanted: readonly string[]): Promise<{ name: string; index: number }> {
+  const links = await rtnl.links();
+  for (const name of wanted) {
+    const link = links.find((l) => l.name === name);
+    if (link) return { name: link.name, index: link.index };
+  }
+  throw new NoAnnounceInterfaceError(ip, wanted, links.map((l) => l.name).filter((n) => n !== 'lo'));
 }

@@ -46,7 +46,7 @@ import {
   type ServiceLike,
 } from './logic/model.js';
 import { formatProblem, parsePools, poolContains, type AddressPool, type PoolConfig } from './logic/pools.js';
-import { formatMetallbProblem, limitsNodes, metallbPoolOf, nodeLimits, parseMetallb, type IPAddressPoolLike, type L2AdvertisementLike, type MetallbConfig, type NodeLimit } from './logic/metallb.js';
+import { formatMetallbProblem, interfacesByAddress, interfacesNeedLabels, limitsNodes, metallbPoolOf, nodeLimits, parseMetallb, type IPAddressPoolLike, type L2AdvertisementLike, type MetallbConfig, type NodeLimit } from './logic/metallb.js';
 import { parseAddr, rangeSize, type Addr } from './logic/addr.js';
 import { metrics } from '../observe/metrics.js';
 import { Reflector } from '../k8s/reflector.js';
@@ -128,6 +128,8 @@ export class ServicesController {
   private members: readonly string[] | undefined;
   private desiredIps: readonly string[] = [];
   private lastPlan: Plan = { units: [], onControlPlaneVip: new Map() };
+  /** Address → the interfaces this node announces it on (L2Advertisement interfaces); absent: vip_interface. */
+  private interfacesByIp: ReadonlyMap<string, readonly string[]> = new Map();
   private readonly listeners = new Set<(ips: readonly string[]) => void>();
   private readonly planListeners = new Set<(p: Plan) => void>();
   private readonly warned = new Map<string, string>();
@@ -407,13 +409,36 @@ export class ServicesController {
     if (!m) return new Map();
     if (!cfg) return undefined;
     if (!cfg.pools.some(limitsNodes)) return new Map();
-    if (!this.nodesRun && this.runSignal && !this.runSignal.aborted) {
-      this.log.info('an L2Advertisement limits a pool to some nodes (nodeSelectors); watching the Nodes\' labels');
-      this.nodesRun = m.nodes.run(this.runSignal);
-    }
+    this.watchNodes('an L2Advertisement limits a pool to some nodes (nodeSelectors)');
     if (!m.nodes.synced) return undefined;
     const labels = new Map(m.nodes.list().map((n) => [n.metadata?.name ?? '', n.metadata?.labels ?? {}]));
     return nodeLimits(cfg, managed.flatMap(recordedIps), labels);
+  }
+
+  private watchNodes(why: string): void {
+    if (this.nodesRun || !this.metallb || !this.runSignal || this.runSignal.aborted) return;
+    this.log.info(`${why}; watching the Nodes' labels`);
+    this.nodesRun = this.metallb.nodes.run(this.runSignal);
+  }
+
+  /**
+   * The interfaces this node announces each address on (logic/metallb.ts, announceInterfaces).
+   * This node's labels matter only where an advertisement naming interfaces has nodeSelectors;
+   * until the Nodes have listed, such advertisements do not apply (vip_interface meanwhile).
+   */
+  private localInterfaces(managed: readonly ServiceObj[], cfg: MetallbConfig | undefined): ReadonlyMap<string, readonly string[]> {
+    if (!cfg || !cfg.pools.some((p) => p.announcements.some((a) => a.interfaces.length > 0))) return new Map();
+    let labels: Record<string, string> | undefined;
+    if (interfacesNeedLabels(cfg)) {
+      this.watchNodes('an L2Advertisement names interfaces for some nodes (interfaces with nodeSelectors)');
+      if (this.metallb?.nodes.synced) labels = this.metallb.nodes.list().find((n) => n.metadata?.name === this.o.nodeName)?.metadata?.labels ?? {};
+    }
+    return interfacesByAddress(cfg, managed.flatMap(recordedIps), labels);
+  }
+
+  /** The interfaces this node announces `ip` on, in the order to try; undefined: vip_interface. */
+  announceInterfaces(ip: string): readonly string[] | undefined {
+    return this.interfacesByIp.get(ip);
   }
 
   /** One pass: placement on every node; allocation and status writes on the allocator. */
@@ -425,7 +450,12 @@ export class ServicesController {
     const limits = this.announcerLimits(managed, ml.cfg);
     // Not knowable yet: keep the last plan (before the first one this node holds nothing and is
     // nobody's candidate, placementReady()).
-    if (limits) this.place(managed, limits);
+    if (limits) {
+      const ifaces = this.localInterfaces(managed, ml.cfg);
+      const ifacesChanged = JSON.stringify([...ifaces]) !== JSON.stringify([...this.interfacesByIp]);
+      this.interfacesByIp = ifaces;
+      this.place(managed, limits, ifacesChanged);
+    }
     if (!this.allocating() || !this.configMaps.synced) return;
 
     const managedKeys = new Set(managed.map(serviceKey));
@@ -463,7 +493,8 @@ export class ServicesController {
     await this.writeAll(writes, signal);
   }
 
-  private place(managed: readonly ServiceObj[], limits: ReadonlyMap<string, NodeLimit>): void {
+  /** `interfacesChanged`: tell the desired-IPs listeners even if the set is the same (the holders re-check their interface). */
+  private place(managed: readonly ServiceObj[], limits: ReadonlyMap<string, NodeLimit>, interfacesChanged = false): void {
     const p = plan({
       services: managed.map((s) => ({ key: serviceKey(s), ips: recordedIps(s), externalTrafficPolicy: externalTrafficPolicy(s) })),
       readyEndpointNodes: readyEndpointNodes(this.slices.list()),
@@ -483,9 +514,10 @@ export class ServicesController {
     // (logic/membership.ts), not a delay here.
     const mine = this.members === undefined ? [] : ipsForNode(p, this.o.nodeName);
     // The first placement is news even when it is empty: it says the caches have listed.
-    if (this.placedOnce && mine.length === this.desiredIps.length && mine.every((ip, i) => ip === this.desiredIps[i])) return;
+    const same = mine.length === this.desiredIps.length && mine.every((ip, i) => ip === this.desiredIps[i]);
+    if (this.placedOnce && same && !interfacesChanged) return;
     this.placedOnce = true;
-    this.log.info({ node: this.o.nodeName, ips: mine, before: this.desiredIps }, 'service IPs this node should hold changed');
+    if (!same) this.log.info({ node: this.o.nodeName, ips: mine, before: this.desiredIps }, 'service IPs this node should hold changed');
     this.desiredIps = mine;
     for (const fn of this.listeners) {
       try {

@@ -30,7 +30,7 @@ import { ApiLeaseStore } from '../election/lease/store.js';
 import type { Verdict } from '../election/types.js';
 import { describeError, type ApiClient } from '../k8s/client.js';
 import type { Logger } from '../observe/log.js';
-import type { Holder, VipSpec } from '../vip/holder.js';
+import { NoAnnounceInterfaceError, type Holder, type MakeHolder, type VipSpec } from '../vip/holder.js';
 import { familyBits, familyOf } from '../net/ip.js';
 import { ServicesController } from './controller.js';
 import { ServiceAnnouncer } from './announcements.js';
@@ -73,7 +73,7 @@ export interface ServicesCoordinatorOptions {
   /** The agent's one API client (not closed here). */
   client: ApiClient;
   /** The agent's one holder factory (src/app/holders.ts): started, stale copy removed. */
-  makeHolder: (vip: VipSpec, log: Logger) => Promise<Holder>;
+  makeHolder: MakeHolder;
   log: Logger;
   clock?: Clock;
   /**
@@ -102,6 +102,8 @@ export interface ServicesCoordinator {
 
 interface HolderEntry {
   holder?: Holder;
+  /** The interfaces it was opened for (JSON; '' for vip_interface). */
+  interfaces: string;
   opening?: Promise<void>;
   releasing?: boolean;
   closing?: boolean;
@@ -121,6 +123,8 @@ export function startServices(o: ServicesCoordinatorOptions): ServicesCoordinato
 class ServiceHolders {
   readonly entries = new Map<string, HolderEntry>();
   stopping = false;
+  /** Address → the last "none of its interfaces is here" message logged, so it is logged once. */
+  private readonly missingInterfaces = new Map<string, string>();
 
   constructor(
     private readonly makeHolder: ServicesCoordinatorOptions['makeHolder'],
@@ -128,14 +132,25 @@ class ServiceHolders {
     /** Called whenever a holder opened or closed (the caller reconciles). */
     private readonly changed: () => void,
     /** Told when a holder starts or stops answering (the ServiceAnnouncement records). */
-    private readonly announcer?: ServiceAnnouncer,
+    private readonly announcer: ServiceAnnouncer | undefined,
+    /** The interfaces to announce an address on (L2Advertisement interfaces); undefined: vip_interface. */
+    private readonly interfacesFor: (ip: string) => readonly string[] | undefined,
   ) {}
 
   ensure(ip: string): void {
-    if (this.entries.has(ip) || this.stopping) return;
-    const e: HolderEntry = {};
+    if (this.stopping) return;
+    const interfaces = this.interfacesFor(ip);
+    const key = interfaces ? JSON.stringify(interfaces) : '';
+    const existing = this.entries.get(ip);
+    if (existing) {
+      // An L2Advertisement changed where this address is announced: let go here, then open it again
+      // on the new interface (close() reconciles once the old holder is gone).
+      if (existing.interfaces !== key && existing.holder) this.close(ip, existing);
+      return;
+    }
+    const e: HolderEntry = { interfaces: key };
     this.entries.set(ip, e);
-    e.opening = this.open(ip).then(
+    e.opening = this.open(ip, interfaces).then(
       (h) => {
         e.opening = undefined;
         e.holder = h;
@@ -146,17 +161,25 @@ class ServiceHolders {
         this.changed();
       },
       (err: unknown) => {
-        this.log.error({ vip: ip, err: describeError(err) }, 'cannot set up a holder for a service IP; retrying');
         this.entries.delete(ip);
+        if (err instanceof NoAnnounceInterfaceError) {
+          // Not a fault to retry every second: the node lacks the interface until someone adds it.
+          if (this.missingInterfaces.get(ip) !== err.message) this.log.warn({ vip: ip, interfaces: err.wanted, have: err.have }, err.message);
+          this.missingInterfaces.set(ip, err.message);
+          setTimeout(() => this.changed(), 10_000).unref();
+          return;
+        }
+        this.log.error({ vip: ip, err: describeError(err) }, 'cannot set up a holder for a service IP; retrying');
         setTimeout(() => this.changed(), 1_000).unref();
       },
     );
   }
 
-  open(ip: string): Promise<Holder> {
+  open(ip: string, interfaces: readonly string[] | undefined): Promise<Holder> {
     const family = familyOf(ip) ?? 4;
     const vip: VipSpec = { ip, family, prefix: familyBits(family) };
-    return this.makeHolder(vip, this.log.child({ vip: ip, service: true })).then((h) => {
+    return this.makeHolder(vip, this.log.child({ vip: ip, service: true }), interfaces).then((h) => {
+      this.missingInterfaces.delete(ip);
       const a = this.announcer;
       if (a) h.onHolding((c: HoldingChange) => a.holding(ip, h.iface, c));
       return h;
@@ -277,7 +300,7 @@ class GrantsCoordinator implements ServicesCoordinator {
     this.cpVips = new Set(o.options.controlPlaneVips);
     this.ctl = controllerOf(o, this.clock, log);
     this.announcer = announcerOf(o, this.ctl, log);
-    this.holders = new ServiceHolders(o.makeHolder, o.log, () => this.reconcile(), this.announcer);
+    this.holders = new ServiceHolders(o.makeHolder, o.log, () => this.reconcile(), this.announcer, (ip) => this.ctl.announceInterfaces(ip));
     this.ctl.onDesired(() => this.reconcile());
     this.allocator = allocatorOf(o, this.ctl, this.clock, log);
     this.unsub.push(member.onLive(() => this.reconcile()));
@@ -405,7 +428,7 @@ class EcmpCoordinator implements ServicesCoordinator {
     this.ctl = controllerOf(o, this.clock, log);
     this.ctl.setMembers([o.identity]);
     this.announcer = announcerOf(o, this.ctl, log);
-    this.holders = new ServiceHolders(o.makeHolder, o.log, () => this.reconcile(), this.announcer);
+    this.holders = new ServiceHolders(o.makeHolder, o.log, () => this.reconcile(), this.announcer, (ip) => this.ctl.announceInterfaces(ip));
     this.ctl.onDesired(() => this.reconcile());
     this.allocator = allocatorOf(o, this.ctl, this.clock, log);
   }
@@ -499,7 +522,7 @@ class Coordinator implements ServicesCoordinator {
     this.view = new MemberView({ client, namespace: c.leaseNamespace, leaseDurationMs: timing.leaseDurationMs, retryPeriodMs: timing.retryPeriodMs, requestTimeoutMs, clock: this.clock, log });
     this.ctl = controllerOf(o, this.clock, log);
     this.announcer = announcerOf(o, this.ctl, log);
-    this.holderSet = new ServiceHolders(o.makeHolder, o.log, () => this.reconcile(), this.announcer);
+    this.holderSet = new ServiceHolders(o.makeHolder, o.log, () => this.reconcile(), this.announcer, (ip) => this.ctl.announceInterfaces(ip));
     this.ctl.onDesired(() => this.reconcile());
     this.lease.onGrant((g) => {
       if (g.kind === 'lost') this.log.warn({ reason: g.reason }, 'member grant lost; letting go of every service IP until it is back');
@@ -669,7 +692,11 @@ class Coordinator implements ServicesCoordinator {
   private async removeLeftovers(prev: LeaseLike | undefined): Promise<void> {
     const ips = parseClaims(prev?.metadata?.annotations?.[CLAIMS_ANNOTATION]).filter((ip) => !this.cpVips.has(ip) && !this.holderSet.entries.has(ip));
     for (const ip of ips) {
-      const h = await this.holderSet.open(ip);
+      const interfaces = this.ctl.announceInterfaces(ip);
+      const h = await this.holderSet.open(ip, interfaces).catch((err: unknown) => {
+        if (err instanceof NoAnnounceInterfaceError) return this.holderSet.open(ip, undefined);
+        throw err;
+      });
       await h.close('left behind by an earlier run');
     }
     if (ips.length > 0) this.log.info({ ips }, 'cleared service IPs an earlier run of this agent had claimed');

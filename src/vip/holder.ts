@@ -40,6 +40,24 @@ export interface AnnouncerPort {
 
 export type Responder = 'agent' | 'kernel';
 
+/**
+ * Makes a started Holder (src/app/holders.ts). `interfaces`: announce on the first of these this
+ * node has (L2Advertisement interfaces) instead of the agent's own interface.
+ */
+export type MakeHolder = (vip: VipSpec, log: Logger, interfaces?: readonly string[]) => Promise<Holder>;
+
+/** None of the interfaces an address is to be announced on exists on this node. */
+export class NoAnnounceInterfaceError extends Error {
+  constructor(
+    readonly ip: string,
+    readonly wanted: readonly string[],
+    readonly have: readonly string[],
+  ) {
+    super(`not announcing ${ip}: none of its L2Advertisement interfaces (${wanted.join(', ')}) is on this node (have: ${have.join(', ') || 'none'})`);
+    this.name = 'NoAnnounceInterfaceError';
+  }
+}
+
 /** One address to hold, as the settings give it (vip_address, vip_subnet) or a service IP. */
 export interface VipSpec {
   ip: string;

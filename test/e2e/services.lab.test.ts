@@ -449,6 +449,65 @@ data:
     }, 60_000);
   }
 
+  if (mode.membership === 'peers') {
+    it('MetalLB L2Advertisement interfaces: the address is announced and answered on the named interface only (a second segment); changed to another, it moves there with no second holder', async () => {
+      // A second segment: bridge br1 in the switch namespace, eth1 on every node and on the client,
+      // 198.18.2.<host>/24, IPv6 off. The agents' vip_interface stays eth0.
+      const SEG = { bridge: 'br1', ifname: 'eth1', srcIp4: '198.18.2.2' };
+      const octet = (h: LabHost) => Number(h.ipv4.split('.')[3]);
+      const mac1 = (h: LabHost) => `02:00:00:00:01:${octet(h).toString(16).padStart(2, '0')}`;
+      const sh = async (host: string, argv: string[]) => {
+        const r = await cluster.lab.exec(host, argv);
+        if (r.code !== 0) throw new Error(`${argv.join(' ')}: ${r.stderr}`);
+      };
+      await sh('sw', ['ip', 'link', 'add', SEG.bridge, 'type', 'bridge']);
+      await sh('sw', ['ip', 'link', 'set', SEG.bridge, 'up']);
+      for (const h of [...cluster.lab.nodes, cluster.lab.client]) {
+        const port = `${h.name}-s1`;
+        await sh('sw', ['ip', 'link', 'add', port, 'type', 'veth', 'peer', 'name', SEG.ifname, 'netns', h.ns]);
+        await sh('sw', ['ip', 'link', 'set', port, 'master', SEG.bridge, 'up']);
+        await sh(h.name, ['sysctl', '-q', '-w', `net.ipv6.conf.${SEG.ifname}.disable_ipv6=1`]);
+        await sh(h.name, ['ip', 'link', 'set', SEG.ifname, 'address', mac1(h)]);
+        await sh(h.name, ['ip', 'addr', 'add', `198.18.2.${octet(h)}/24`, 'dev', SEG.ifname]);
+        await sh(h.name, ['ip', 'link', 'set', SEG.ifname, 'up']);
+      }
+      const node = (name: string) => cluster.lab.host(name);
+      const AD = `${METALLB}/namespaces/metallb-system/l2advertisements`;
+      await req('POST', AD, { apiVersion: 'metallb.io/v1beta1', kind: 'L2Advertisement', metadata: { name: 'seg2-l2', namespace: 'metallb-system' }, spec: { ipAddressPools: ['seg2'], interfaces: ['eth1'] } });
+      await req('POST', `${METALLB}/namespaces/metallb-system/ipaddresspools`, { apiVersion: 'metallb.io/v1beta1', kind: 'IPAddressPool', metadata: { name: 'seg2', namespace: 'metallb-system' }, spec: { addresses: ['198.18.2.240/30'], autoAssign: false } });
+      await createSvc('default', 'seg2', {}, { 'metallb.io/address-pool': 'seg2' });
+      const ip = await allocated('default', 'seg2');
+      expect(ip).toBe('198.18.2.240');
+      const holder = await oneHolder(ip);
+
+      const seg1 = await watchWire(cluster.lab, [ip], 20, SEG);
+      const seg0 = await watch([ip], 20);
+      await until('answered on the second segment', async () => seg1.prober.records(ip).some((r) => r.answers.length > 0), 10_000, 20);
+      await sleep(500);
+      expect([...new Set(seg1.prober.records(ip).flatMap((r) => r.answers.map((a) => a.mac)))], 'answered on eth1, by the holder alone').toEqual([mac1(node(holder))]);
+      expect(seg0.prober.records(ip).flatMap((r) => r.answers), 'nothing answers on eth0').toEqual([]);
+      // The client reaches 198.18.2.0/24 through its eth1.
+      expect(await until('TCP through the second segment', () => tagVia(ip).then((t) => (t === holder ? t : undefined)))).toBe(holder);
+
+      // The advertisement now names eth0: the holder lets go on eth1 and announces on eth0.
+      const ad = (await req('GET', `${AD}/seg2-l2`)) as { metadata: Record<string, unknown>; spec: Record<string, unknown> };
+      const changedAt = performance.timeOrigin + performance.now();
+      await req('PUT', `${AD}/seg2-l2`, { ...ad, spec: { ...ad.spec, interfaces: ['eth0'] } });
+      const moved = await until('answered on eth0', async () => seg0.prober.records(ip).flatMap((r) => r.answers).find((a) => a.at > changedAt), 20_000, 20);
+      console.log(`[services.lab ${mode.membership}] interfaces eth1 → eth0: ${ip} answered on eth0 by ${moved.mac} ${Math.round(moved.at - changedAt)} ms after the change`);
+      await sleep(AFTER_HANDBACK_MS);
+      const w1 = await seg1.stop();
+      const w0 = await seg0.stop();
+      expect([...w1.events, ...w0.events], 'two holders on either segment').toEqual([]);
+      expect(w1.records.get(ip)!.flatMap((r) => r.answers).filter((a) => a.at > moved.at), 'nothing answers on eth1 once eth0 does').toEqual([]);
+      const owner = await oneHolder(ip);
+      expect([...new Set(w0.records.get(ip)!.flatMap((r) => r.answers.map((a) => a.mac)))], 'answered on eth0 by the holder alone').toEqual([macOf(owner)]);
+
+      await req('DELETE', '/api/v1/namespaces/default/services/seg2');
+      await req('DELETE', `${AD}/seg2-l2`);
+    }, 60_000);
+  }
+
   it('SIGSTOP of an agent: it goes silent at once, its addresses move within the bound; on SIGCONT it finds its claims void and takes them back only through the hand-over', async () => {
     const owner = await owners(spreadIps);
     const victim = 'n1';

@@ -302,3 +302,36 @@ export function nodeLimits(cfg: MetallbConfig, ips: Iterable<string>, nodeLabels
   }
   return out;
 }
+
+/**
+ * The interfaces a node announces a pool's addresses on (L2Advertisement `interfaces`), given that
+ * node's labels (undefined: not known, so only advertisements without nodeSelectors apply).
+ * MetalLB's union: over the selecting advertisements that apply to the node, in name order, each
+ * list in its own order; one of them without `interfaces` means vipd's own interface
+ * (vip_interface), as does an unadvertised pool or none applying: the result is then undefined.
+ * Which nodes may announce is nodeSelectors' business (`announcingNodes`); this never narrows it,
+ * as in MetalLB, where the interfaces do not take part in choosing the node.
+ */
+export function announceInterfaces(pool: MetallbPool, labels: Readonly<Record<string, string>> | undefined): readonly string[] | undefined {
+  const applies = pool.announcements
+    .filter((a) => a.nodeSelectors.length === 0 || (labels !== undefined && a.nodeSelectors.some((s) => selectorMatches(s, labels))))
+    .sort((a, b) => (a.advertisement < b.advertisement ? -1 : a.advertisement > b.advertisement ? 1 : 0));
+  if (applies.length === 0 || applies.some((a) => a.interfaces.length === 0)) return undefined;
+  return [...new Set(applies.flatMap((a) => a.interfaces))];
+}
+
+/** Does some advertisement of a pool list interfaces and have nodeSelectors (so the node's own labels decide)? */
+export function interfacesNeedLabels(cfg: MetallbConfig): boolean {
+  return cfg.pools.some((p) => p.announcements.some((a) => a.interfaces.length > 0) && p.announcements.some((a) => a.nodeSelectors.length > 0));
+}
+
+/** For each of `ips` in a MetalLB pool whose advertisements name interfaces for this node: those interfaces. */
+export function interfacesByAddress(cfg: MetallbConfig, ips: Iterable<string>, labels: Readonly<Record<string, string>> | undefined): Map<string, readonly string[]> {
+  const out = new Map<string, readonly string[]>();
+  for (const ip of ips) {
+    const pool = metallbPoolOf(cfg, ip);
+    const ifaces = pool ? announceInterfaces(pool, labels) : undefined;
+    if (ifaces) out.set(ip, ifaces);
+  }
+  return out;
+}

@@ -179,7 +179,7 @@ export function parsePools(data: Readonly<Record<string, string>> | undefined): 
       continue;
     }
     if (kind === 'interface') {
-      problems.push({ key, severity: 'warning', message: 'per-namespace interfaces are not supported, ignored; vipd announces on vip_servicesinterface (or vip_interface)' });
+      problems.push({ key, severity: 'warning', message: 'per-namespace interfaces are not supported, ignored: vipd announces on vip_interface (MetalLB L2Advertisement interfaces can choose them per pool)' });
       continue;
     }
     if (kind === 'allow-share') {

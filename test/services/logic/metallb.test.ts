@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { announcingNodes, candidatePools, nodeLimits, parseMetallb, selectorMatches, withoutBuggyIps, type IPAddressPoolLike, type L2AdvertisementLike, type LabelSelector } from '../../../src/services/logic/metallb.js';
+import { announceInterfaces, announcingNodes, interfacesByAddress, interfacesNeedLabels, candidatePools, nodeLimits, parseMetallb, selectorMatches, withoutBuggyIps, type IPAddressPoolLike, type L2AdvertisementLike, type LabelSelector } from '../../../src/services/logic/metallb.js';
 import { formatRange, parseAddr, rangeContains } from '../../../src/services/logic/addr.js';
 
 const pool = (name: string, spec: IPAddressPoolLike['spec'], labels?: Record<string, string>): IPAddressPoolLike => ({ metadata: { name, ...(labels ? { labels } : {}) }, spec });
@@ -173,5 +173,33 @@ describe('announcingNodes (L2Advertisement nodeSelectors)', () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('announceInterfaces (L2Advertisement interfaces)', () => {
+  const ad = (name: string, spec: L2AdvertisementLike['spec']): L2AdvertisementLike => ({ metadata: { name }, spec });
+  const gold = pool('gold', { addresses: ['198.18.30.0/29'] });
+  const ifaces = (ads: L2AdvertisementLike[], labels?: Record<string, string>) => announceInterfaces(parseMetallb([gold], ads).pools[0]!, labels);
+
+  it('the union over the advertisements that apply to the node, in name order; one without interfaces, or none at all: vipd\'s interface', () => {
+    expect(ifaces([ad('b', { interfaces: ['eth2', 'eth1'] }), ad('a', { interfaces: ['eth1', 'bond0'] })])).toEqual(['eth1', 'bond0', 'eth2']);
+    expect(ifaces([ad('a', { interfaces: ['eth1'] }), ad('all', {})])).toBeUndefined();
+    expect(ifaces([])).toBeUndefined();
+    expect(ifaces([ad('other', { ipAddressPools: ['silver'], interfaces: ['eth9'] })])).toBeUndefined();
+  });
+
+  it('an advertisement with nodeSelectors counts only for a node whose labels match (unknown labels: it does not)', () => {
+    const ads = [ad('edge', { nodeSelectors: [{ matchLabels: { role: 'edge' } }], interfaces: ['eth1'] }), ad('core', { nodeSelectors: [{ matchLabels: { role: 'core' } }], interfaces: ['eth2'] })];
+    expect(ifaces(ads, { role: 'edge' })).toEqual(['eth1']);
+    expect(ifaces(ads, { role: 'core' })).toEqual(['eth2']);
+    expect(ifaces(ads, {})).toBeUndefined();
+    expect(ifaces(ads, undefined)).toBeUndefined();
+    expect(interfacesNeedLabels(parseMetallb([gold], ads))).toBe(true);
+    expect(interfacesNeedLabels(parseMetallb([gold], [ad('x', { interfaces: ['eth1'] })]))).toBe(false);
+  });
+
+  it('interfacesByAddress: only addresses of pools that name interfaces for this node', () => {
+    const cfg = parseMetallb([gold, pool('open', { addresses: ['198.18.31.0/30'] })], [ad('g', { ipAddressPools: ['gold'], interfaces: ['eth1'] }), ad('o', { ipAddressPools: ['open'] })]);
+    expect([...interfacesByAddress(cfg, ['198.18.30.1', '198.18.31.1', '198.18.99.1'], {})]).toEqual([['198.18.30.1', ['eth1']]]);
   });
 });
