@@ -41,6 +41,8 @@ const MODES = [
 
 /** MetalLB's objects (manifests/metallb-crds.yaml); the agents read every namespace (svc_metallb_namespace unset). */
 const METALLB = '/apis/metallb.io/v1beta1';
+/** vipd's per-Service announcement records (manifests/vipd-crds.yaml). */
+const SVCANN = '/apis/vipd.io/v1alpha1/serviceannouncements';
 
 interface Svc {
   metadata: { name: string; namespace: string; resourceVersion: string };
@@ -133,6 +135,14 @@ const FAILOVER_BOUND_MS = mode.failoverBoundMs;
   const watch = (ips: string[], intervalMs: number) => watchWire(cluster.lab, ips, intervalMs);
 
   const macOf = (node: string) => cluster.lab.host(node).mac;
+  interface SvcAnn { metadata: { name: string; namespace: string }; status?: { node?: string; addresses?: string[]; reason?: string; since?: string; interfaces?: Array<{ name: string }> } }
+  /** Address → the nodes whose ServiceAnnouncement record names it (in `ns`). */
+  async function announcedBy(ns: string): Promise<Map<string, string[]>> {
+    const list = (await req('GET', `/apis/vipd.io/v1alpha1/namespaces/${ns}/serviceannouncements`)) as { items: SvcAnn[] };
+    const out = new Map<string, string[]>();
+    for (const o of list.items) for (const ip of o.status?.addresses ?? []) out.set(ip, [...(out.get(ip) ?? []), o.status?.node ?? '']);
+    return out;
+  }
 
   /** Successful writes per API server: Lease updates and Service status writes, with the moment each count was read. */
   async function apiWrites(): Promise<Map<string, { at: number; leases: number; serviceStatus: number }>> {
@@ -208,6 +218,12 @@ const FAILOVER_BOUND_MS = mode.failoverBoundMs;
     cluster = await startCluster({ nodes: 3, peers: mode.peers, startAgents: false, ...(mode.peers ? { workers: ['w1'] } : {}) });
     extra = agentEnvExtra();
     for (const ns of ['team-a', 'tiny', 'spread']) await req('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
+    // vipd's ServiceAnnouncement CRD, so the agents' records (who announces what, why, since when) are checked after failovers too.
+    for (const crd of loadAllYaml(await readFile(`${projectRoot()}/manifests/vipd-crds.yaml`, 'utf8'))) await req('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd);
+    await until('the ServiceAnnouncement CRD served by every API server', async () => {
+      for (const via of cluster.cp.servers) if ((await cluster.cp.request('GET', SVCANN, undefined, via)).status !== 200) return false;
+      return true;
+    }, 30_000);
     if (mode.peers) {
       // The MetalLB CRDs before any agent starts: an agent that finds them not served looks again
       // only after a minute (svc_metallb). Served means served by every API server (each learns of
@@ -486,6 +502,7 @@ data:
       await sleep(500);
       expect([...new Set(seg1.prober.records(ip).flatMap((r) => r.answers.map((a) => a.mac)))], 'answered on eth1, by the holder alone').toEqual([mac1(node(holder))]);
       expect(seg0.prober.records(ip).flatMap((r) => r.answers), 'nothing answers on eth0').toEqual([]);
+      await until('the record names eth1', async () => ((await req('GET', `/apis/vipd.io/v1alpha1/namespaces/default/serviceannouncements`)) as { items: SvcAnn[] }).items.find((o) => o.status?.addresses?.includes(ip) && o.status.node === holder && JSON.stringify(o.status.interfaces) === '[{"name":"eth1"}]'), 10_000);
       // The client reaches 198.18.2.0/24 through its eth1.
       expect(await until('TCP through the second segment', () => tagVia(ip).then((t) => (t === holder ? t : undefined)))).toBe(holder);
 
@@ -502,6 +519,7 @@ data:
       expect(w1.records.get(ip)!.flatMap((r) => r.answers).filter((a) => a.at > moved.at), 'nothing answers on eth1 once eth0 does').toEqual([]);
       const owner = await oneHolder(ip);
       expect([...new Set(w0.records.get(ip)!.flatMap((r) => r.answers.map((a) => a.mac)))], 'answered on eth0 by the holder alone').toEqual([macOf(owner)]);
+      await until('the record names eth0', async () => ((await req('GET', `/apis/vipd.io/v1alpha1/namespaces/default/serviceannouncements`)) as { items: SvcAnn[] }).items.find((o) => o.status?.addresses?.includes(ip) && JSON.stringify(o.status.interfaces) === '[{"name":"eth0"}]' && o.status.node === owner), 10_000);
 
       await req('DELETE', '/api/v1/namespaces/default/services/seg2');
       await req('DELETE', `${AD}/seg2-l2`);
@@ -547,6 +565,11 @@ data:
     for (const m of moves) expect(m.ms, `${m.ip} handover`).toBeLessThan(LEASE_MS);
     expect((await exit).code).toBe(0);
     expect([...((await boundOn([cluster.lab.host(victim)])).get(victim) ?? [])].filter((ip) => spreadIps.includes(ip))).toEqual([]);
+    // kubectl get svcann: each moved address names its new node, and the stopped one none (it deleted its records on the way out).
+    await until('the records name the new announcers', async () => {
+      const by = await announcedBy('spread');
+      return moves.every((m) => JSON.stringify(by.get(m.ip)) === JSON.stringify([m.to])) && ![...by.values()].some((nodes) => nodes.includes(victim));
+    }, 10_000);
     // Come back only after the capture analysis' span gap (4 s): a hand-back sooner would look like
     // one span of this node with the others' claims inside it (an X → Y → X sequence).
     await sleep(Math.max(0, at + 4500 - (performance.timeOrigin + performance.now())));

@@ -25,6 +25,8 @@ export interface HeldAddress {
   readonly ip: string;
   readonly reason: string;
   readonly since: string;
+  /** The interface it is announced on; absent: DesiredInput.iface. Addresses of one Service may differ (L2Advertisement interfaces per pool). */
+  readonly iface?: string;
 }
 
 export interface ServiceRef {
@@ -145,7 +147,7 @@ export function desiredAnnouncements(input: DesiredInput): Announcement[] {
         node: input.node,
         serviceName: svc.name,
         serviceNamespace: svc.namespace,
-        interfaces: [{ name: input.iface }],
+        interfaces: [...new Set(held.map((h) => h.iface ?? input.iface))].sort().map((name) => ({ name })),
         addresses: held.map((h) => h.ip).sort(),
         reason: latest.reason,
         since: sorted[0]!.since,

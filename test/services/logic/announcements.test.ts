@@ -108,6 +108,20 @@ describe('desired announcements', () => {
     expect(d[0]!.status.announcements.map((a) => a.address)).toEqual(['198.18.0.131', '2001:db8::131']);
   });
 
+  it('each address names its own interface (L2Advertisement interfaces per pool); absent: the default one', () => {
+    const d = desiredAnnouncements(
+      input({
+        held: [
+          { ip: '2001:db8::131', reason: REASON, since: '2026-12-03T12:05:00.000Z' },
+          { ip: '198.18.0.131', reason: REASON, since: '2026-12-03T12:01:00.000Z', iface: 'eth1' },
+        ],
+      }),
+    );
+    expect(d[0]!.status.interfaces).toEqual([{ name: 'eth0' }, { name: 'eth1' }]);
+    const one = desiredAnnouncements(input({ held: [{ ip: '198.18.0.131', reason: REASON, since: 't', iface: 'eth1' }] }));
+    expect(one[0]!.status.interfaces).toEqual([{ name: 'eth1' }]);
+  });
+
   it('nothing for an address no Service is on, a Service not (yet) seen, or another namespace', () => {
     expect(desiredAnnouncements(input({ held: [{ ip: '198.18.0.99', reason: REASON, since: 't' }] }))).toEqual([]);
     expect(desiredAnnouncements(input({ service: () => undefined }))).toEqual([]);
