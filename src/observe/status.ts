@@ -59,7 +59,7 @@ export interface StatusReport {
     promisedTo?: { peer: string; leftMs: number };
     heard: Array<{ peer: string; msAgo: number }>;
   };
-  services?: { holding: string[]; members: string[]; grantLeftMs: number };
+  services?: { holding: string[]; members: string[]; grantLeftMs: number; announcing: Array<{ ip: string; iface: string; services: string[]; reason: string; since: string }> };
 }
 
 const left = (until: number, now: number) => Math.max(0, Math.round(until - now));
@@ -102,7 +102,7 @@ export function buildStatus(i: StatusInput): StatusReport {
   }
   if (i.services) {
     const s = i.services;
-    report.services = { holding: [...s.holding].sort(), members: [...s.members].sort(), grantLeftMs: left(s.grantUntil, now) };
+    report.services = { holding: [...s.holding].sort(), members: [...s.members].sort(), grantLeftMs: left(s.grantUntil, now), announcing: s.announcing ?? [] };
   }
   return report;
 }
@@ -138,6 +138,7 @@ export function renderStatus(r: StatusReport): string {
   if (r.services) {
     const s = r.services;
     lines.push(`  services: ${s.holding.length ? `holding ${s.holding.join(', ')}` : 'holding no service IP'}; members ${s.members.join(', ') || 'none'}; grant ${secs(s.grantLeftMs)} left`);
+    for (const a of s.announcing) lines.push(`    ${a.ip} on ${a.iface} for ${a.services.join(', ') || 'no Service'} since ${a.since}: ${a.reason}`);
   }
   return `${lines.join('\n')}\n`;
 }

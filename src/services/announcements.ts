@@ -61,6 +61,16 @@ export interface ServiceAnnouncerOptions {
 
 export const ANNOUNCER_CHANGED = 'AnnouncerChanged';
 
+export interface AnnouncedAddress {
+  ip: string;
+  iface: string;
+  /** Service keys (`namespace/name`) on it. */
+  services: string[];
+  reason: string;
+  /** Wall clock, ISO 8601. */
+  since: string;
+}
+
 export class ServiceAnnouncer {
   private readonly held = new Map<string, HeldAddress & { iface: string }>();
   /** This node's objects as last seen or written; undefined until (re)listed. */
@@ -143,6 +153,14 @@ export class ServiceAnnouncer {
   private poke(): void {
     this.dirty = true;
     this.wake?.();
+  }
+
+  /** What this node announces, per address: on which interface, for which Services, why and since when (`vipd status`). */
+  announcing(): AnnouncedAddress[] {
+    const on = this.servicesOn(this.o.source.plan());
+    return [...this.held.values()]
+      .map((h) => ({ ip: h.ip, iface: h.iface, services: [...(on.get(h.ip) ?? [])], reason: h.reason, since: h.since }))
+      .sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0));
   }
 
   private servicesOn(p: Plan): Map<string, readonly string[]> {

@@ -33,7 +33,7 @@ import type { Logger } from '../observe/log.js';
 import { NoAnnounceInterfaceError, type Holder, type MakeHolder, type VipSpec } from '../vip/holder.js';
 import { familyBits, familyOf } from '../net/ip.js';
 import { ServicesController } from './controller.js';
-import { ServiceAnnouncer } from './announcements.js';
+import { ServiceAnnouncer, type AnnouncedAddress } from './announcements.js';
 import type { HoldingChange } from '../vip/holder.js';
 import { fenceMember, MemberLease, MemberView, type LeaseLike } from './member-lease.js';
 import { ClaimBook, parseClaims, type MemberObservation, CLAIMS_ANNOTATION } from './logic/membership.js';
@@ -90,6 +90,8 @@ export interface ServicesStatus {
   grantUntil: number;
   claims: Record<string, string>;
   holding: string[];
+  /** The addresses this node answers for, with their Services, interface, reason and since. */
+  announcing: AnnouncedAddress[];
 }
 
 export interface ServicesCoordinator {
@@ -314,6 +316,7 @@ class GrantsCoordinator implements ServicesCoordinator {
       grantUntil: Math.min(...holds.values()),
       claims: Object.fromEntries([...holds.keys()].map((ip) => [ip, 'granted'])),
       holding: this.holders.holding(),
+      announcing: this.announcer.announcing(),
     };
   }
 
@@ -435,7 +438,7 @@ class EcmpCoordinator implements ServicesCoordinator {
 
   status(): ServicesStatus {
     const holding = this.holders.holding();
-    return { members: [this.o.identity], grantUntil: Number.POSITIVE_INFINITY, claims: Object.fromEntries(holding.map((ip) => [ip, 'ecmp'])), holding };
+    return { members: [this.o.identity], grantUntil: Number.POSITIVE_INFINITY, claims: Object.fromEntries(holding.map((ip) => [ip, 'ecmp'])), holding, announcing: this.announcer.announcing() };
   }
 
   private reconcile(): void {
@@ -553,6 +556,7 @@ class Coordinator implements ServicesCoordinator {
       grantUntil: this.lease.grantUntil(),
       claims,
       holding: this.holderSet.holding(),
+      announcing: this.announcer.announcing(),
     };
   }
 

@@ -25,7 +25,7 @@ describe('buildStatus', () => {
         promise: { to: 'cp1', until: now + 800 },
         lastActive: { cp3: now - 120, cp2: now - 40, cp1: now },
       },
-      services: { members: ['w2', 'w1'], grantUntil: now + 5000, claims: {}, holding: ['198.18.1.2', '198.18.1.1'] },
+      services: { members: ['w2', 'w1'], grantUntil: now + 5000, claims: {}, holding: ['198.18.1.2', '198.18.1.1'], announcing: [] },
     };
     expect(buildStatus(input)).toEqual({
       node: 'cp1',
@@ -49,7 +49,7 @@ describe('buildStatus', () => {
           { peer: 'cp3', msAgo: 120 },
         ],
       },
-      services: { holding: ['198.18.1.1', '198.18.1.2'], members: ['w1', 'w2'], grantLeftMs: 5000 },
+      services: { holding: ['198.18.1.1', '198.18.1.2'], members: ['w1', 'w2'], grantLeftMs: 5000, announcing: [] },
     });
   });
 
@@ -104,7 +104,7 @@ describe('renderStatus', () => {
         now,
         vips: [],
         peers: { self: 'cp1', term: 2, role: 'follower', leader: 'cp3', promise: { to: 'cp3', until: now + 900 }, lastActive: { cp3: now - 100 } },
-        services: { members: [], grantUntil: now, claims: {}, holding: [] },
+        services: { members: [], grantUntil: now, claims: {}, holding: [], announcing: [] },
       }),
     );
     expect(text).toBe(
@@ -117,5 +117,27 @@ describe('renderStatus', () => {
         '',
       ].join('\n'),
     );
+  });
+
+  it('lists each announced address with its interface, Services, since and reason', () => {
+    const text = renderStatus(
+      buildStatus({
+        node: 'n2',
+        election: 'hybrid',
+        now,
+        vips: [],
+        services: {
+          members: ['n1', 'n2'],
+          grantUntil: now + 2000,
+          claims: {},
+          holding: ['198.18.2.240'],
+          announcing: [{ ip: '198.18.2.240', iface: 'eth1', services: ['default/seg2', 'web/shared'], reason: 'peer grant (rendezvous owner)', since: '2026-12-04T03:00:00.000Z' }],
+        },
+      }),
+    );
+    expect(text.split('\n').slice(1, 3)).toEqual([
+      '  services: holding 198.18.2.240; members n1, n2; grant 2.0 s left',
+      '    198.18.2.240 on eth1 for default/seg2, web/shared since 2026-12-04T03:00:00.000Z: peer grant (rendezvous owner)',
+    ]);
   });
 });
