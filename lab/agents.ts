@@ -9,7 +9,8 @@ import { AGENT_NODE_FLAGS } from '../src/node-flags.js';
 import { projectRoot } from './k8s-assets.js';
 
 export { projectRoot };
-import type { Lab, LabHost } from './netns.js';
+import type { HostRef, Lab, LabHost } from './netns.js';
+import type { StatusReport } from '../src/observe/status.js';
 
 /** A compiled entry point of ours, e.g. distEntry('src/cli.js'). */
 export function distEntry(rel: string): string {
@@ -121,4 +122,10 @@ export function startAgentProcess(lab: Lab, host: LabHost, env: Record<string, s
       return exit;
     },
   };
+}
+
+/** GET /status from the agent in `host`'s namespace, on the lab agents' prometheus_server port (undefined if it does not answer). */
+export async function agentStatus(lab: Pick<Lab, 'exec'>, host: HostRef): Promise<StatusReport | undefined> {
+  const r = await lab.exec(host, [process.execPath, '-e', "fetch('http://127.0.0.1:2112/status').then((r) => r.text()).then((t) => process.stdout.write(t), () => process.exit(1))"]);
+  return r.code === 0 ? (JSON.parse(r.stdout) as StatusReport) : undefined;
 }

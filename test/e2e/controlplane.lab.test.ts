@@ -10,7 +10,7 @@ import { startCluster, type Cluster } from '../../lab/controlplane.js';
 import { Prober } from '../../lab/prober.js';
 import { watchWire, type WireWatch } from '../../lab/wirewatch.js';
 import { describeWithApi } from '../lab/with-api.js';
-import type { StatusReport } from '../../src/observe/status.js';
+import { agentStatus as agentStatusOf } from '../../lab/agents.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn('test/e2e/controlplane.lab.test.ts: skipped, network namespaces need root');
@@ -103,11 +103,7 @@ interface LeaseView {
     expect([...answering]).toEqual([nodeOf(holder).mac]);
   });
 
-  /** GET /status from the agent in `name`'s namespace (undefined if it does not answer). */
-  async function agentStatus(name: string): Promise<StatusReport | undefined> {
-    const r = await cluster.lab.exec(nodeOf(name), [process.execPath, '-e', "fetch('http://127.0.0.1:2112/status').then((r) => r.text()).then((t) => process.stdout.write(t), () => process.exit(1))"]);
-    return r.code === 0 ? (JSON.parse(r.stdout) as StatusReport) : undefined;
-  }
+  const agentStatus = (name: string) => agentStatusOf(cluster.lab, nodeOf(name));
 
   it('/status: the holder says it holds the VIP and the Lease, a standby says it does not and names the holder', async () => {
     const holder = await waitHolder();

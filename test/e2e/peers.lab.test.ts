@@ -15,7 +15,7 @@ import { describeWithApi } from '../lab/with-api.js';
 import { readFile } from 'node:fs/promises';
 import { parsePeerKey } from '../../src/config/peer-key.js';
 import { decodeMessage } from '../../src/election/peers/codec.js';
-import type { StatusReport } from '../../src/observe/status.js';
+import { agentStatus as agentStatusOf } from '../../lab/agents.js';
 import { ipFromBytes } from '../../src/net/ip.js';
 
 /** The UDP payload of an Ethernet + IPv4 frame, or null. */
@@ -122,11 +122,7 @@ if (!isRoot) console.warn('test/e2e/peers.lab.test.ts: skipped, network namespac
     expect(await leaseHolder()).toBe(holder);
   });
 
-  /** GET /status from the agent in `name`'s namespace (undefined if it does not answer). */
-  async function agentStatus(name: string): Promise<StatusReport | undefined> {
-    const r = await cluster.lab.exec(host(name), [process.execPath, '-e', "fetch('http://127.0.0.1:2112/status').then((r) => r.text()).then((t) => process.stdout.write(t), () => process.exit(1))"]);
-    return r.code === 0 ? (JSON.parse(r.stdout) as StatusReport) : undefined;
-  }
+  const agentStatus = (name: string) => agentStatusOf(cluster.lab, host(name));
 
   it('/status: the peer leader says it holds and leads, a follower says it does not, names the leader and has heard it', async () => {
     const holder = await waitHolder();

@@ -12,10 +12,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readFile } from 'node:fs/promises';
 import { loadAllYaml } from '@kubernetes/client-node';
-import { distEntry, projectRoot } from '../../lab/agents.js';
+import { agentStatus, distEntry, projectRoot } from '../../lab/agents.js';
 import { LAB_LEASE_ENV, startCluster, type Cluster } from '../../lab/controlplane.js';
 import type { LabHost } from '../../lab/netns.js';
-import type { StatusReport } from '../../src/observe/status.js';
 import { firstAnswerFrom } from '../../lab/twoholders.js';
 import { watchWire } from '../../lab/wirewatch.js';
 import { describeWithApi } from '../lab/with-api.js';
@@ -507,8 +506,7 @@ data:
       expect(seg0.prober.records(ip).flatMap((r) => r.answers), 'nothing answers on eth0').toEqual([]);
       await until('the record names eth1', async () => ((await req('GET', `/apis/vipd.io/v1alpha1/namespaces/default/serviceannouncements`)) as { items: SvcAnn[] }).items.find((o) => o.status?.addresses?.includes(ip) && o.status.node === holder && JSON.stringify(o.status.interfaces) === '[{"name":"eth1"}]'), 10_000);
       // `vipd status` (the agent's /status): the address, its interface, its Service.
-      const st = await cluster.lab.exec(holder, [process.execPath, '-e', "fetch('http://127.0.0.1:2112/status').then((r) => r.text()).then((t) => process.stdout.write(t), () => process.exit(1))"]);
-      expect((JSON.parse(st.stdout) as StatusReport).services?.announcing.filter((a) => a.ip === ip)).toEqual([expect.objectContaining({ iface: 'eth1', services: ['default/seg2'] })]);
+      expect((await agentStatus(cluster.lab, holder))?.services?.announcing.filter((a) => a.ip === ip)).toEqual([expect.objectContaining({ iface: 'eth1', services: ['default/seg2'] })]);
       // The client reaches 198.18.2.0/24 through its eth1.
       expect(await until('TCP through the second segment', () => tagVia(ip).then((t) => (t === holder ? t : undefined)))).toBe(holder);
 
