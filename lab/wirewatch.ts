@@ -25,9 +25,8 @@ export interface Segment {
 
 export async function watchWire(lab: WatchedLab, ips: readonly string[], intervalMs = 10, segment?: Segment): Promise<WireWatch> {
   const capture = await lab.capture({ filter: 'arp', ...(segment ? { iface: segment.bridge } : {}) });
-  const prober = segment
-    ? await Prober.open({ ifname: segment.ifname, vips: ips, intervalMs, netns: lab.client.ns, srcIp4: segment.srcIp4 })
-    : await Prober.open({ ifname: 'eth0', vips: ips, intervalMs, netns: lab.client.ns, srcIp4: lab.client.ipv4, ...(lab.ipv6Enabled ? { srcIp6: lab.client.ipv6 } : {}) });
+  const from = segment ? { ifname: segment.ifname, srcIp4: segment.srcIp4 } : { ifname: 'eth0', srcIp4: lab.client.ipv4, ...(lab.ipv6Enabled ? { srcIp6: lab.client.ipv6 } : {}) };
+  const prober = await Prober.open({ ...from, vips: ips, intervalMs, netns: lab.client.ns });
   prober.start();
   return {
     prober,

@@ -8,6 +8,7 @@
  */
 import type { LeaseElectorStatus } from '../election/lease/elector.js';
 import type { PeerSnapshot } from '../election/peers/core.js';
+import type { AnnouncedAddress } from '../services/announcements.js';
 import type { ServicesStatus } from '../services/coordinator.js';
 import type { HolderState } from '../vip/holder.js';
 
@@ -59,7 +60,7 @@ export interface StatusReport {
     promisedTo?: { peer: string; leftMs: number };
     heard: Array<{ peer: string; msAgo: number }>;
   };
-  services?: { holding: string[]; members: string[]; grantLeftMs: number; announcing: Array<{ ip: string; iface: string; services: string[]; reason: string; since: string }> };
+  services?: { holding: string[]; members: string[]; grantLeftMs: number; announcing: AnnouncedAddress[] };
 }
 
 const left = (until: number, now: number) => Math.max(0, Math.round(until - now));
@@ -102,7 +103,7 @@ export function buildStatus(i: StatusInput): StatusReport {
   }
   if (i.services) {
     const s = i.services;
-    report.services = { holding: [...s.holding].sort(), members: [...s.members].sort(), grantLeftMs: left(s.grantUntil, now), announcing: s.announcing ?? [] };
+    report.services = { holding: [...s.holding].sort(), members: [...s.members].sort(), grantLeftMs: left(s.grantUntil, now), announcing: s.announcing };
   }
   return report;
 }

@@ -46,7 +46,7 @@ import {
   type ServiceLike,
 } from './logic/model.js';
 import { formatProblem, parsePools, poolContains, type AddressPool, type PoolConfig } from './logic/pools.js';
-import { formatMetallbProblem, interfacesByAddress, interfacesNeedLabels, limitsNodes, metallbPoolOf, nodeLimits, parseMetallb, type IPAddressPoolLike, type L2AdvertisementLike, type MetallbConfig, type NodeLimit } from './logic/metallb.js';
+import { formatMetallbProblem, interfacesByAddress, interfacesNeedLabels, limitsNodes, metallbPoolOf, namesInterfaces, nodeLimits, parseMetallb, type IPAddressPoolLike, type L2AdvertisementLike, type MetallbConfig, type NodeLimit } from './logic/metallb.js';
 import { parseAddr, rangeSize, type Addr } from './logic/addr.js';
 import { metrics } from '../observe/metrics.js';
 import { Reflector } from '../k8s/reflector.js';
@@ -427,7 +427,7 @@ export class ServicesController {
    * until the Nodes have listed, such advertisements do not apply (vip_interface meanwhile).
    */
   private localInterfaces(managed: readonly ServiceObj[], cfg: MetallbConfig | undefined): ReadonlyMap<string, readonly string[]> {
-    if (!cfg || !cfg.pools.some((p) => p.announcements.some((a) => a.interfaces.length > 0))) return new Map();
+    if (!cfg || !cfg.pools.some(namesInterfaces)) return new Map();
     let labels: Record<string, string> | undefined;
     if (interfacesNeedLabels(cfg)) {
       this.watchNodes('an L2Advertisement names interfaces for some nodes (interfaces with nodeSelectors)');

@@ -138,13 +138,16 @@ const FAILOVER_BOUND_MS = mode.failoverBoundMs;
 
   const macOf = (node: string) => cluster.lab.host(node).mac;
   interface SvcAnn { metadata: { name: string; namespace: string }; status?: { node?: string; addresses?: string[]; reason?: string; since?: string; interfaces?: Array<{ name: string }> } }
+  const records = async (ns: string) => ((await req('GET', `/apis/vipd.io/v1alpha1/namespaces/${ns}/serviceannouncements`)) as { items: SvcAnn[] }).items;
   /** Address → the nodes whose ServiceAnnouncement record names it (in `ns`). */
   async function announcedBy(ns: string): Promise<Map<string, string[]>> {
-    const list = (await req('GET', `/apis/vipd.io/v1alpha1/namespaces/${ns}/serviceannouncements`)) as { items: SvcAnn[] };
     const out = new Map<string, string[]>();
-    for (const o of list.items) for (const ip of o.status?.addresses ?? []) out.set(ip, [...(out.get(ip) ?? []), o.status?.node ?? '']);
+    for (const o of await records(ns)) for (const ip of o.status?.addresses ?? []) out.set(ip, [...(out.get(ip) ?? []), o.status?.node ?? '']);
     return out;
   }
+  /** `ns`'s record of `ip` by `node`, announced on `iface` alone. */
+  const recordOn = async (ns: string, ip: string, node: string, iface: string) =>
+    (await records(ns)).find((o) => o.status?.addresses?.includes(ip) && o.status.node === node && JSON.stringify(o.status.interfaces) === JSON.stringify([{ name: iface }]));
 
   /** Successful writes per API server: Lease updates and Service status writes, with the moment each count was read. */
   async function apiWrites(): Promise<Map<string, { at: number; leases: number; serviceStatus: number }>> {
@@ -504,7 +507,7 @@ data:
       await sleep(500);
       expect([...new Set(seg1.prober.records(ip).flatMap((r) => r.answers.map((a) => a.mac)))], 'answered on eth1, by the holder alone').toEqual([mac1(node(holder))]);
       expect(seg0.prober.records(ip).flatMap((r) => r.answers), 'nothing answers on eth0').toEqual([]);
-      await until('the record names eth1', async () => ((await req('GET', `/apis/vipd.io/v1alpha1/namespaces/default/serviceannouncements`)) as { items: SvcAnn[] }).items.find((o) => o.status?.addresses?.includes(ip) && o.status.node === holder && JSON.stringify(o.status.interfaces) === '[{"name":"eth1"}]'), 10_000);
+      await until('the record names eth1', () => recordOn('default', ip, holder, 'eth1'), 10_000);
       // `vipd status` (the agent's /status): the address, its interface, its Service.
       expect((await agentStatus(cluster.lab, holder))?.services?.announcing.filter((a) => a.ip === ip)).toEqual([expect.objectContaining({ iface: 'eth1', services: ['default/seg2'] })]);
       // The client reaches 198.18.2.0/24 through its eth1.
@@ -523,7 +526,7 @@ data:
       expect(w1.records.get(ip)!.flatMap((r) => r.answers).filter((a) => a.at > moved.at), 'nothing answers on eth1 once eth0 does').toEqual([]);
       const owner = await oneHolder(ip);
       expect([...new Set(w0.records.get(ip)!.flatMap((r) => r.answers.map((a) => a.mac)))], 'answered on eth0 by the holder alone').toEqual([macOf(owner)]);
-      await until('the record names eth0', async () => ((await req('GET', `/apis/vipd.io/v1alpha1/namespaces/default/serviceannouncements`)) as { items: SvcAnn[] }).items.find((o) => o.status?.addresses?.includes(ip) && JSON.stringify(o.status.interfaces) === '[{"name":"eth0"}]' && o.status.node === owner), 10_000);
+      await until('the record names eth0', () => recordOn('default', ip, owner, 'eth0'), 10_000);
 
       await req('DELETE', '/api/v1/namespaces/default/services/seg2');
       await req('DELETE', `${AD}/seg2-l2`);

@@ -320,9 +320,14 @@ export function announceInterfaces(pool: MetallbPool, labels: Readonly<Record<st
   return [...new Set(applies.flatMap((a) => a.interfaces))];
 }
 
-/** Does some advertisement of a pool list interfaces and have nodeSelectors (so the node's own labels decide)? */
+/** Does some L2Advertisement of a pool name interfaces? */
+export function namesInterfaces(pool: MetallbPool): boolean {
+  return pool.announcements.some((a) => a.interfaces.length > 0);
+}
+
+/** Does some pool have an advertisement naming interfaces and one with nodeSelectors (so the node's own labels decide)? */
 export function interfacesNeedLabels(cfg: MetallbConfig): boolean {
-  return cfg.pools.some((p) => p.announcements.some((a) => a.interfaces.length > 0) && p.announcements.some((a) => a.nodeSelectors.length > 0));
+  return cfg.pools.some((p) => namesInterfaces(p) && p.announcements.some((a) => a.nodeSelectors.length > 0));
 }
 
 /** For each of `ips` in a MetalLB pool whose advertisements name interfaces for this node: those interfaces. */
