@@ -16,10 +16,7 @@ import { ConfigError, formatListenAddress, type Config, type ListenAddress } fro
 import { readPeerKey } from '../config/peer-key.js';
 import { buildHybridElection } from '../election/hybrid.js';
 import { buildLeaseElection, livezProbeFor } from '../election/lease/setup.js';
-import { EcmpElector } from '../election/ecmp.js';
-import { BgpAnnouncer } from '../bgp/announcer.js';
-import { FrrDriver } from '../bgp/frr.js';
-import { renderFrr } from '../bgp/frr-config.js';
+import type { FrrDriver } from '../bgp/frr.js';
 import { alwaysHealthy } from '../health/livez.js';
 import { EventRecorder } from '../k8s/events.js';
 import { StandaloneElector } from '../election/standalone.js';
@@ -33,8 +30,8 @@ import { metrics, registry } from '../observe/metrics.js';
 import { buildStatus } from '../observe/status.js';
 import type { LeaseElectorStatus } from '../election/lease/elector.js';
 import type { PeerSnapshot } from '../election/peers/core.js';
-import { startServices, type ServicesCoordinator } from '../services/coordinator.js';
-import { GrantMember, GrantVoter } from '../services/grant-net.js';
+import type { ServicesCoordinator } from '../services/coordinator.js';
+import type { GrantMember } from '../services/grant-net.js';
 import { monotonicClock, type Clock } from '../util/clock.js';
 import type { Holder } from '../vip/holder.js';
 import { holderFactory } from './holders.js';
@@ -76,12 +73,12 @@ async function buildClient(o: AgentOptions, log: Logger): Promise<ApiClient | un
 /** What /status shows of the elector: read-only snapshots, taken per request. */
 type ElectorStatus = () => { lease?: LeaseElectorStatus; peers?: PeerSnapshot };
 
-function buildElector(
+async function buildElector(
   o: AgentOptions,
   client: ApiClient | undefined,
   key: Buffer | undefined,
   log: Logger,
-): { elector: Elector; run: (signal: AbortSignal) => Promise<void>; status: ElectorStatus } {
+): Promise<{ elector: Elector; run: (signal: AbortSignal) => Promise<void>; status: ElectorStatus }> {
   const leaseHalf = (followGate?: HealthGate) =>
     buildLeaseElection({
       client: client!,
@@ -112,6 +109,7 @@ function buildElector(
     };
   }
   if (o.election === 'ecmp') {
+    const { EcmpElector } = await import('../election/ecmp.js');
     const probe = client && o.livez !== false ? livezProbeFor(client, o.livez, log) : undefined;
     const ecmp = new EcmpElector(probe ?? alwaysHealthy, probe ? 'local API server healthy' : 'no health gate (cp_enable=false)', probe ? (s) => probe.run(s) : undefined);
     return { elector: ecmp, run: (s) => ecmp.run(s), status: () => ({}) };
@@ -141,13 +139,13 @@ export async function startAgent(config: Config, log: Logger, clock: Clock = mon
   const holders: Holder[] = [];
   let services: ServicesCoordinator | undefined;
   let client: ApiClient | undefined;
-  let election: ReturnType<typeof buildElector>;
+  let election: Awaited<ReturnType<typeof buildElector>>;
   let frr: FrrDriver | undefined;
   try {
     iface = await resolveInterface(o.host, rtnl);
     client = await buildClient(o, log);
     if (client) cleanups.push(() => client!.close());
-    election = buildElector(o, client, key, log);
+    election = await buildElector(o, client, key, log);
     log.info({ iface: iface.name, how: iface.how }, `announcing on ${iface.name} (${iface.how})`);
     const lo = await rtnl.linkByName('lo');
     if (!lo) throw new Error('no loopback interface');
@@ -170,6 +168,7 @@ export async function startAgent(config: Config, log: Logger, clock: Clock = mon
     if (o.bgp) frr = await startFrrDriver(o, iface, rtnl, client, log);
     const announceBgp = frr;
     if (announceBgp) cleanups.push(() => announceBgp.close());
+    const BgpAnnouncer = announceBgp ? (await import('../bgp/announcer.js')).BgpAnnouncer : undefined;
 
     const watcher = new NetlinkWatcher();
     cleanups.push(() => watcher.close());
@@ -180,32 +179,34 @@ export async function startAgent(config: Config, log: Logger, clock: Clock = mon
       rtnl,
       watcher,
       clock,
-      ...(announceBgp ? { announcer: (vip: { ip: string }) => BgpAnnouncer.open(vip.ip, announceBgp, !o.vips.some((v) => v.ip === vip.ip)) } : {}),
+      ...(announceBgp && BgpAnnouncer ? { announcer: (vip: { ip: string }) => BgpAnnouncer.open(vip.ip, announceBgp, !o.vips.some((v) => v.ip === vip.ip)) } : {}),
     });
     cleanups.push(() => Promise.allSettled(holders.map((h) => h.close('stopped'))).then(() => undefined));
     for (const vip of o.vips) holders.push(await makeHolder(vip, log.child({ vip: vip.ip })));
 
     let grants: GrantMember | undefined;
-    if (o.services?.membership === 'peers' && o.peers && key) {
+    const grantNet = (o.services?.membership === 'peers' && o.peers && key) || (o.grantMember && key) ? await import('../services/grant-net.js') : undefined;
+    if (grantNet && o.services?.membership === 'peers' && o.peers && key) {
       // This node answers claims (it is one of vip_peers) and claims for itself.
       const own = o.peers.grantAddresses[o.identity]!;
-      const voter = new GrantVoter({ self: o.identity, listen: own, electionTimeoutMs: o.peers.cfg.electionTimeoutMs, key, log: log.child({ mod: 'grants' }) });
+      const voter = new grantNet.GrantVoter({ self: o.identity, listen: own, electionTimeoutMs: o.peers.cfg.electionTimeoutMs, key, log: log.child({ mod: 'grants' }) });
       await voter.start();
       cleanups.push(() => voter.close());
-      const member = new GrantMember({ self: o.identity, bindHost: own.host, voters: o.peers.grantAddresses, timing: o.peers.cfg, key, log: log.child({ mod: 'grants' }) });
+      const member = new grantNet.GrantMember({ self: o.identity, bindHost: own.host, voters: o.peers.grantAddresses, timing: o.peers.cfg, key, log: log.child({ mod: 'grants' }) });
       await member.start();
       cleanups.push(() => member.stop());
       grants = member;
-    } else if (o.grantMember && key) {
+    } else if (grantNet && o.grantMember && key) {
       // A worker: a member only; the control-plane agents are its voters.
       const g = o.grantMember;
-      const member = new GrantMember({ self: o.identity, bindHost: g.bindHost, voters: g.voters, timing: g.timing, key, log: log.child({ mod: 'grants' }) });
+      const member = new grantNet.GrantMember({ self: o.identity, bindHost: g.bindHost, voters: g.voters, timing: g.timing, key, log: log.child({ mod: 'grants' }) });
       await member.start();
       cleanups.push(() => member.stop());
       grants = member;
     }
     if (o.services) {
       const elector = election.elector;
+      const { startServices } = await import('../services/coordinator.js');
       services = startServices({
         ...(grants ? { grants } : {}),
         options: o.services,
@@ -277,6 +278,7 @@ async function startFrrDriver(o: AgentOptions, iface: ResolvedInterface, rtnl: R
     routerId = (await rtnl.addresses()).find((a) => a.ifindex === iface.index && !a.ip.includes(':'))?.ip;
     if (!routerId) throw new ConfigError('bgp_routerid', undefined, `is required: ${iface.name} has no IPv4 address to use as the BGP router ID`);
   }
+  const [{ renderFrr }, { FrrDriver }] = await Promise.all([import('../bgp/frr-config.js'), import('../bgp/frr.js')]);
   const config = renderFrr({
     asn: b.asn,
     routerId,
