@@ -18,6 +18,7 @@ import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { monotonicClock, type Clock } from '../util/clock.js';
 import type { Logger } from './log.js';
+import { metrics } from './metrics.js';
 
 export interface ObserveServerOptions {
   /** Where to listen (prometheus_server, parsed by the settings table); host undefined = every address, port 0 = a free one. */
@@ -81,6 +82,7 @@ class StallWatch {
     const now = this.clock.now();
     const lag = now - this.last - this.tickMs;
     this.last = now;
+    metrics.eventLoopLag.observe(Math.max(0, lag) / 1000);
     if (lag > this.stallMs) {
       this.lastStall = { at: now, ms: Math.round(lag) };
       this.log.warn({ reason: 'event loop stalled', stallMs: Math.round(lag) }, `event loop was blocked for ${Math.round(lag)} ms`);
