@@ -15,7 +15,13 @@
  *   (audit logs), health checks on /livez included; the breakdown says what they were.
  * Each system runs with its defaults (vipd: 15/10/2 s Lease, health 1 s × 3, peers configured;
  * kube-vip: 5/3/1 s; keepalived: VRRP v2 1 s and the 1 s /livez check).
+ *
+ * With vipd among the systems, one more row, `heartbeat-floor`: three bare Node processes with the
+ * agent's V8 flags that only exchange vipd's heartbeats and answers at its default rate, through
+ * its codec (bench/lib/heartbeat-floor.ts). What vipd costs above that row is everything else it
+ * does; the row itself is what sub-second peer detection costs in Node before any of it.
  */
+import type { ChildProcess } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -26,7 +32,9 @@ import { startBenchLab, wallNow, type BenchLab } from './lib/benchlab.js';
 import { waitStable } from './lib/failover-run.js';
 import { cpuPercent, sampleTree, type Sample } from './lib/proc.js';
 import { emitRow, machine, progress, writeResults } from './lib/results.js';
-import { kubeVipBinary, makeSystem } from './lib/systems.js';
+import { kubeVipBinary, makeSystem, PEER_PORT } from './lib/systems.js';
+import { agentNodeFlags, distEntry } from '../lab/agents.js';
+import { SETTINGS } from '../src/config/settings.js';
 import { benchArgs, runMain } from './lib/main.js';
 
 const WARMUP_MS = 10_000;
@@ -157,6 +165,63 @@ async function measure(bl: BenchLab, name: SystemName, seconds: number): Promise
   }
 }
 
+/** The heartbeat-floor row: the nodes exchange vipd's default heartbeat traffic and nothing else. */
+async function measureFloor(bl: BenchLab, seconds: number): Promise<FootprintRow> {
+  const heartbeatMs = SETTINGS.peerHeartbeatMs.parse(undefined, 'vip_peer_heartbeat_ms') as number;
+  const port = PEER_PORT + 1;
+  const addresses = bl.nodes.map((n) => `${n.name}=${n.ipv4}:${port}`);
+  const flags = agentNodeFlags();
+  const children = bl.nodes.map((n) => bl.lab.spawn(n, [process.execPath, ...flags, distEntry('bench/lib/heartbeat-floor.js'), n.name, String(heartbeatMs), ...addresses]));
+  try {
+    await sleep(WARMUP_MS);
+    const dead = children.findIndex((c) => c.exitCode !== null || c.signalCode !== null);
+    if (dead >= 0) throw new Error(`heartbeat-floor on ${bl.nodes[dead]!.name} exited: ${bl.lab.output(children[dead]!).slice(-500)}`);
+    const sampleAll = () => Promise.all(children.map((c) => sampleTree(c.pid!)));
+    const before = await sampleAll();
+    await sleep(seconds * 1000);
+    const after = await sampleAll();
+    const cpu = before.map((b, i) => cpuPercent(b, after[i]!));
+    // A floor is only one if the traffic flowed: the leader must have heard nearly every answer.
+    const counts = await Promise.all(children.map((c) => stopFloor(bl, c)));
+    const expected = ((WARMUP_MS / 1000 + seconds) * 1000 * (bl.nodes.length - 1)) / heartbeatMs;
+    if (!(counts[0]!.accepted >= 0.9 * expected)) throw new Error(`heartbeat-floor: the leader accepted ${counts[0]!.accepted} answers, about ${Math.round(expected)} expected (${JSON.stringify(counts)})`);
+    return {
+      system: 'heartbeat-floor',
+      rss_mb: mb(after[0]!.rssKb),
+      cpu_pct: cpu[0]!,
+      rss_mb_probed: mb(after[0]!.rssKb),
+      cpu_pct_probed: cpu[0]!,
+      api_requests_per_min: 0,
+      api_requests_per_min_holder: 0,
+      api_writes_per_min: 0,
+      pss_mb: mb(after[0]!.pssKb),
+      rss_mb_standby: mb((after[1]!.rssKb + after[2]!.rssKb) / 2),
+      cpu_pct_standby: Math.round(((cpu[1]! + cpu[2]!) / 2) * 100) / 100,
+      api_by_kind: {},
+      api_by_client: {},
+      holder: bl.nodes[0]!.name,
+      seconds,
+      config: `bare Node (${flags.join(' ') || 'no flags'}): heartbeat every ${heartbeatMs} ms to 2 peers and their answers, vipd's codec; nothing else`,
+      note: 'no probed window (nothing answers ARP); the probed fields repeat the idle ones',
+    };
+  } finally {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null && c.pid !== undefined) process.kill(-c.pid, 'SIGKILL');
+  }
+}
+
+/** SIGTERM to a floor process; what it says it carried. */
+async function stopFloor(bl: BenchLab, child: ChildProcess): Promise<{ sent: number; accepted: number; dropped: number }> {
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  await Promise.race([exited, sleep(5000)]);
+  const line = bl.lab.output(child).trim().split('\n').pop() ?? '';
+  try {
+    return JSON.parse(line) as { sent: number; accepted: number; dropped: number };
+  } catch {
+    return { sent: 0, accepted: 0, dropped: 0 };
+  }
+}
+
 async function main(): Promise<number> {
   const defaults: SystemName[] = FOOTPRINT_SYSTEMS.filter((s) => s !== 'kube-vip' || kubeVipBinary() !== undefined);
   const args = benchArgs('bench:footprint', `usage: npm run bench:footprint -- [--systems ${FOOTPRINT_SYSTEMS.join(',')}] [--seconds 60]`, () => parseFootprintArgs(process.argv.slice(2), defaults), { root: true });
@@ -173,6 +238,12 @@ async function main(): Promise<number> {
     for (const name of args.systems) {
       const row = await measure(bl, name, args.seconds);
       if (!row) continue;
+      rows.push(row);
+      emitRow(row);
+    }
+    if (args.systems.includes('vipd')) {
+      progress(`heartbeat-floor: vipd's heartbeat traffic through bare Node`);
+      const row = await measureFloor(bl, args.seconds);
       rows.push(row);
       emitRow(row);
     }
