@@ -37,5 +37,5 @@ ENV NODE_ENV=production \
     NODE_OPTIONS=--enable-source-maps
 USER root
 # The agent's V8 flags (src/node-flags.ts says why; measured in bench/README.md, "Footprint").
-ENTRYPOINT ["node", "--max-semi-space-size=1", "/opt/vipd/dist/src/cli.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=1", "--max-opt=1", "--optimize-for-size", "/opt/vipd/dist/src/cli.js"]
 CMD ["run"]

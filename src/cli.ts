@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=1
+#!/usr/bin/env -S node --max-semi-space-size=1 --max-opt=1 --optimize-for-size
 /**
  * `vipd` command line. Exit codes: 0 clean stop, 1 runtime failure, 2 bad input (nothing touched).
  * The shebang carries the agent's V8 flags (src/node-flags.ts says why; the image's ENTRYPOINT

@@ -20,6 +20,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DOCUMENTED_ARGS } from '../../src/manifest/files.js';
 import { strictArpScript } from '../../src/manifest/generate.js';
+import { AGENT_NODE_FLAGS } from '../../src/node-flags.js';
 
 const exec = promisify(execFile);
 const ROOT = join(import.meta.dirname, '../..');
@@ -185,7 +186,7 @@ describe('Dockerfile and .dockerignore', () => {
     expect(dockerfile).toMatch(/^ARG RUNTIME_BASE=node:\$\{NODE_VERSION\}-bookworm-slim$/m);
     expect(lines).toContain('RUN bash scripts/build-release.sh /opt/vipd');
     expect(lines).toContain('COPY --from=build /opt/vipd /opt/vipd');
-    expect(lines).toContain('ENTRYPOINT ["node", "--max-semi-space-size=1", "/opt/vipd/dist/src/cli.js"]');
+    expect(lines).toContain(`ENTRYPOINT ${JSON.stringify(['node', ...AGENT_NODE_FLAGS, '/opt/vipd/dist/src/cli.js']).replaceAll(',', ', ')}`);
     expect(lines).toContain('CMD ["run"]');
   });
 
