@@ -169,9 +169,9 @@ async function measure(bl: BenchLab, name: SystemName, seconds: number): Promise
 async function measureFloor(bl: BenchLab, seconds: number): Promise<FootprintRow> {
   const heartbeatMs = SETTINGS.peerHeartbeatMs.parse(undefined, 'vip_peer_heartbeat_ms') as number;
   const port = PEER_PORT + 1;
-  const addresses = bl.nodes.map((n) => `${n.name}=${n.ipv4}:${port}`);
+  const peers = bl.nodes.map((n) => `${n.name}=${n.ipv4}:${port}`).join(',');
   const flags = agentNodeFlags();
-  const children = bl.nodes.map((n) => bl.lab.spawn(n, [process.execPath, ...flags, distEntry('bench/lib/heartbeat-floor.js'), n.name, String(heartbeatMs), ...addresses]));
+  const children = bl.nodes.map((n) => bl.lab.spawn(n, [process.execPath, ...flags, distEntry('bench/lib/heartbeat-floor.js'), n.name, String(heartbeatMs), peers]));
   try {
     await sleep(WARMUP_MS);
     const dead = children.findIndex((c) => c.exitCode !== null || c.signalCode !== null);

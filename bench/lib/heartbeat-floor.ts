@@ -1,6 +1,6 @@
 /**
- * `node dist/bench/lib/heartbeat-floor.js SELF HEARTBEAT_MS name=host:port ...` (bench:footprint
- * starts three, one per lab node): what Node itself costs to carry vipd's peer traffic, and
+ * `node dist/bench/lib/heartbeat-floor.js SELF HEARTBEAT_MS PEERS` (PEERS spelled as vip_peers;
+ * bench:footprint starts three, one per lab node): what Node itself costs to carry vipd's peer traffic, and
  * nothing else. The first name listed is the leader: every HEARTBEAT_MS it sends a heartbeat to
  * each other node, and each answers with a heartbeat-resp, encoded, MAC'd, checked and replay-
  * filtered by vipd's own codec (src/election/peers/codec.ts). No election, Lease, health gate,
@@ -10,20 +10,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
+import { SETTINGS } from '../../src/config/settings.js';
 import { PeerCodec, ReplayGuard } from '../../src/election/peers/codec.js';
 
-const [self, heartbeatArg, ...peerArgs] = process.argv.slice(2);
+const [self, heartbeatArg, peerList] = process.argv.slice(2);
 const heartbeatMs = Number(heartbeatArg);
-const addresses = new Map(
-  peerArgs.map((a) => {
-    const [name, hostPort] = a.split('=') as [string, string];
-    const at = hostPort.lastIndexOf(':');
-    return [name, { host: hostPort.slice(0, at), port: Number(hostPort.slice(at + 1)) }];
-  }),
-);
+const addresses = new Map(SETTINGS.peers.parse(peerList, 'vip_peers').map((p) => [p.name, { host: p.host, port: p.port }]));
 const me = self ? addresses.get(self) : undefined;
 if (!self || !me || !(heartbeatMs > 0)) {
-  process.stderr.write('usage: heartbeat-floor SELF HEARTBEAT_MS name=host:port ... (SELF among the names; the first name leads)\n');
+  process.stderr.write('usage: heartbeat-floor SELF HEARTBEAT_MS name=host:port,... (SELF among the names; the first name leads)\n');
   process.exit(2);
 }
 const peers = [...addresses.keys()];

@@ -33,7 +33,7 @@ import type { PeerSnapshot } from '../election/peers/core.js';
 import type { ServicesCoordinator } from '../services/coordinator.js';
 import type { GrantMember } from '../services/grant-net.js';
 import { monotonicClock, type Clock } from '../util/clock.js';
-import type { Holder } from '../vip/holder.js';
+import type { AnnouncerPort, Holder } from '../vip/holder.js';
 import { holderFactory } from './holders.js';
 import { agentOptions, type AgentOptions } from './options.js';
 
@@ -167,8 +167,12 @@ export async function startAgent(config: Config, log: Logger, clock: Clock = mon
 
     if (o.bgp) frr = await startFrrDriver(o, iface, rtnl, client, log);
     const announceBgp = frr;
-    if (announceBgp) cleanups.push(() => announceBgp.close());
-    const BgpAnnouncer = announceBgp ? (await import('../bgp/announcer.js')).BgpAnnouncer : undefined;
+    let bgpAnnouncer: ((vip: { ip: string }) => Promise<AnnouncerPort>) | undefined;
+    if (announceBgp) {
+      cleanups.push(() => announceBgp.close());
+      const { BgpAnnouncer } = await import('../bgp/announcer.js');
+      bgpAnnouncer = (vip) => BgpAnnouncer.open(vip.ip, announceBgp, !o.vips.some((v) => v.ip === vip.ip));
+    }
 
     const watcher = new NetlinkWatcher();
     cleanups.push(() => watcher.close());
@@ -179,15 +183,15 @@ export async function startAgent(config: Config, log: Logger, clock: Clock = mon
       rtnl,
       watcher,
       clock,
-      ...(announceBgp && BgpAnnouncer ? { announcer: (vip: { ip: string }) => BgpAnnouncer.open(vip.ip, announceBgp, !o.vips.some((v) => v.ip === vip.ip)) } : {}),
+      ...(bgpAnnouncer ? { announcer: bgpAnnouncer } : {}),
     });
     cleanups.push(() => Promise.allSettled(holders.map((h) => h.close('stopped'))).then(() => undefined));
     for (const vip of o.vips) holders.push(await makeHolder(vip, log.child({ vip: vip.ip })));
 
     let grants: GrantMember | undefined;
-    const grantNet = (o.services?.membership === 'peers' && o.peers && key) || (o.grantMember && key) ? await import('../services/grant-net.js') : undefined;
-    if (grantNet && o.services?.membership === 'peers' && o.peers && key) {
+    if (o.services?.membership === 'peers' && o.peers && key) {
       // This node answers claims (it is one of vip_peers) and claims for itself.
+      const grantNet = await import('../services/grant-net.js');
       const own = o.peers.grantAddresses[o.identity]!;
       const voter = new grantNet.GrantVoter({ self: o.identity, listen: own, electionTimeoutMs: o.peers.cfg.electionTimeoutMs, key, log: log.child({ mod: 'grants' }) });
       await voter.start();
@@ -196,8 +200,9 @@ export async function startAgent(config: Config, log: Logger, clock: Clock = mon
       await member.start();
       cleanups.push(() => member.stop());
       grants = member;
-    } else if (grantNet && o.grantMember && key) {
+    } else if (o.grantMember && key) {
       // A worker: a member only; the control-plane agents are its voters.
+      const grantNet = await import('../services/grant-net.js');
       const g = o.grantMember;
       const member = new grantNet.GrantMember({ self: o.identity, bindHost: g.bindHost, voters: g.voters, timing: g.timing, key, log: log.child({ mod: 'grants' }) });
       await member.start();
