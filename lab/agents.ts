@@ -3,7 +3,7 @@
  * benchmarks. Agents run from dist/ (`npm run build`), exactly as the image runs them.
  */
 import type { ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { AGENT_NODE_FLAGS } from '../src/node-flags.js';
 import { projectRoot } from './k8s-assets.js';
@@ -27,6 +27,17 @@ export function distEntry(rel: string): string {
 export function agentNodeFlags(env: NodeJS.ProcessEnv = process.env): string[] {
   const v = env.VIPD_LAB_NODE_FLAGS;
   return v === undefined ? [...AGENT_NODE_FLAGS] : v.split(/\s+/).filter(Boolean);
+}
+
+/**
+ * With VIPD_LAB_AGENT_LOGS=<dir>, every agent's stderr is also appended to <dir>/<node>.log as it
+ * comes: an intermittent lab failure keeps the decisions that led to it after the test is gone.
+ */
+function logCopy(node: string): NodeJS.WritableStream | undefined {
+  const dir = process.env.VIPD_LAB_AGENT_LOGS;
+  if (!dir) return undefined;
+  mkdirSync(dir, { recursive: true });
+  return createWriteStream(join(dir, `${node}.log`), { flags: 'a' });
 }
 
 export interface LogLine {
@@ -64,7 +75,9 @@ export function startAgentProcess(lab: Lab, host: LabHost, env: Record<string, s
   const waiters = new Set<() => void>();
   let plain = '';
   let partial = '';
+  const copy = logCopy(host.name);
   child.stderr?.on('data', (chunk: Buffer) => {
+    copy?.write(chunk);
     partial += chunk.toString('utf8');
     const lines = partial.split('\n');
     partial = lines.pop() ?? '';
@@ -81,6 +94,7 @@ export function startAgentProcess(lab: Lab, host: LabHost, env: Record<string, s
     for (const w of waiters) w();
   });
   const exited = new Promise<Exit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  void exited.then(() => copy?.end());
   let hasExited = false;
   void exited.then(() => {
     hasExited = true;
