@@ -4,9 +4,13 @@
  * which MACs answer each request and when. It also records every other claim on the VIP it hears
  * (gratuitous ARP, unsolicited NA, replies to others that a switch flooded).
  *
- * - Times are wall-clock ms (performance.timeOrigin + performance.now()), so they line up with
- *   pcap timestamps and with events logged by other processes in the lab.
- * - An answer belongs to the latest request sent before it arrived (see twoholders.ts).
+ * - Times are wall-clock ms, so they line up with pcap timestamps and with events logged by other
+ *   processes in the lab. A frame's time is the kernel's receive stamp, not when this process read
+ *   it: on a loaded machine the read can come 100 ms or more later, and a holder's last claim read
+ *   that late lands inside its successor's first claims, which looks like two holders.
+ * - An answer belongs to the latest request sent before it arrived (see twoholders.ts), by those
+ *   stamps; a request's record is therefore emitted (onLine) only once the request after the next
+ *   has gone out, so an answer read late still finds it.
  * - Requests carry the client's own address (a normal client, as a kernel would ask) unless none
  *   is known, then the probe forms (ARP SPA 0.0.0.0 / DAD NS from ::), whose answers go to
  *   everyone; answers are then told apart from announcements only by their kind.
@@ -55,11 +59,31 @@ interface VipState {
   records: ProbeRecord[];
   /** Every claim heard, answers to us included (for the interleaving analysis). */
   claims: Claim[];
-  current: ProbeRecord | null;
+  /** The newest requests (at most two) whose answers may still be read. */
+  open: ProbeRecord[];
   sendErrors: number;
 }
 
-const wallNow = (): number => performance.timeOrigin + performance.now();
+/**
+ * The kernel's wall clock (CLOCK_REALTIME) in ms with performance.now()'s resolution: the receive
+ * stamps are on it. performance.timeOrigin alone is off from it by a few ms (3 ms seen here), more
+ * than a veth round trip, which would put answers before their requests.
+ */
+let realtimeOffset: number | undefined;
+function wallNow(): number {
+  if (realtimeOffset === undefined) {
+    // Date.now() has whole ms: find the moment it steps, where it is exact.
+    const start = Date.now();
+    let p: number;
+    let t: number;
+    do {
+      p = performance.now();
+      t = Date.now();
+    } while (t === start);
+    realtimeOffset = t - p;
+  }
+  return realtimeOffset + performance.now();
+}
 
 function ownAddress(ifname: string, family: Family): string | null {
   const list = networkInterfaces()[ifname] ?? [];
@@ -67,6 +91,18 @@ function ownAddress(ifname: string, family: Family): string | null {
   // A global IPv6 address over a link-local one: the answer then goes to an address the NS named.
   const best = mine.find((a) => !a.address.startsWith('fe80:')) ?? mine[0];
   return best ? best.address : null;
+}
+
+/**
+ * Sends are stamped by this process's clock, receives by the kernel's: they agree to well under
+ * this, and an answer cannot come back faster than a request interval (>= 1 ms).
+ */
+const CLOCK_SLACK_MS = 0.5;
+
+/** The newest of `open` sent before `at`: a later request cannot have been answered yet. */
+export function answeredRequest(open: readonly ProbeRecord[], at: number): ProbeRecord | undefined {
+  for (let i = open.length - 1; i >= 0; i--) if (open[i]!.sentAt <= at + CLOCK_SLACK_MS) return open[i];
+  return undefined;
 }
 
 export class Prober {
@@ -91,14 +127,14 @@ export class Prober {
       const srcText = given ?? found ?? (family === 4 ? '0.0.0.0' : '::');
       const src = canonicalIp(srcText);
       if (src === undefined) throw new Error(`prober: source address ${JSON.stringify(srcText)} is not an IP address`);
-      return { vip, family, src, records: [], claims: [], current: null, sendErrors: 0 };
+      return { vip, family, src, records: [], claims: [], open: [], sendErrors: 0 };
     });
   }
 
   static async open(opts: ProberOptions): Promise<Prober> {
     if (opts.vips.length === 0) throw new Error('prober: at least one --vip');
     if (!(opts.intervalMs >= 1)) throw new Error(`prober: --interval must be >= 1 ms, got ${opts.intervalMs}`);
-    const sock = await openPacketSocket(opts.ifname, opts.netns === undefined ? {} : { netns: opts.netns });
+    const sock = await openPacketSocket(opts.ifname, { receiveTimestamps: true, ...(opts.netns === undefined ? {} : { netns: opts.netns }) });
     try {
       return new Prober(opts, sock);
     } catch (e) {
@@ -120,7 +156,7 @@ export class Prober {
   start(onLine?: (l: ProberLine) => void): void {
     if (this.closed || this.timer) return;
     this.onLine = onLine;
-    this.unsubscribe = this.sock.onFrame((b) => this.onFrame(b));
+    this.unsubscribe = this.sock.onFrame((b, receivedAt) => this.onFrame(b, receivedAt));
     this.tick();
     this.timer = setInterval(() => this.tick(), this.opts.intervalMs);
   }
@@ -131,7 +167,7 @@ export class Prober {
     this.timer = undefined;
     this.unsubscribe?.();
     this.unsubscribe = undefined;
-    for (const v of this.vips) this.closeCurrent(v);
+    for (const v of this.vips) while (v.open.length > 0) this.emitOldest(v);
   }
 
   close(): void {
@@ -167,9 +203,9 @@ export class Prober {
     return v;
   }
 
-  private closeCurrent(v: VipState): void {
-    if (v.current) this.onLine?.({ type: 'request', vip: v.vip, ...v.current });
-    v.current = null;
+  private emitOldest(v: VipState): void {
+    const r = v.open.shift();
+    if (r) this.onLine?.({ type: 'request', vip: v.vip, ...r });
   }
 
   private tick(): void {
@@ -185,23 +221,24 @@ export class Prober {
         v.sendErrors++;
         continue;
       }
-      this.closeCurrent(v);
       const rec: ProbeRecord = { seq: v.records.length, family: v.family, sentAt, answers: [] };
       v.records.push(rec);
-      v.current = rec;
+      v.open.push(rec);
+      if (v.open.length > 2) this.emitOldest(v);
     }
   }
 
-  private onFrame(b: Buffer): void {
+  private onFrame(b: Buffer, receivedAt: number | undefined): void {
     const f = parseFrame(b);
     if (!f || f.ethSrc === this.sock.mac) return;
-    const at = this.now();
+    const at = receivedAt ?? this.now();
     for (const v of this.vips) {
       const claim = claimOf(f, v.vip);
       if (!claim) continue;
       const c: Claim = { at, ...claim };
       v.claims.push(c);
-      if (this.isAnswerToUs(f, v) && v.current) v.current.answers.push({ mac: claim.mac, at });
+      const to = this.isAnswerToUs(f, v) ? answeredRequest(v.open, at) : undefined;
+      if (to) to.answers.push({ mac: claim.mac, at });
       else this.onLine?.({ type: 'claim', vip: v.vip, ...c });
     }
   }

@@ -18,6 +18,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ALL_FRAMES, encodeProgram, programFor, type FrameInterest } from './bpf.js';
 import { macToBytes, macToString } from './frames.js';
 
@@ -26,10 +27,11 @@ interface NativeHandle {
 }
 
 interface NativeAfPacket {
-  open(ifname: string, netnsPath: string | null, onFrame: (frame: Buffer) => void): { handle: NativeHandle; ifindex: number; mac: Buffer };
+  open(ifname: string, netnsPath: string | null, onFrame: (frame: Buffer, receivedAt?: number) => void): { handle: NativeHandle; ifindex: number; mac: Buffer };
   send(handle: NativeHandle, frame: Buffer, deadlineNs?: bigint): number;
   membership(handle: NativeHandle, mac: Buffer, add: boolean): void;
   setFilter(handle: NativeHandle, program: Buffer): void;
+  receiveTimestamps(handle: NativeHandle): void;
   close(handle: NativeHandle): void;
 }
 
@@ -96,8 +98,12 @@ export interface PacketSocket {
    * just before send(2) and refuses with ETIME once it has passed.
    */
   send(frame: Buffer, deadlineNs?: bigint): void;
-  /** Every received ARP / NS / NA frame; returns the unsubscribe function. */
-  onFrame(cb: (frame: Buffer) => void): () => void;
+  /**
+   * Every received ARP / NS / NA frame; returns the unsubscribe function. `receivedAt` is the
+   * kernel's receive time (wall clock, ms) once any user of the socket asked for it
+   * (OpenOptions.receiveTimestamps), else undefined.
+   */
+  onFrame(cb: FrameListener): () => void;
   /** Accept frames to this Ethernet multicast group (needed on real NICs for NS to a solicited-node group). */
   addMulticast(mac: string): void;
   removeMulticast(mac: string): void;
@@ -110,9 +116,13 @@ export interface PacketSocket {
   close(): void;
 }
 
+export type FrameListener = (frame: Buffer, receivedAt?: number) => void;
+
 export interface OpenOptions {
   /** Network namespace: a name under /var/run/netns or an absolute path; default the current one. */
   netns?: string;
+  /** Have the kernel stamp each received frame (SO_TIMESTAMPNS): measurements, not the agent. */
+  receiveTimestamps?: boolean;
 }
 
 interface Shared {
@@ -124,10 +134,15 @@ interface Shared {
   groups: Map<string, number>;
   /** The program attached now (null: the addon's open-time filter). */
   program: Buffer | null;
+  /** Receive timestamps are on. */
+  stamped?: boolean;
 }
 
+/** Long enough for the kernel to turn packet timestamping on (measured: a few ms). */
+const STAMPING_SETTLE_MS = 50;
+
 interface User {
-  listeners: Set<(frame: Buffer) => void>;
+  listeners: Set<FrameListener>;
   groups: Map<string, number>;
   interest: FrameInterest | null;
 }
@@ -159,11 +174,11 @@ function netnsPath(netns: string | undefined): string | null {
   return netns.includes('/') ? netns : `/var/run/netns/${netns}`;
 }
 
-function dispatch(s: Shared, frame: Buffer): void {
+function dispatch(s: Shared, frame: Buffer, receivedAt: number | undefined): void {
   for (const u of [...s.users]) {
     for (const cb of [...u.listeners]) {
       try {
-        cb(frame);
+        cb(frame, receivedAt);
       } catch (e) {
         // Same fate as a throwing EventEmitter listener, but the other listeners still get the frame.
         queueMicrotask(() => {
@@ -187,8 +202,8 @@ export async function openPacketSocket(ifname: string, opts: OpenOptions = {}): 
     let opened: ReturnType<NativeAfPacket['open']>;
     const holder: { s?: Shared } = {};
     try {
-      opened = lib.open(ifname, netnsPath(opts.netns), (frame) => {
-        if (holder.s) dispatch(holder.s, frame);
+      opened = lib.open(ifname, netnsPath(opts.netns), (frame, receivedAt) => {
+        if (holder.s) dispatch(holder.s, frame, receivedAt);
       });
     } catch (e) {
       throw new PacketSocketError(`${ifname}${opts.netns ? ` (netns ${opts.netns})` : ''}: ${(e as Error).message}`, ifname, errCode(e));
@@ -198,6 +213,22 @@ export async function openPacketSocket(ifname: string, opts: OpenOptions = {}): 
     shared.set(key, s);
   }
   const sh = s;
+  let stamping: Promise<void> | undefined;
+  if (opts.receiveTimestamps && !sh.stamped) {
+    try {
+      addon().receiveTimestamps(sh.handle);
+      sh.stamped = true;
+      // The kernel starts stamping received packets from a work item (a static key), not at once:
+      // until then frames carry the time they were read.
+      stamping = sleep(STAMPING_SETTLE_MS);
+    } catch (e) {
+      if (sh.users.size === 0) {
+        shared.delete(sh.key);
+        addon().close(sh.handle);
+      }
+      throw new PacketSocketError(`${ifname}: receive timestamps: ${(e as Error).message}`, ifname, errCode(e));
+    }
+  }
   const user: User = { listeners: new Set(), groups: new Map(), interest: null };
   sh.users.add(user);
   applyFilter(sh, ifname); // a new user sees every frame until it narrows
@@ -220,6 +251,7 @@ export async function openPacketSocket(ifname: string, opts: OpenOptions = {}): 
     else sh.groups.set(norm, after);
   };
 
+  await stamping;
   return {
     ifname,
     index: sh.index,
@@ -229,7 +261,7 @@ export async function openPacketSocket(ifname: string, opts: OpenOptions = {}): 
       const rc = addon().send(sh.handle, frame, deadlineNs);
       if (rc !== 0) throw new PacketSocketError(`${ifname}: send failed (errno ${rc})`, ifname, errnoName(rc));
     },
-    onFrame(cb: (frame: Buffer) => void): () => void {
+    onFrame(cb: FrameListener): () => void {
       if (closed) return () => {};
       user.listeners.add(cb);
       return () => {

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ProberLine, VipSummary } from '../../lab/prober.js';
+import { answeredRequest, type ProberLine, type VipSummary } from '../../lab/prober.js';
 import {
   claimsIn,
   doubleAnswers,
@@ -35,6 +35,14 @@ describe('two-holder analysis (pure)', () => {
   it('a request answered by two MACs is a double answer', () => {
     const records = [rec(0, 0, [[X, 1]]), rec(1, 10, [[X, 11], [Y, 12]]), rec(2, 20, [[Y, 21]])];
     expect(doubleAnswers(records)).toEqual([{ kind: 'double-answer', at: 11, seq: 1, family: 4, macs: [X, Y] }]);
+  });
+
+  it('an answer belongs to the newest request sent before the kernel received it, however late it is read', () => {
+    const open = [rec(0, 100, []), rec(1, 150, [])];
+    expect(answeredRequest(open, 120)?.seq).toBe(0); // read after request 1 went out, received before
+    expect(answeredRequest(open, 150.2)?.seq).toBe(1);
+    expect(answeredRequest(open, 160)?.seq).toBe(1);
+    expect(answeredRequest(open, 90)).toBeUndefined();
   });
 
   it('a claim inside another MAC holding span is interleaving; a clean handover is not', () => {

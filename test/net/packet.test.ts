@@ -85,6 +85,26 @@ describe.skipIf(process.getuid?.() !== 0)('AF_PACKET socket on a real wire', () 
     expect(arp()).toHaveLength(2);
   });
 
+  it('with receiveTimestamps each frame carries the kernel receive time, not when JS got to read it', async () => {
+    const a = await openPacketSocket('eth0', { netns: wire.a.ns, receiveTimestamps: true });
+    open.push(a);
+    const c = await sock('c');
+    const got: Array<{ receivedAt: number | undefined; readAt: number }> = [];
+    a.onFrame((f, receivedAt) => {
+      if (f.readUInt16BE(12) === 0x0806) got.push({ receivedAt, readAt: Date.now() });
+    });
+    const sentAt = Date.now();
+    c.send(arpRequest({ mac: wire.c.mac, senderIp: wire.c.ip4, target: VIP4 }));
+    // The event loop is busy while the frame waits in the socket: it is read 300 ms late.
+    while (Date.now() < sentAt + 300);
+    await sleep(100);
+    expect(got).toHaveLength(1);
+    const { receivedAt, readAt } = got[0]!;
+    expect(readAt - sentAt).toBeGreaterThanOrEqual(300);
+    expect(receivedAt).toBeGreaterThanOrEqual(sentAt - 1);
+    expect(receivedAt! - sentAt).toBeLessThan(150);
+  });
+
   it('setInterest narrows the kernel filter to the union of its users; a user without one gets every frame', async () => {
     const x = await sock('b');
     const y = await sock('b');
