@@ -18,6 +18,7 @@ import { preflight } from './lib/preflight.js';
 import { emitRow, machine, progress, writeResults } from './lib/results.js';
 import { makeSystem } from './lib/systems.js';
 import { runMain } from './lib/main.js';
+import { wallNow } from '../lab/wallclock.js';
 
 const USAGE = 'usage: npm run bench:soak -- [--minutes N (default 10)] [--busy N (default 2)] [--heartbeat-ms H --election-timeout-ms E (default: vipd\'s)]';
 
@@ -73,14 +74,14 @@ async function main(): Promise<number> {
     if (first === null) throw new Error('no steady holder within 90 s');
     for (let i = 0; i < args.busy; i++) burners.push(spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }));
     progress(`holder ${first}; ${args.busy} busy processes; soaking ${args.minutes} min`);
-    const from = performance.timeOrigin + performance.now();
+    const from = wallNow();
     const load: number[] = [];
     const end = performance.now() + args.minutes * 60_000;
     while (performance.now() < end) {
       await sleep(Math.min(10_000, end - performance.now()));
       load.push(loadavg()[0] ?? 0);
     }
-    const to = performance.timeOrigin + performance.now();
+    const to = wallNow();
     for (const b of burners.splice(0)) b.kill('SIGKILL');
     const t = holderTimeline(bl.arp.filter((r) => r.sentAt >= from && r.sentAt <= to), bl.macToNode);
     const row = {

@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { parseArgs } from 'node:util';
 import { summarizeProbe, type ProbeRecord } from './tcpprobe.js';
+import { wallNow } from './wallclock.js';
 
 interface Creds {
   server: URL;
@@ -30,7 +31,6 @@ export function parseKubeconfig(text: string): Creds {
   return { server: new URL(field('server')), ca: b('certificate-authority-data'), cert: b('client-certificate-data'), key: b('client-key-data') };
 }
 
-const wallNow = (): number => performance.timeOrigin + performance.now();
 
 function once(c: Creds, path: string, timeoutMs: number): Promise<ProbeRecord> {
   const t = wallNow();

@@ -25,6 +25,7 @@ import {
 } from '../src/net/frames.js';
 import { canonicalIp, familyName, familyOf, type Family } from '../src/net/ip.js';
 import { openPacketSocket, type PacketSocket } from '../src/net/packet.js';
+import { wallNow } from './wallclock.js';
 import { claimOf, findTwoHolderEvents, summarize, type Claim, type ProbeRecord, type ProbeSummary, type TwoHolderEvent } from './twoholders.js';
 
 export interface ProberOptions {
@@ -64,26 +65,6 @@ interface VipState {
   sendErrors: number;
 }
 
-/**
- * The kernel's wall clock (CLOCK_REALTIME) in ms with performance.now()'s resolution: the receive
- * stamps are on it. performance.timeOrigin alone is off from it by a few ms (3 ms seen here), more
- * than a veth round trip, which would put answers before their requests.
- */
-let realtimeOffset: number | undefined;
-function wallNow(): number {
-  if (realtimeOffset === undefined) {
-    // Date.now() has whole ms: find the moment it steps, where it is exact.
-    const start = Date.now();
-    let p: number;
-    let t: number;
-    do {
-      p = performance.now();
-      t = Date.now();
-    } while (t === start);
-    realtimeOffset = t - p;
-  }
-  return realtimeOffset + performance.now();
-}
 
 function ownAddress(ifname: string, family: Family): string | null {
   const list = networkInterfaces()[ifname] ?? [];

@@ -7,12 +7,13 @@
  * - The default per-attempt timeout is 10·interval clamped to [50, 900] ms: below Linux's initial
  *   SYN retransmission (1 s), so a success always means the first SYN got through at `t`, and an
  *   attempt started inside an outage cannot succeed late and hide it.
- * - `t` is wall-clock ms since the epoch with sub-ms resolution (performance.timeOrigin + now),
+ * - `t` is wall-clock ms since the epoch with sub-ms resolution (lab/wallclock.ts: CLOCK_REALTIME),
  *   comparable with capture timestamps (µs since the epoch) after dividing those by 1000.
  *
  * `outageWindows` and `summarizeProbe` are pure.
  */
 import { connect } from 'node:net';
+import { wallNow } from './wallclock.js';
 
 export interface ProbeRecord {
   /** Attempt start, ms since the epoch (fractional). */
@@ -39,7 +40,6 @@ export function defaultTimeoutMs(intervalMs: number): number {
   return Math.min(900, Math.max(50, intervalMs * 10));
 }
 
-const wallNow = (): number => performance.timeOrigin + performance.now();
 
 /** One connection attempt: resolves (never rejects) with the tag read until EOF. */
 export function probeOnce(host: string, port: number, timeoutMs: number): Promise<ProbeRecord> {

@@ -27,7 +27,7 @@ export const TAG_PORT = 7000;
 export const PROBE_INTERVAL_MS = 10;
 export const LEASE_NAME = 'plndr-cp-lock';
 
-export const wallNow = (): number => performance.timeOrigin + performance.now();
+export { wallNow } from '../../lab/wallclock.js';
 
 export interface BenchLab {
   lab: Lab;

@@ -14,6 +14,7 @@ import { watchWire } from '../../lab/wirewatch.js';
 import { describeWithApi } from '../lab/with-api.js';
 import { inPrefix, ipFromBytes } from '../../src/net/ip.js';
 import { until as untilShared } from '../lab/until.js';
+import { wallNow } from '../../lab/wallclock.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn('test/e2e/services-dualstack.lab.test.ts: skipped, network namespaces need root');
@@ -122,7 +123,7 @@ data:
     await sleep(800);
     const victim = holder6;
     const victimMac = cluster.lab.host(victim).mac;
-    const killedAt = performance.timeOrigin + performance.now();
+    const killedAt = wallNow();
     cluster.agents.get(victim)!.child.kill('SIGKILL');
     await cluster.agents.get(victim)!.exited;
     const movedTo = await until('the IPv6 address answered from another node', async () => {

@@ -19,6 +19,7 @@ import { firstAnswerFrom } from '../../lab/twoholders.js';
 import { watchWire } from '../../lab/wirewatch.js';
 import { describeWithApi } from '../lab/with-api.js';
 import { until as untilShared } from '../lab/until.js';
+import { wallNow } from '../../lab/wallclock.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn('test/e2e/services.lab.test.ts: skipped, network namespaces need root');
@@ -358,7 +359,7 @@ data:
     const victim = [...perNode].sort((a, b) => b[1] - a[1])[0]![0];
     const moved = ips.filter((ip) => owner.get(ip) === victim);
     const stayed = ips.filter((ip) => owner.get(ip) !== victim);
-    const killedAt = performance.timeOrigin + performance.now();
+    const killedAt = wallNow();
     cluster.agents.get(victim)!.child.kill('SIGKILL');
     await cluster.agents.get(victim)!.exited;
     const moves = await movedAway(wire, moved, victim, killedAt, FAILOVER_BOUND_MS + 10_000);
@@ -376,7 +377,7 @@ data:
     // Only after the capture analysis' span gap (4 s) since its last claim, as in the SIGTERM
     // test: an agent that restarts quickly (it starts in well under a second now) would otherwise
     // join its old span and the new one, with the takers' claims inside (an X → Y → X sequence).
-    await sleep(Math.max(0, killedAt + 4500 - (performance.timeOrigin + performance.now())));
+    await sleep(Math.max(0, killedAt + 4500 - (wallNow())));
     cluster.startAgent(cluster.lab.host(victim), extra);
     await handedBack(victim, moved);
     await sleep(AFTER_HANDBACK_MS);
@@ -439,7 +440,7 @@ data:
       expect([...macsBefore], 'answered by n2 alone').toEqual([macOf('n2')]);
 
       // The label moves to n3: so does the address, handed over (n2 lets go as a member leaving would).
-      const relabelledAt = performance.timeOrigin + performance.now();
+      const relabelledAt = wallNow();
       await label('n3', true);
       await label('n2', false);
       const taken = await until('answered by n3', async () => wire.prober.records(ip).flatMap((r) => r.answers).find((a) => a.at > relabelledAt && a.mac === macOf('n3')), 20_000, 20);
@@ -515,7 +516,7 @@ data:
 
       // The advertisement now names eth0: the holder lets go on eth1 and announces on eth0.
       const ad = (await req('GET', `${AD}/seg2-l2`)) as { metadata: Record<string, unknown>; spec: Record<string, unknown> };
-      const changedAt = performance.timeOrigin + performance.now();
+      const changedAt = wallNow();
       await req('PUT', `${AD}/seg2-l2`, { ...ad, spec: { ...ad.spec, interfaces: ['eth0'] } });
       const moved = await until('answered on eth0', async () => seg0.prober.records(ip).flatMap((r) => r.answers).find((a) => a.at > changedAt), 20_000, 20);
       console.log(`[services.lab ${mode.membership}] interfaces eth1 → eth0: ${ip} answered on eth0 by ${moved.mac} ${Math.round(moved.at - changedAt)} ms after the change`);
@@ -540,7 +541,7 @@ data:
     const wire = await watch(spreadIps, 50);
     await sleep(500);
     const agent = cluster.agents.get(victim)!;
-    const stoppedAt = performance.timeOrigin + performance.now();
+    const stoppedAt = wallNow();
     agent.child.kill('SIGSTOP');
     const moves = await movedAway(wire, mine, victim, stoppedAt, FAILOVER_BOUND_MS + 10_000);
     console.log(`[services.lab ${mode.membership}] SIGSTOP ${victim}: ${moves.length} addresses moved after ${Math.min(...moves.map((m) => m.ms))}-${Math.max(...moves.map((m) => m.ms))} ms`);
@@ -550,7 +551,7 @@ data:
     // SIGCONT only after the capture analysis' span gap (4 s) since its last claim, as in the kill
     // and SIGTERM tests: with grants the addresses move in well under a second, and a hand-back
     // sooner would look like one span of this node with the others' claims inside it.
-    await sleep(Math.max(1000, stoppedAt + 4500 - (performance.timeOrigin + performance.now())));
+    await sleep(Math.max(1000, stoppedAt + 4500 - (wallNow())));
     agent.child.kill('SIGCONT');
     if (mode.membership === 'lease') await agent.waitForLog((l) => l.msg === 'member Lease fenced or gone: our service IP claims are void', 10_000);
     await handedBack(victim, mine);
@@ -565,7 +566,7 @@ data:
     const mine = spreadIps.filter((ip) => owner.get(ip) === victim);
     const wire = await watch(spreadIps, 50);
     await sleep(500);
-    const at = performance.timeOrigin + performance.now();
+    const at = wallNow();
     const exit = cluster.agents.get(victim)!.stop();
     const moves = await movedAway(wire, mine, victim, at, 10_000);
     console.log(`[services.lab ${mode.membership}] SIGTERM ${victim}: ${moves.length} addresses moved after ${Math.min(...moves.map((m) => m.ms))}-${Math.max(...moves.map((m) => m.ms))} ms`);
@@ -579,7 +580,7 @@ data:
     }, 10_000);
     // Come back only after the capture analysis' span gap (4 s): a hand-back sooner would look like
     // one span of this node with the others' claims inside it (an X → Y → X sequence).
-    await sleep(Math.max(0, at + 4500 - (performance.timeOrigin + performance.now())));
+    await sleep(Math.max(0, at + 4500 - (wallNow())));
     cluster.startAgent(cluster.lab.host(victim), extra);
     await handedBack(victim, mine);
     await sleep(AFTER_HANDBACK_MS);
@@ -595,7 +596,7 @@ data:
       const wire = await watch(spreadIps, 50);
       await sleep(500);
       const others = cluster.lab.nodes.filter((n) => n.name !== victim);
-      const cutAt = performance.timeOrigin + performance.now();
+      const cutAt = wallNow();
       // The client is in no group: it still sees both sides, so two answers would show.
       await cluster.lab.partition([[cluster.lab.host(victim)], others]);
       const moves = await movedAway(wire, mine, victim, cutAt, FAILOVER_BOUND_MS + 10_000);
@@ -605,7 +606,7 @@ data:
         const b = await boundOn([cluster.lab.host(victim)]);
         return mine.every((ip) => !b.get(victim)?.has(ip));
       }, 5000, 50);
-      await sleep(Math.max(0, cutAt + 4500 - (performance.timeOrigin + performance.now())));
+      await sleep(Math.max(0, cutAt + 4500 - (wallNow())));
       await cluster.lab.heal();
       await handedBack(victim, mine);
       await sleep(AFTER_HANDBACK_MS);
@@ -634,7 +635,7 @@ data:
       expect(await until('TCP to the worker', () => tagVia(mine[0]!).then((t) => (t === 'w1' ? t : undefined)))).toBe('w1');
       const wire = await watch(mine, 50);
       await sleep(500);
-      const killedAt = performance.timeOrigin + performance.now();
+      const killedAt = wallNow();
       worker.child.kill('SIGKILL');
       await worker.exited;
       const moved = await until('the worker\'s addresses answered by the nodes', async () => {
@@ -664,7 +665,7 @@ data:
       const mine = spreadIps.filter((ip) => owner.get(ip) === victim);
       const wire = await watch(spreadIps, 50);
       await sleep(500);
-      const killedAt = performance.timeOrigin + performance.now();
+      const killedAt = wallNow();
       cluster.agents.get(victim)!.child.kill('SIGKILL');
       await cluster.agents.get(victim)!.exited;
       const moves = await movedAway(wire, mine, victim, killedAt, FAILOVER_BOUND_MS + 10_000);
@@ -675,7 +676,7 @@ data:
       await sleep(3000);
       const again = await owners(spreadIps);
       expect(Object.fromEntries(again), 'nothing moved when the API came back').toEqual(Object.fromEntries(after));
-      await sleep(Math.max(0, killedAt + 4500 - (performance.timeOrigin + performance.now())));
+      await sleep(Math.max(0, killedAt + 4500 - (wallNow())));
       cluster.startAgent(cluster.lab.host(victim), extra);
       await handedBack(victim, mine);
       await sleep(AFTER_HANDBACK_MS);

@@ -19,6 +19,7 @@ import { Announcer } from '../../src/net/announce.js';
 import { garpRequest, parseFrame, unsolicitedNa } from '../../src/net/frames.js';
 import { createLogger } from '../../src/observe/log.js';
 import { createWire, sleep, VIP4, VIP6, type Wire } from '../net/wire.js';
+import { wallNow } from '../../lab/wallclock.js';
 
 const X = '02:00:00:00:00:0a';
 const Y = '02:00:00:00:00:0b';
@@ -213,7 +214,7 @@ describe.skipIf(!isRoot)('prober CLI on a real wire', () => {
     const runP = runProber(['--vip', VIP4, '--interval', '10', '--duration', '1200'], () => {
       setTimeout(() => {
         a.stopHolding();
-        tStop = performance.timeOrigin + performance.now();
+        tStop = wallNow();
       }, 500);
     });
     const run = await runP;

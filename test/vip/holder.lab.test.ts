@@ -11,6 +11,7 @@ import { parseFrame, garpRequest, type ParsedFrame } from '../../src/net/frames.
 import { openPacketSocket } from '../../src/net/packet.js';
 import { Prober } from '../../lab/prober.js';
 import { lastAnswerFrom, linger } from '../../lab/twoholders.js';
+import { wallNow } from '../../lab/wallclock.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn('test/vip/holder.lab.test.ts: skipped, network namespaces need root');
@@ -283,7 +284,7 @@ describe.skipIf(!isRoot)('a killed or frozen agent stops answering (docs/design.
       prober.start();
       await sleep(500);
       for (const vip of vips) expect(lastAnswerFrom(prober.records(vip), n1.mac)).not.toBeNull();
-      const at = performance.timeOrigin + performance.now();
+      const at = wallNow();
       a.child.kill(signal);
       await sleep(4000);
       prober.stop();
