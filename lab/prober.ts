@@ -65,7 +65,6 @@ interface VipState {
   sendErrors: number;
 }
 
-
 function ownAddress(ifname: string, family: Family): string | null {
   const list = networkInterfaces()[ifname] ?? [];
   const mine = list.filter((a) => a.family === familyName(family) && !a.internal);
