@@ -1,5 +1,5 @@
 /**
- * `npm run bench:footprint -- [--systems vipd,keepalived-default,kube-vip] [--seconds 60]`
+ * `npm run bench:footprint -- [--systems vipd,vipd-lease-only,keepalived-default,keepalived-fast,kube-vip] [--seconds 60]`
  *
  * What each agent costs at idle with leader election on, in the same lab the failover benchmark
  * uses: all three agents of a system run, one holds the VIP; after a 10 s warm-up we sample two
@@ -16,14 +16,20 @@
  * Each system runs with its defaults (vipd: 15/10/2 s Lease, health 1 s × 3, peers configured;
  * kube-vip: 5/3/1 s; keepalived: VRRP v2 1 s and the 1 s /livez check).
  *
- * With vipd among the systems, one more row, `heartbeat-floor`: three bare Node processes with the
- * agent's V8 flags that only exchange vipd's heartbeats and answers at its default rate, through
- * its codec (bench/lib/heartbeat-floor.ts). What vipd costs above that row is everything else it
- * does; the row itself is what sub-second peer detection costs in Node before any of it.
+ * With vipd among the systems, two more rows of bare Node processes with the agent's V8 flags, one
+ * per node, each doing one part of vipd's idle work at its default rate and nothing else:
+ * `heartbeat-floor` exchanges vipd's heartbeats and answers through its codec
+ * (bench/lib/heartbeat-floor.ts), `api-floor` makes the holder's and the standbys' API requests
+ * (`/livez`, and the holder's Lease renewals) through vipd's client (bench/lib/api-floor.ts). The
+ * two rows are what sub-second peer detection and the health gate cost in Node before anything
+ * else vipd does. A third, `heartbeat-floor-c`, is the heartbeat exchange again in C
+ * (bench/lib/heartbeat-floor.c, built with cc when libcrypto's headers are there): what the
+ * message rate costs on the machine with no runtime at all.
  */
 import type { ChildProcess } from 'node:child_process';
 import { loadavg } from 'node:os';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LabHost } from '../lab/netns.js';
 import { FOOTPRINT_SYSTEMS, parseFootprintArgs, type SystemName } from './lib/args.js';
@@ -33,7 +39,8 @@ import { waitStable } from './lib/failover-run.js';
 import { cpuPercent, sampleTree, type Sample } from './lib/proc.js';
 import { emitRow, machine, progress, writeResults } from './lib/results.js';
 import { kubeVipBinary, makeSystem, PEER_PORT } from './lib/systems.js';
-import { agentNodeFlags, distEntry } from '../lab/agents.js';
+import { agentNodeFlags, distEntry, projectRoot } from '../lab/agents.js';
+import { run } from '../lab/exec.js';
 import { SETTINGS } from '../src/config/settings.js';
 import { benchArgs, runMain } from './lib/main.js';
 
@@ -165,28 +172,33 @@ async function measure(bl: BenchLab, name: SystemName, seconds: number): Promise
   }
 }
 
-/** The heartbeat-floor row: the nodes exchange vipd's default heartbeat traffic and nothing else. */
-async function measureFloor(bl: BenchLab, seconds: number): Promise<FootprintRow> {
-  const heartbeatMs = SETTINGS.peerHeartbeatMs.parse(undefined, 'vip_peer_heartbeat_ms') as number;
-  const port = PEER_PORT + 1;
-  const peers = bl.nodes.map((n) => `${n.name}=${n.ipv4}:${port}`).join(',');
+/** A floor row: one bare Node process per node doing one part of what the agent does, and nothing else. */
+interface FloorSpec {
+  system: string;
+  /** The process for the i-th node (the first is the row's "holder"). */
+  argv(node: LabHost, i: number): string[];
+  /** Throws unless what the processes say they did shows the traffic flowed. */
+  check(counts: Array<Record<string, number>>): void;
+  config: string;
+  /** argv is a program of its own, not a Node script: no node, no V8 flags. */
+  bare?: boolean;
+}
+
+async function measureFloor(bl: BenchLab, seconds: number, spec: FloorSpec): Promise<FootprintRow> {
   const flags = agentNodeFlags();
-  const children = bl.nodes.map((n) => bl.lab.spawn(n, [process.execPath, ...flags, distEntry('bench/lib/heartbeat-floor.js'), n.name, String(heartbeatMs), peers]));
+  const children = bl.nodes.map((n, i) => bl.lab.spawn(n, spec.bare ? spec.argv(n, i) : [process.execPath, ...flags, ...spec.argv(n, i)]));
   try {
     await sleep(WARMUP_MS);
     const dead = children.findIndex((c) => c.exitCode !== null || c.signalCode !== null);
-    if (dead >= 0) throw new Error(`heartbeat-floor on ${bl.nodes[dead]!.name} exited: ${bl.lab.output(children[dead]!).slice(-500)}`);
+    if (dead >= 0) throw new Error(`${spec.system} on ${bl.nodes[dead]!.name} exited: ${bl.lab.output(children[dead]!).slice(-500)}`);
     const sampleAll = () => Promise.all(children.map((c) => sampleTree(c.pid!)));
     const before = await sampleAll();
     await sleep(seconds * 1000);
     const after = await sampleAll();
     const cpu = before.map((b, i) => cpuPercent(b, after[i]!));
-    // A floor is only one if the traffic flowed: the leader must have heard nearly every answer.
-    const counts = await Promise.all(children.map((c) => stopFloor(bl, c)));
-    const expected = ((WARMUP_MS / 1000 + seconds) * 1000 * (bl.nodes.length - 1)) / heartbeatMs;
-    if (!(counts[0]!.accepted >= 0.9 * expected)) throw new Error(`heartbeat-floor: the leader accepted ${counts[0]!.accepted} answers, about ${Math.round(expected)} expected (${JSON.stringify(counts)})`);
+    spec.check(await Promise.all(children.map((c) => stopFloor(bl, c))));
     return {
-      system: 'heartbeat-floor',
+      system: spec.system,
       rss_mb: mb(after[0]!.rssKb),
       cpu_pct: cpu[0]!,
       rss_mb_probed: mb(after[0]!.rssKb),
@@ -201,24 +213,91 @@ async function measureFloor(bl: BenchLab, seconds: number): Promise<FootprintRow
       api_by_client: {},
       holder: bl.nodes[0]!.name,
       seconds,
-      config: `bare Node (${flags.join(' ') || 'no flags'}): heartbeat every ${heartbeatMs} ms to 2 peers and their answers, vipd's codec; nothing else`,
-      note: 'no probed window (nothing answers ARP); the probed fields repeat the idle ones',
+      config: spec.bare ? spec.config : `bare Node (${flags.join(' ') || 'no flags'}): ${spec.config}`,
+      note: 'no probed window (nothing answers ARP); the probed fields repeat the idle ones; API requests not counted',
     };
   } finally {
     for (const c of children) if (c.exitCode === null && c.signalCode === null && c.pid !== undefined) process.kill(-c.pid, 'SIGKILL');
   }
 }
 
+/** The heartbeat-floor row: the nodes exchange vipd's default heartbeat traffic and nothing else. */
+function heartbeatFloor(bl: BenchLab, seconds: number): FloorSpec {
+  const heartbeatMs = SETTINGS.peerHeartbeatMs.parse(undefined, 'vip_peer_heartbeat_ms') as number;
+  const port = PEER_PORT + 1;
+  const peers = bl.nodes.map((n) => `${n.name}=${n.ipv4}:${port}`).join(',');
+  return {
+    system: 'heartbeat-floor',
+    argv: (n) => [distEntry('bench/lib/heartbeat-floor.js'), n.name, String(heartbeatMs), peers],
+    check(counts) {
+      // A floor is only one if the traffic flowed: the leader must have heard nearly every answer.
+      const expected = ((WARMUP_MS / 1000 + seconds) * 1000 * (bl.nodes.length - 1)) / heartbeatMs;
+      if (!((counts[0]!.accepted ?? 0) >= 0.9 * expected)) throw new Error(`heartbeat-floor: the leader accepted ${counts[0]!.accepted} answers, about ${Math.round(expected)} expected (${JSON.stringify(counts)})`);
+    },
+    config: `heartbeat every ${heartbeatMs} ms to 2 peers and their answers, vipd's codec; nothing else`,
+  };
+}
+
+/**
+ * bench/lib/heartbeat-floor.c built into .cache/bench/ (cc and libcrypto, Debian's libssl-dev),
+ * again whenever the source is newer; undefined, with the reason in progress, when it cannot be.
+ */
+async function cHeartbeatFloorBinary(): Promise<string | undefined> {
+  const src = join(projectRoot(), 'bench', 'lib', 'heartbeat-floor.c');
+  const bin = join(projectRoot(), '.cache', 'bench', 'heartbeat-floor-c');
+  const built = await stat(bin).catch(() => undefined);
+  if (built && built.mtimeMs >= (await stat(src)).mtimeMs) return bin;
+  await mkdir(dirname(bin), { recursive: true });
+  const r = await run(['cc', '-O2', '-Wall', '-o', bin, src, '-lcrypto'], { timeoutMs: 60_000 }).catch((e: unknown) => ({ code: -1, stderr: String(e) }));
+  if (r.code === 0) return bin;
+  progress(`heartbeat-floor-c: cannot build ${src} (cc and libssl-dev needed): ${r.stderr.trim().split('\n').pop() ?? ''}; no row`);
+  return undefined;
+}
+
+/** The heartbeat-floor-c row: the heartbeat-floor exchange in C, no runtime under it. */
+function cHeartbeatFloor(bl: BenchLab, seconds: number, bin: string): FloorSpec {
+  const node = heartbeatFloor(bl, seconds);
+  const heartbeatMs = SETTINGS.peerHeartbeatMs.parse(undefined, 'vip_peer_heartbeat_ms') as number;
+  const addresses = bl.nodes.map((n) => `${n.ipv4}:${PEER_PORT + 2}`);
+  return {
+    system: 'heartbeat-floor-c',
+    argv: (_n, i) => [bin, String(i), String(heartbeatMs), ...addresses],
+    check: node.check,
+    config: `heartbeat every ${heartbeatMs} ms to 2 peers and their answers, 86-byte datagrams HMAC-SHA256'd with OpenSSL, one epoll thread (bench/lib/heartbeat-floor.c); nothing else`,
+    bare: true,
+  };
+}
+
+/**
+ * The api-floor row: each node probes its own API server's /livez at vipd's default interval and
+ * the first also renews a Lease at vipd's default retry period, through vipd's client; nothing else.
+ */
+function apiFloor(bl: BenchLab, seconds: number): FloorSpec {
+  const livezMs = SETTINGS.healthIntervalMs.parse(undefined, 'vip_health_interval_ms') as number;
+  const renewMs = (SETTINGS.retryPeriod.parse(undefined, 'vip_retryperiod') as number) * 1000;
+  return {
+    system: 'api-floor',
+    argv: (_n, i) => [distEntry('bench/lib/api-floor.js'), bl.localKubeconfig, String(livezMs), String(i === 0 ? renewMs : 0)],
+    check(counts) {
+      const expected = ((WARMUP_MS / 1000 + seconds) * 1000) / livezMs;
+      const short = counts.findIndex((c) => !((c.probes ?? 0) - (c.failed ?? 0) >= 0.9 * expected));
+      if (short >= 0) throw new Error(`api-floor: ${bl.nodes[short]!.name} had ${JSON.stringify(counts[short])}, about ${Math.round(expected)} good probes expected`);
+      if (!((counts[0]!.renews ?? 0) >= 0.9 * (expected * livezMs) / renewMs)) throw new Error(`api-floor: ${JSON.stringify(counts[0])} renews on ${bl.nodes[0]!.name}`);
+    },
+    config: `/livez every ${livezMs} ms on each node, and a Lease update every ${renewMs} ms on the first, with vipd's API client and probe; nothing else`,
+  };
+}
+
 /** SIGTERM to a floor process; what it says it carried. */
-async function stopFloor(bl: BenchLab, child: ChildProcess): Promise<{ sent: number; accepted: number; dropped: number }> {
+async function stopFloor(bl: BenchLab, child: ChildProcess): Promise<Record<string, number>> {
   const exited = new Promise((resolve) => child.once('exit', resolve));
   child.kill('SIGTERM');
   await Promise.race([exited, sleep(5000)]);
   const line = bl.lab.output(child).trim().split('\n').pop() ?? '';
   try {
-    return JSON.parse(line) as { sent: number; accepted: number; dropped: number };
+    return JSON.parse(line) as Record<string, number>;
   } catch {
-    return { sent: 0, accepted: 0, dropped: 0 };
+    return {};
   }
 }
 
@@ -242,10 +321,14 @@ async function main(): Promise<number> {
       emitRow(row);
     }
     if (args.systems.includes('vipd')) {
-      progress(`heartbeat-floor: vipd's heartbeat traffic through bare Node`);
-      const row = await measureFloor(bl, args.seconds);
-      rows.push(row);
-      emitRow(row);
+      const cFloor = await cHeartbeatFloorBinary();
+      const floors = [heartbeatFloor(bl, args.seconds), ...(cFloor ? [cHeartbeatFloor(bl, args.seconds, cFloor)] : []), apiFloor(bl, args.seconds)];
+      for (const spec of floors) {
+        progress(`${spec.system}: ${spec.config}`);
+        const row = await measureFloor(bl, args.seconds, spec);
+        rows.push(row);
+        emitRow(row);
+      }
     }
   } finally {
     await bl?.destroy().catch((e: unknown) => progress(`cleanup: ${String(e)}`));

@@ -12,7 +12,7 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-packages=(iproute2 tcpdump nftables keepalived frr curl openssl procps psmisc iputils-ping g++ make python3)
+packages=(iproute2 tcpdump nftables keepalived frr curl openssl libssl-dev procps psmisc iputils-ping g++ make python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -75,7 +75,7 @@ export interface FootprintArgs {
   seconds: number;
 }
 
-export const FOOTPRINT_SYSTEMS = ['vipd', 'keepalived-default', 'kube-vip'] as const satisfies readonly SystemName[];
+export const FOOTPRINT_SYSTEMS = ['vipd', 'vipd-lease-only', 'keepalived-default', 'keepalived-fast', 'kube-vip'] as const satisfies readonly SystemName[];
 
 export function parseFootprintArgs(argv: readonly string[], defaultSystems: readonly SystemName[]): FootprintArgs {
   let values: { systems?: string; seconds?: string };
