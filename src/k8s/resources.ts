@@ -35,6 +35,8 @@ export const paths = {
   serviceAnnouncements: (namespace?: string) => group('vipd.io/v1alpha1', namespace, 'serviceannouncements'),
   serviceAnnouncement: (namespace: string, name: string) => `${paths.serviceAnnouncements(namespace)}/${seg(name)}`,
   events: (namespace: string) => group('events.k8s.io/v1', namespace, 'events'),
+  event: (namespace: string, name: string) => `${paths.events(namespace)}/${seg(name)}`,
   /** core/v1 Events, for an API server without events.k8s.io/v1. */
   coreEvents: (namespace: string) => core(namespace, 'events'),
+  coreEvent: (namespace: string, name: string) => `${paths.coreEvents(namespace)}/${seg(name)}`,
 };
