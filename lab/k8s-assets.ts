@@ -105,3 +105,20 @@ export function requireApiAssets(env: NodeJS.ProcessEnv = process.env): string {
   if ('skip' in found) throw new Error(found.skip);
   return found.dir;
 }
+
+/**
+ * kube-controller-manager of the pinned Kubernetes version, for tests that need one of its
+ * controllers (the garbage collector): $VIPD_KCM_BIN, else the kubeadm cluster lab's build
+ * (`npm run cluster:assets`, `.cache/cluster/<version>-…/bin/`). Never builds.
+ */
+export function controllerManagerBinary(env: NodeJS.ProcessEnv = process.env, root: string = projectRoot()): { bin: string } | { skip: string } {
+  if (env.VIPD_KCM_BIN) return isExecutable(env.VIPD_KCM_BIN) ? { bin: resolve(env.VIPD_KCM_BIN) } : { skip: `VIPD_KCM_BIN=${env.VIPD_KCM_BIN} is not an executable` };
+  const version = pinnedAssetVersions(root)?.kubernetes;
+  const cache = join(root, '.cache', 'cluster');
+  const dirs = version && existsSync(cache) ? readdirSync(cache).filter((d) => d.startsWith(`${version}-`)) : [];
+  for (const d of dirs) {
+    const bin = join(cache, d, 'bin', 'kube-controller-manager');
+    if (isExecutable(bin)) return { bin };
+  }
+  return { skip: `no kube-controller-manager ${version ?? ''} under ${cache}: run \`npm run --silent cluster:assets\` or set VIPD_KCM_BIN` };
+}
