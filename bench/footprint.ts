@@ -14,7 +14,8 @@
  * - api_requests_per_min: every request the three agents made in the idle window, counted at the API servers
  *   (audit logs), health checks on /livez included; the breakdown says what they were.
  * Each system runs with its defaults (vipd: 15/10/2 s Lease, health 1 s × 3, peers configured;
- * kube-vip: 5/3/1 s; keepalived: VRRP v2 1 s and the 1 s /livez check).
+ * vipd-lease-only: the same without peers; kube-vip: 5/3/1 s; keepalived-default: VRRP v2 1 s,
+ * keepalived-fast: VRRP v3 0.1 s, both with the 1 s /livez check).
  *
  * With vipd among the systems, two more rows of bare Node processes with the agent's V8 flags, one
  * per node, each doing one part of vipd's idle work at its default rate and nothing else:
