@@ -40,7 +40,8 @@ fi
 if grep -qE '^[a-z0-9]+d=yes' /etc/frr/daemons 2>/dev/null; then
   echo "setup.sh: note: /etc/frr/daemons enables $(grep -oE '^[a-z0-9]+d=yes' /etc/frr/daemons | tr '\n' ' ')(the lab starts its own FRR per namespace)" >&2
 fi
-for pid in $(pgrep -x 'zebra|bgpd|bfdd|staticd|watchfrr' || true); do
+# One name per pgrep: it matches comm (at most 15 characters) and refuses a longer pattern.
+for pid in $(for d in zebra bgpd bfdd staticd watchfrr; do pgrep -x "$d" || true; done); do
   if [ "$(readlink "/proc/$pid/ns/net" 2>/dev/null)" = "$(readlink /proc/self/ns/net)" ]; then
     echo "setup.sh: note: $(cat "/proc/$pid/comm" 2>/dev/null) (pid $pid, FRR) runs in the root namespace; the lab does not use it" >&2
   fi
