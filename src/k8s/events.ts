@@ -19,7 +19,7 @@ import { randomBytes } from 'node:crypto';
 import type { CoreV1Event, EventsV1Event } from '@kubernetes/client-node';
 import { createLogger, type Logger } from '../observe/log.js';
 import { describeError, httpStatus, type ApiClient } from './client.js';
-import { paths } from './resources.js';
+import { microTime, paths } from './resources.js';
 
 export type EventType = 'Normal' | 'Warning';
 
@@ -145,12 +145,12 @@ export class EventRecorder implements EventSink {
   }
 
   record(ev: EventInput): void {
-    const note = ev.note.length > 1000 ? `${ev.note.slice(0, 997)}...` : ev.note;
+    const input = ev.note.length > 1000 ? { ...ev, note: `${ev.note.slice(0, 997)}...` } : ev;
     const ref = this.o.regarding();
-    const key = [ref.kind, ref.namespace, ref.name, ref.uid ?? '', ev.type, ev.reason, ev.action, note].join('\0');
+    const key = [ref.kind, ref.namespace, ref.name, ref.uid ?? '', input.type, input.reason, input.action, input.note].join('\0');
     const d = this.book.observe(key, Date.now());
-    if (d.kind === 'create') this.createFor(key, d.entry, { ...ev, note }, ref);
-    else this.schedule(key, d.entry, d.writeInMs, { ...ev, note });
+    if (d.kind === 'create') this.createFor(key, d.entry, input, ref);
+    else this.schedule(key, d.entry, d.writeInMs, input);
   }
 
   private createFor(key: string, entry: SeriesEntry, ev: EventInput, ref: ObjectRef): void {
@@ -242,14 +242,13 @@ export class EventRecorder implements EventSink {
     if (entry.core) {
       await this.o.client.request('events.patch', 'PATCH', paths.coreEvent(ref.namespace, entry.name!), { ...opts, body: { count, lastTimestamp: at.toISOString() } });
     } else {
-      await this.o.client.request('events.patch', 'PATCH', paths.event(ref.namespace, entry.name!), { ...opts, body: { series: { count, lastObservedTime: microTime(at) } } });
+      await this.o.client.request('events.patch', 'PATCH', paths.event(ref.namespace, entry.name!), { ...opts, body: { series: { count, lastObservedTime: microTime(at.getTime()) } } });
     }
   }
 
   private async create(ev: EventInput, ref: ObjectRef, entry: SeriesEntry): Promise<void> {
     const now = new Date(entry.lastAt);
     const name = `${ref.name}.${now.getTime().toString(16)}${randomBytes(3).toString('hex')}`;
-    const note = ev.note;
     const timeoutMs = this.o.timeoutMs ?? 5_000;
     const signal = AbortSignal.timeout(timeoutMs * 2);
     if (!this.coreFallback) {
@@ -257,12 +256,12 @@ export class EventRecorder implements EventSink {
         apiVersion: 'events.k8s.io/v1',
         kind: 'Event',
         metadata: { name, namespace: ref.namespace },
-        eventTime: microTime(now),
+        eventTime: microTime(now.getTime()),
         reportingController: this.controller,
         reportingInstance: this.o.instance.slice(0, 128),
         action: ev.action,
         reason: ev.reason,
-        note,
+        note: ev.note,
         type: ev.type,
         regarding: { ...ref },
       };
@@ -280,7 +279,7 @@ export class EventRecorder implements EventSink {
       metadata: { name, namespace: ref.namespace },
       involvedObject: { ...ref },
       reason: ev.reason,
-      message: note,
+      message: ev.note,
       type: ev.type,
       action: ev.action,
       firstTimestamp: now,
@@ -300,9 +299,4 @@ export class EventRecorder implements EventSink {
     entry.writtenCount = 1;
     entry.writtenAt = at.getTime();
   }
-}
-
-/** events.k8s.io MicroTime: exactly six fractional digits, or the API refuses the Event. */
-function microTime(d: Date): string {
-  return d.toISOString().replace(/Z$/, '000Z');
 }

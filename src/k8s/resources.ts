@@ -10,6 +10,11 @@ export interface List<T> {
   metadata?: { resourceVersion?: string };
 }
 
+/** RFC 3339 with microseconds, the wire form of metav1.MicroTime (the API refuses any other precision). */
+export function microTime(wallMs: number): string {
+  return new Date(wallMs).toISOString().replace(/Z$/, '000Z');
+}
+
 const seg = encodeURIComponent;
 const core = (namespace: string | undefined, plural: string): string => (namespace ? `/api/v1/namespaces/${seg(namespace)}/${plural}` : `/api/v1/${plural}`);
 const group = (gv: string, namespace: string | undefined, plural: string): string =>

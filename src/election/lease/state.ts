@@ -16,6 +16,9 @@
  * No I/O here: everything takes `now` (monotonic ms) or wall-clock ms as arguments.
  */
 import { RuleError } from '../../util/rule-error.js';
+import { microTime } from '../../k8s/resources.js';
+
+export { microTime };
 
 export interface LeaseTiming {
   leaseDurationMs: number;
@@ -194,10 +197,6 @@ export interface LeaseSpecWrite {
   transitions: number;
 }
 
-/** RFC 3339 with microseconds, the wire form of metav1.MicroTime. */
-export function microTime(wallMs: number): string {
-  return new Date(wallMs).toISOString().replace(/Z$/, '000Z');
-}
 
 /**
  * Whole seconds advertised in the record. client-go truncates; we round UP so a reader that
