@@ -42,13 +42,7 @@ describeWithApi('ServiceAnnouncement records against kube-apiserver', (assetsDir
   }
 
   beforeAll(async () => {
-    await api.cp.apply(`
-apiVersion: v1
-kind: ConfigMap
-metadata: { name: kubevip, namespace: kube-system }
-data:
-  cidr-global: 198.18.0.128/29
-`);
+    await api.applyPools({ 'cidr-global': '198.18.0.128/29' });
     ctl = new ServicesController({ client: api.client, nodeName: 'n1', log, debounceMs: 20 });
     ctl.setMembers(['n1']);
     ctl.setAllocator(true);

@@ -29,15 +29,7 @@ describeWithApi('services controller against kube-apiserver', (assetsDir) => {
   }
 
   beforeAll(async () => {
-    await api.cp.apply(`
-apiVersion: v1
-kind: ConfigMap
-metadata: { name: kubevip, namespace: kube-system }
-data:
-  cidr-global: 198.18.100.0/29,2001:db8:100::/126
-  range-team-a: 198.18.101.10-198.18.101.11
-  allow-share-team-b: "true"
-`);
+    await api.applyPools({ 'cidr-global': '198.18.100.0/29,2001:db8:100::/126', 'range-team-a': '198.18.101.10-198.18.101.11', 'allow-share-team-b': 'true' });
     // Another controller's Service, with an address it wrote into status itself.
     await createSvc('x', 'foreign', { loadBalancerClass: 'other.io/lb' });
     const f = await getSvc('x', 'foreign');
@@ -113,16 +105,7 @@ data:
   });
 
   it('allow-share: two Services of one namespace with disjoint ports share an IPv4 address; one holder', async () => {
-    await api.cp.apply(`
-apiVersion: v1
-kind: ConfigMap
-metadata: { name: kubevip, namespace: kube-system }
-data:
-  cidr-global: 198.18.100.0/29,2001:db8:100::/126
-  range-team-a: 198.18.101.10-198.18.101.11
-  range-team-b: 198.18.102.1-198.18.102.1
-  allow-share-team-b: "true"
-`);
+    await api.applyPools({ 'cidr-global': '198.18.100.0/29,2001:db8:100::/126', 'range-team-a': '198.18.101.10-198.18.101.11', 'range-team-b': '198.18.102.1-198.18.102.1', 'allow-share-team-b': 'true' });
     await createSvc('team-b', 'dns-udp', { ports: [{ port: 53, protocol: 'UDP' }] });
     await statusIs('team-b', 'dns-udp', (s) => ingress(s)[0] === '198.18.102.1');
     await createSvc('team-b', 'dns-tcp', { ports: [{ port: 53, protocol: 'TCP' }] });

@@ -34,13 +34,7 @@ describeRequiring('ServiceAnnouncement garbage collection by kube-controller-man
   beforeAll(async () => {
     await exec('kubectl', ['--kubeconfig', sapi.cp.adminKubeconfig, 'apply', '-f', join(ROOT, 'manifests', 'vipd-crds.yaml')], { timeout: 60_000 });
     await until('served', async () => (await sapi.cp.request('GET', `${ANN}/serviceannouncements`)).status === 200);
-    await sapi.cp.apply(`
-apiVersion: v1
-kind: ConfigMap
-metadata: { name: kubevip, namespace: kube-system }
-data:
-  cidr-global: 198.18.0.136/29
-`);
+    await sapi.applyPools({ 'cidr-global': '198.18.0.136/29' });
     cm = startControllerManager(sapi.cp, assets.kcm, ['garbagecollector']);
     ctl = new ServicesController({ client: sapi.client, nodeName: 'n1', log, debounceMs: 20 });
     ctl.setMembers(['n1']);
@@ -70,7 +64,7 @@ data:
 
     await req('DELETE', '/api/v1/namespaces/gc/services/web');
     await until('record collected', async () => (await anns()).length === 0, 90_000, 250).catch((err: unknown) => {
-      throw new Error(`${String(err)}; kube-controller-manager said: ${cm?.output().slice(-2000)}`);
+      throw new Error(`${String(err)}; kube-controller-manager said: ${cm?.logTail(40)}`);
     });
   }, 150_000);
 });

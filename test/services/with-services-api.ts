@@ -66,6 +66,8 @@ export interface ServicesApi {
   /** The vipd.io/Allocated condition. */
   cond(s: Svc): NonNullable<NonNullable<Svc['status']>['conditions']>[number] | undefined;
   until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs?: number, stepMs?: number): Promise<T>;
+  /** Writes the address pools: the kube-system/kubevip ConfigMap with this data (kube-vip-cloud-provider's keys). */
+  applyPools(data: Record<string, string>): Promise<void>;
   /** Waits until the Service's stored state satisfies `pred` and returns it. */
   statusIs(ns: string, name: string, pred: (s: Svc) => boolean): Promise<Svc>;
   /** events.k8s.io Events about the Service ns/name. */
@@ -125,6 +127,7 @@ export function useServicesApi(opts: ServicesApiOptions): ServicesApi {
     ingress: (s) => (s.status?.loadBalancer?.ingress ?? []).map((i) => i.ip),
     cond: (s) => s.status?.conditions?.find((c) => c.type === 'vipd.io/Allocated'),
     until,
+    applyPools: (data) => cp!.apply(JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'kubevip', namespace: 'kube-system' }, data })),
     statusIs: (ns, name, pred) =>
       until(`${ns}/${name} status`, async () => {
         const s = await getSvc(ns, name);
