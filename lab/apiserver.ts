@@ -186,7 +186,12 @@ function installExitHook(): void {
   });
 }
 
-class ManagedProcess {
+/**
+ * A server process of the lab (etcd, kube-apiserver, kube-controller-manager): its own process
+ * group, output appended to a log file, SIGTERM then SIGKILL on stop, and killed by this process's
+ * exit hook if nobody stopped it.
+ */
+export class ManagedProcess {
   private child: ChildProcess | undefined;
   private exitPromise: Promise<void> = Promise.resolve();
   private running = false;
